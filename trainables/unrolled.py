@@ -1,0 +1,204 @@
+"""The unrolled surrogate generator loss f_K of Metz et al. (2017), Section 2.
+
+    f_K(theta_G, theta_D) = f(theta_G, theta_D^K(theta_G, theta_D))
+
+theta_D^K is the discriminator after K optimizer steps on its own loss, taken
+*inside the autograd graph*, starting from the real discriminator's parameters
+and its optimizer's moments. Back-propagating f_K into the generator gives
+
+    df_K/dtheta_G = df/dtheta_G (at theta_D^K)                      (first term)
+                  + df/dtheta_D^K . dtheta_D^K/dtheta_G             (second term)
+
+``second_order=False`` is the paper's "stop-gradient" variant: theta_D^K is
+computed but treated as a constant, so only the first term survives.
+
+This module is pure: it reads the discriminator and its optimizer and never
+writes to them (no parameter, buffer, ``.grad`` or optimizer-state change).
+
+Why a flat parameter vector: the inner optimizer then costs a handful of tensor
+ops per unrolled step whatever the number of parameter tensors, and the one
+guard Adam needs for a differentiable sqrt (below) is a single ``where``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+DiscriminatorLoss = Callable[[Tensor, Tensor], Tensor]
+"""(logits on real, logits on fake) -> scalar loss the discriminator minimises."""
+GeneratorLoss = Callable[[Tensor], Tensor]
+"""(logits on fake) -> scalar loss the generator minimises."""
+UnrollBatches = Callable[[int], "tuple[Tensor, Tensor]"]
+"""k -> (real, fake) minibatch for unrolled step k (fake must carry the generator's graph)."""
+
+
+@dataclass(frozen=True)
+class FlatDiscriminator:
+    """The discriminator's parameters as one flat vector, and how to call the module with it."""
+
+    module: nn.Module
+    names: tuple[str, ...]
+    shapes: tuple[torch.Size, ...]
+    numels: tuple[int, ...]
+    buffers: dict[str, Tensor]
+
+    @classmethod
+    def of(cls, module: nn.Module) -> "FlatDiscriminator":
+        named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+        # Clones, because batch norm updates running statistics in place during the
+        # unrolled forward passes and the real discriminator must stay untouched.
+        buffers = {n: b.detach().clone() for n, b in module.named_buffers()}
+        return cls(
+            module=module,
+            names=tuple(n for n, _ in named),
+            shapes=tuple(p.shape for _, p in named),
+            numels=tuple(p.numel() for _, p in named),
+            buffers=buffers,
+        )
+
+    def flatten(self, tensors: list[Tensor]) -> Tensor:
+        return torch.cat([t.reshape(-1) for t in tensors])
+
+    def current(self) -> Tensor:
+        params = dict(self.module.named_parameters())
+        return self.flatten([params[n].detach() for n in self.names])
+
+    def __call__(self, flat: Tensor, x: Tensor) -> Tensor:
+        views = [v.view(s) for v, s in zip(torch.split(flat, self.numels), self.shapes)]
+        return functional_call(self.module, ({**dict(zip(self.names, views))}, self.buffers), (x,))
+
+
+@dataclass
+class InnerAdam:
+    """Differentiable continuation of a ``torch.optim.Adam`` run (same update formula)."""
+
+    lr: float
+    beta1: float
+    beta2: float
+    eps: float
+    weight_decay: float
+    step_count: float
+    exp_avg: Tensor
+    exp_avg_sq: Tensor
+
+    def step(self, flat: Tensor, grad: Tensor) -> Tensor:
+        if self.weight_decay:
+            grad = grad + self.weight_decay * flat
+        self.step_count += 1
+        self.exp_avg = torch.lerp(self.exp_avg, grad, 1 - self.beta1)
+        self.exp_avg_sq = self.exp_avg_sq * self.beta2 + (1 - self.beta2) * grad * grad
+        bias_correction1 = 1 - self.beta1**self.step_count
+        bias_correction2_sqrt = (1 - self.beta2**self.step_count) ** 0.5
+        # sqrt'(0) is infinite; where an element's second moment is exactly zero its
+        # gradient is zero too, so inf * 0 would turn the generator's gradient into NaN.
+        # Route those elements through sqrt(1) and zero them (the `higher` library masks
+        # the same elements).
+        positive = self.exp_avg_sq > 0
+        root = torch.where(positive, torch.where(positive, self.exp_avg_sq, 1.0).sqrt(), 0.0)
+        denom = root / bias_correction2_sqrt + self.eps
+        return flat - (self.lr / bias_correction1) * self.exp_avg / denom
+
+
+@dataclass
+class InnerSGD:
+    """Differentiable continuation of a ``torch.optim.SGD`` run (plain or heavy-ball momentum)."""
+
+    lr: float
+    momentum: float
+    weight_decay: float
+    momentum_buffer: Tensor | None
+
+    def step(self, flat: Tensor, grad: Tensor) -> Tensor:
+        if self.weight_decay:
+            grad = grad + self.weight_decay * flat
+        if self.momentum:
+            self.momentum_buffer = grad if self.momentum_buffer is None else self.momentum_buffer * self.momentum + grad
+            grad = self.momentum_buffer
+        return flat - self.lr * grad
+
+
+def inner_optimizer(optimizer: torch.optim.Optimizer, flat_d: FlatDiscriminator) -> InnerAdam | InnerSGD:
+    """Copy the hyperparameters and state of the real discriminator optimizer (detached)."""
+    if len(optimizer.param_groups) != 1:
+        raise ValueError("unrolling supports a discriminator optimizer with exactly one parameter group")
+    group = optimizer.param_groups[0]
+    params = dict(flat_d.module.named_parameters())
+    states = [optimizer.state.get(params[n], {}) for n in flat_d.names]
+    like = flat_d.current()
+
+    def flat_state(key: str) -> Tensor | None:
+        if not all(key in s for s in states):
+            return None
+        return flat_d.flatten([s[key].detach() for s in states]).to(like.dtype)
+
+    if type(optimizer) is torch.optim.Adam:
+        if group["amsgrad"] or group.get("maximize"):
+            raise ValueError("unrolled Adam supports neither amsgrad nor maximize")
+        steps = {float(s["step"]) for s in states if "step" in s}
+        if len(steps) > 1:
+            raise ValueError(f"discriminator parameters are at different Adam steps {sorted(steps)}")
+        exp_avg, exp_avg_sq = flat_state("exp_avg"), flat_state("exp_avg_sq")
+        beta1, beta2 = group["betas"]
+        return InnerAdam(
+            lr=float(group["lr"]), beta1=float(beta1), beta2=float(beta2), eps=float(group["eps"]),
+            weight_decay=float(group["weight_decay"]), step_count=steps.pop() if steps else 0.0,
+            exp_avg=torch.zeros_like(like) if exp_avg is None else exp_avg,
+            exp_avg_sq=torch.zeros_like(like) if exp_avg_sq is None else exp_avg_sq,
+        )
+    if type(optimizer) is torch.optim.SGD:
+        if group["nesterov"] or group["dampening"] or group.get("maximize"):
+            raise ValueError("unrolled SGD supports neither nesterov, dampening nor maximize")
+        return InnerSGD(lr=float(group["lr"]), momentum=float(group["momentum"]),
+                        weight_decay=float(group["weight_decay"]),
+                        momentum_buffer=flat_state("momentum_buffer"))
+    raise TypeError(f"cannot unroll {type(optimizer).__name__}; use torch.optim.Adam or torch.optim.SGD")
+
+
+def unrolled_generator_loss(
+    discriminator: nn.Module,
+    d_optimizer: torch.optim.Optimizer,
+    fake: Tensor,
+    real: Tensor,
+    *,
+    unroll_steps: int,
+    d_loss: DiscriminatorLoss,
+    g_loss: GeneratorLoss,
+    second_order: bool = True,
+    unroll_batches: UnrollBatches | None = None,
+) -> Tensor:
+    """The surrogate generator loss f_K, differentiable with respect to the generator.
+
+    Args:
+        discriminator: the real discriminator; read, never modified.
+        d_optimizer: its Adam or SGD optimizer; hyperparameters and moments are read, never modified.
+        fake: generator samples G(z), attached to the generator's graph.
+        real: a real minibatch.
+        unroll_steps: K >= 0. K=0 is the standard GAN generator loss.
+        d_loss, g_loss: the discriminator's loss (unrolled) and the generator's (evaluated at theta_D^K).
+        second_order: False = stop-gradient variant (theta_D^K treated as a constant).
+        unroll_batches: None (the paper's choice) reuses ``(real, fake)`` for every unrolled step;
+            otherwise called with k to give step k's ``(real, fake)``.
+    """
+    if unroll_steps < 0:
+        raise ValueError(f"unroll_steps must be >= 0, got {unroll_steps}")
+    flat_d = FlatDiscriminator.of(discriminator)
+    theta = flat_d.current()
+    if unroll_steps:
+        optimizer = inner_optimizer(d_optimizer, flat_d)
+        theta = theta.requires_grad_(True)
+        for k in range(unroll_steps):
+            real_k, fake_k = (real, fake) if unroll_batches is None else unroll_batches(k)
+            if not second_order:
+                fake_k = fake_k.detach()
+            loss = d_loss(flat_d(theta, real_k), flat_d(theta, fake_k))
+            (grad,) = torch.autograd.grad(loss, theta, create_graph=second_order)
+            theta = optimizer.step(theta, grad)
+            if not second_order:
+                theta = theta.detach().requires_grad_(True)
+        if not second_order:
+            theta = theta.detach()
+    return g_loss(flat_d(theta, fake))
