@@ -1,0 +1,67 @@
+"""Figures rendered to PNG (matplotlib's Agg backend: no display needed)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+
+def evenly_spaced(values: list, at_most: int) -> list:
+    """At most `at_most` of the sorted values, always keeping the first and the last."""
+    values = sorted(values)
+    if len(values) <= at_most:
+        return values
+    picks = np.linspace(0, len(values) - 1, at_most).round().astype(int)
+    return [values[i] for i in sorted(set(picks))]
+
+
+def points(samples: pd.DataFrame) -> np.ndarray:
+    return np.stack(samples["values"].to_numpy()).astype(np.float64)
+
+
+def heatmap_grid(rows: dict[str, dict[int, np.ndarray]], data: np.ndarray, extent: float, out: Path,
+                 title: str) -> Path:
+    """Rows of 2-D sample histograms at increasing steps; the last column is the data (paper's Figure 1)."""
+    steps = sorted({s for cells in rows.values() for s in cells})
+    fig, axes = plt.subplots(len(rows), len(steps) + 1, figsize=(1.9 * (len(steps) + 1), 2.0 * len(rows)),
+                             squeeze=False)
+    bins = np.linspace(-extent, extent, 101)
+    for r, (label, cells) in enumerate(rows.items()):
+        for c, step in enumerate(steps + ["data"]):
+            ax = axes[r][c]
+            xy = data if step == "data" else cells.get(step)
+            if xy is not None:
+                hist, _, _ = np.histogram2d(xy[:, 0], xy[:, 1], bins=[bins, bins])
+                ax.imshow(np.log1p(hist.T), origin="lower", extent=[-extent, extent, -extent, extent],
+                          cmap="viridis", interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title("data" if step == "data" else f"step {step}", fontsize=9)
+            if c == 0:
+                ax.set_ylabel(label, fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def metric_curves(metrics: pd.DataFrame, columns: list[str], hue: str, out: Path, title: str) -> Path:
+    """Each metric against training step, mean and 95% interval over seeds, one line per `hue` value."""
+    sns.set_theme(style="whitegrid", context="paper")
+    fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.2), squeeze=False)
+    for ax, column in zip(axes[0], columns):
+        sns.lineplot(data=metrics, x="step", y=column, hue=hue, errorbar=("ci", 95), ax=ax, palette="viridis")
+        ax.set_title(column)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

@@ -1,0 +1,39 @@
+"""`python -m analysis report PATH`: tables and figures of one sweep, from its Parquet files alone."""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from .results import ResultsError, load_metrics
+
+_REPORTS = {"mog": "analysis.experiments.mog"}
+
+
+@dataclass
+class ReportResult:
+    out_dir: Path
+    text: str
+    files: list[Path]
+
+
+def default_out_dir(path: str) -> Path:
+    if "://" in path:
+        return Path("reports") / path.rstrip("/").rsplit("/", 1)[-1]
+    return Path(path).expanduser().resolve() / "report"
+
+
+def build_report(path: str, out_dir: str | Path | None = None) -> ReportResult:
+    metrics = load_metrics(path)
+    names = sorted(metrics["experiment"].unique())
+    if len(names) != 1:
+        raise ResultsError(f"{path} mixes experiments {names}; report one sweep at a time")
+    if names[0] not in _REPORTS:
+        raise ResultsError(f"no report for experiment {names[0]!r} yet")
+    out = Path(out_dir) if out_dir else default_out_dir(path)
+    out.mkdir(parents=True, exist_ok=True)
+    text, files = importlib.import_module(_REPORTS[names[0]]).report(path, metrics, out)
+    sweep = metrics["sweep"].iloc[0]
+    text = f"# Report for sweep `{sweep}`\n\n{text}\n"
+    (out / "report.md").write_text(text)
+    return ReportResult(out, text, [out / "report.md", *files])

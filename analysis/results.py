@@ -1,0 +1,73 @@
+"""Reading a sweep's Parquet results (layout and schema: ``trainables/results.py``)."""
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+
+
+class ResultsError(ValueError):
+    """The results cannot be read; the message is one line for the user."""
+
+
+def parquet_root(path: str) -> tuple[pafs.FileSystem, str]:
+    """The ``parquet`` folder of a sweep, given the sweep folder or that folder itself (path or URI)."""
+    try:
+        fs, root = pafs.FileSystem.from_uri(path) if "://" in path else (pafs.LocalFileSystem(), _absolute(path))
+    except (pa.ArrowInvalid, OSError) as error:
+        raise ResultsError(f"cannot open {path}: {error}") from None
+    for candidate in (f"{root.rstrip('/')}/parquet", root.rstrip("/")):
+        if fs.get_file_info(f"{candidate}/metrics").type == pafs.FileType.Directory:
+            return fs, candidate
+    raise ResultsError(f"no sweep results at {path} (expected {path}/parquet/metrics)")
+
+
+def _absolute(path: str) -> str:
+    from pathlib import Path
+
+    return str(Path(path).expanduser().resolve())
+
+
+def _read(path: str, table: str, filter=None, columns=None) -> pd.DataFrame:
+    fs, root = parquet_root(path)
+    location = f"{root}/{table}"
+    if fs.get_file_info(location).type != pafs.FileType.Directory:
+        raise ResultsError(f"no {table} table at {location}")
+    try:
+        dataset = pads.dataset(location, filesystem=fs, format="parquet", partitioning="hive")
+        result = dataset.to_table(filter=filter, columns=columns)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise ResultsError(f"corrupt results file under {location}: {str(error).splitlines()[0]}") from None
+    if result.num_rows == 0:
+        raise ResultsError(f"{location} holds no rows yet")
+    return result.to_pandas()
+
+
+def load_metrics(path: str) -> pd.DataFrame:
+    """One row per (trial, reported step), sorted by trial then step."""
+    frame = _read(path, "metrics")
+    frame["experiment"] = frame["experiment"].astype(str)
+    return frame.sort_values(["trial_id", "step"], kind="stable").reset_index(drop=True)
+
+
+def load_samples(path: str, kind: str | None = None) -> pd.DataFrame:
+    """Sample snapshots; ``kind`` = 'model' or 'data' to read only those."""
+    filter = None if kind is None else pads.field("kind") == kind
+    frame = _read(path, "samples", filter=filter)
+    frame["experiment"] = frame["experiment"].astype(str)
+    return frame.sort_values(["trial_id", "step", "kind", "sample_index"], kind="stable").reset_index(drop=True)
+
+
+def final_rows(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Each trial's last reported row."""
+    return metrics.loc[metrics.groupby("trial_id")["step"].idxmax()].reset_index(drop=True)
+
+
+def mean_and_standard_error(frame: pd.DataFrame, by: list[str], columns: list[str]) -> pd.DataFrame:
+    """Per group: mean, standard error of the mean (ddof=1; NaN for one seed) and the count, over seeds."""
+    grouped = frame.groupby(by, sort=True)[columns]
+    mean, sem, count = grouped.mean(), grouped.sem(), grouped.count()
+    out = pd.concat({"mean": mean, "se": sem, "n": count}, axis=1)
+    out.columns = [f"{metric}_{stat}" for stat, metric in out.columns]
+    return out.reset_index()

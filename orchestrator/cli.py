@@ -1,0 +1,160 @@
+"""Command line: `python -m orchestrator sweep EXPERIMENT ...` and `python -m orchestrator list`."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from trainables import experiments
+from trainables.config import ConfigError
+
+from .spec import SweepError, SweepSpec
+
+EPILOG = """examples:
+  python -m orchestrator sweep mog --profile quick
+  python -m orchestrator sweep mog --profile paper --seeds 0 1 2 3 4 --unroll-steps 0 1 5 10 \\
+      --storage ./results --address auto
+  python -m orchestrator sweep mog --profile quick --set iterations=2000 second_order=false --name mog-stopgrad
+
+Re-running the same command resumes an interrupted sweep; a finished one is not re-run."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Bad arguments: one line naming the problem, not the whole usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def _unroll(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"unroll steps must be >= 0, got {value}")
+    return value
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected name=value, got {text!r}")
+    return key, value
+
+
+def _axis(text: str) -> tuple[str, list[str]]:
+    key, values = _key_value(text)
+    return key, [v for v in values.split(",") if v]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="python -m orchestrator",
+                           description="Launch the paper's seed x unroll-steps grids as Ray Tune sweeps.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    sweep = commands.add_parser("sweep", help="run or resume a sweep", epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                description="Run a grid of trials of one experiment on Ray Tune; results land in "
+                                            "Parquet under <storage>/<name>/parquet, then the report is built.")
+    sweep.add_argument("experiment", help=f"one of: {', '.join(experiments.names())}")
+    sweep.add_argument("--profile", default="quick",
+                       help="smoke (seconds, for tests) | quick (this machine, minutes) | paper (GPU cluster); "
+                            "default: quick")
+    sweep.add_argument("--seeds", nargs="+", type=_int, metavar="SEED", help="seeds (default: the profile's)")
+    sweep.add_argument("--unroll-steps", nargs="+", type=_unroll, metavar="K",
+                       help="unroll step counts K >= 0 (default: the profile's)")
+    sweep.add_argument("--axis", action="append", type=_axis, default=[], metavar="NAME=V1,V2",
+                       help="a further grid axis of the experiment, e.g. d_size=0.25,0.5")
+    sweep.add_argument("--set", nargs="+", type=_key_value, default=[], metavar="NAME=VALUE", dest="overrides",
+                       help="override experiment config fields for every trial (see `list`)")
+    sweep.add_argument("--storage", default="./results",
+                       help="folder or s3:// URI; the sweep goes to <storage>/<name> (default: ./results)")
+    sweep.add_argument("--name", help="sweep name (default: <experiment>-<profile>)")
+    sweep.add_argument("--address", help="Ray cluster address (host:port or 'auto'); default: start a local Ray")
+    sweep.add_argument("--cpus-per-trial", type=_int, default=1, help="CPUs (and torch threads) per trial; default 1")
+    sweep.add_argument("--gpus-per-trial", type=float,
+                       help="GPU share per trial (default: the experiment's share if the cluster has GPUs, else 0)")
+    sweep.add_argument("--max-concurrent", type=_int, help="at most this many trials at once (default: as resources allow)")
+    sweep.add_argument("--max-failures", type=_int, default=2, help="retries per trial from its last checkpoint; default 2")
+    sweep.add_argument("--no-report", action="store_true", help="skip building the report at the end")
+    sweep.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    commands.add_parser("list", help="experiments, their profiles and config fields")
+    return parser
+
+
+def _axis_values(experiment: str, name: str, values: list[str]) -> tuple:
+    config_type = experiments.get(experiment).config_type
+    kind = config_type.field_types().get(name)
+    if kind is None:
+        raise SweepError(f"{experiment} has no config field {name!r}")
+    from trainables.config import parse_value
+
+    return tuple(parse_value(name, v, kind) for v in values)
+
+
+def cmd_sweep(args) -> int:
+    from .sweep import run_sweep
+
+    if args.experiment not in experiments.names():
+        raise SweepError(f"unknown experiment {args.experiment!r}; available: {', '.join(experiments.names())}")
+    axes = {name: _axis_values(args.experiment, name, values) for name, values in args.axis} or None
+    spec = SweepSpec(
+        experiment=args.experiment, profile=args.profile,
+        seeds=None if args.seeds is None else tuple(args.seeds),
+        unroll_steps=None if args.unroll_steps is None else tuple(args.unroll_steps),
+        axes=axes, overrides=dict(args.overrides), storage=args.storage, name=args.name,
+        cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+        max_concurrent_trials=args.max_concurrent, max_failures=args.max_failures,
+    ).resolved()
+    print(f"sweep {spec.name}: {spec.experiment}/{spec.profile}, {spec.num_trials} trials "
+          f"(seeds {list(spec.seeds)} x unroll steps {list(spec.unroll_steps)}"
+          + "".join(f" x {k} {list(v)}" for k, v in spec.axes.items()) + ")", flush=True)
+    result = run_sweep(spec, address=args.address, progress=not args.quiet)
+    print(f"{'resumed' if result.resumed else 'ran'} {spec.name}: {result.finished}/{spec.num_trials} trials finished")
+    for line in result.errors:
+        print(f"trial failed: {line}", file=sys.stderr)
+    print(f"results: {result.results_dir}")
+    if not args.no_report and result.finished:
+        from analysis.report import build_report
+        from analysis.results import ResultsError
+
+        try:
+            report = build_report(result.path)
+        except ResultsError as error:
+            print(f"report not built: {error}", file=sys.stderr)
+            return 1
+        print(report.text)
+        print(f"report: {report.out_dir}")
+    if not result.ok:
+        print(f"{spec.num_trials - result.finished} trial(s) did not finish; re-run the same command to resume",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_list() -> int:
+    for name in experiments.names():
+        experiment = experiments.get(name)
+        print(f"{name}")
+        for profile_name, profile in experiment.profiles.items():
+            print(f"  profile {profile_name}: {profile.description}; seeds {list(profile.seeds)}, "
+                  f"unroll steps {list(profile.unroll_steps)}"
+                  + "".join(f", {k} {list(v)}" for k, v in profile.axes.items()))
+        defaults = experiment.config_type()
+        print("  config fields (--set NAME=VALUE): "
+              + ", ".join(f"{k}={v}" for k, v in defaults.to_dict().items()))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return cmd_list() if args.command == "list" else cmd_sweep(args)
+    except (SweepError, ConfigError) as error:
+        print(f"python -m orchestrator: error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,172 @@
+"""Sweep specifications: which experiment, which profile, which grid, where the results go."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainables import experiments
+from trainables.config import ConfigError
+
+
+class SweepError(ValueError):
+    """A sweep cannot start; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A grid of trials: seeds x unroll_steps x any further axes, on one experiment and profile.
+
+    ``seeds``, ``unroll_steps`` and ``axes`` left as None take the profile's grid.
+    """
+
+    experiment: str
+    profile: str = "quick"
+    seeds: tuple[int, ...] | None = None
+    unroll_steps: tuple[int, ...] | None = None
+    axes: dict[str, tuple] | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Experiment config fields set for every trial (``--set name=value``)."""
+    storage: str = "./results"
+    """Local folder or URI (s3://bucket/prefix); the sweep lands in <storage>/<name>."""
+    name: str | None = None
+    """Defaults to <experiment>-<profile>; re-running a sweep of the same name resumes it."""
+    cpus_per_trial: int = 1
+    gpus_per_trial: float | None = None
+    """None: the experiment's GPU share when the cluster has GPUs, else 0."""
+    max_concurrent_trials: int | None = None
+    max_failures: int = 2
+    """Retries per trial, each from its last checkpoint (worker loss, preemption)."""
+
+    def resolved(self) -> "SweepSpec":
+        """Validate and fill in defaults from the profile, without touching any file or Ray."""
+        if self.experiment not in experiments.names():
+            raise SweepError(f"unknown experiment {self.experiment!r}; available: {', '.join(experiments.names())}")
+        experiment = experiments.get(self.experiment)
+        if self.profile not in experiment.profiles:
+            raise SweepError(f"unknown profile {self.profile!r}; choose from {', '.join(experiment.profiles)}")
+        profile = experiment.profiles[self.profile]
+        seeds = tuple(profile.seeds if self.seeds is None else self.seeds)
+        unroll = tuple(profile.unroll_steps if self.unroll_steps is None else self.unroll_steps)
+        axes = {k: tuple(v) for k, v in (profile.axes if self.axes is None else self.axes).items()}
+        if not seeds:
+            raise SweepError("--seeds needs at least one seed")
+        if not unroll:
+            raise SweepError("--unroll-steps needs at least one value")
+        for value in seeds:
+            if not _is_int(value):
+                raise SweepError(f"seeds must be integers, got {value!r}")
+        for value in unroll:
+            if not _is_int(value) or value < 0:
+                raise SweepError(f"unroll steps must be non-negative integers, got {value!r}")
+        for name in ("seeds", "unroll_steps"):
+            values = seeds if name == "seeds" else unroll
+            if len(set(values)) != len(values):
+                raise SweepError(f"{name} has repeated values: {list(values)}")
+        unknown_axes = sorted(set(axes) - set(experiment.axis_columns))
+        if unknown_axes:
+            raise SweepError(f"{self.experiment} has no sweep axis {', '.join(unknown_axes)}; "
+                             f"axes: {', '.join(experiment.axis_columns) or 'none'}")
+        if self.cpus_per_trial < 1:
+            raise SweepError(f"cpus per trial must be at least 1, got {self.cpus_per_trial}")
+        if self.gpus_per_trial is not None and self.gpus_per_trial < 0:
+            raise SweepError(f"gpus per trial must be >= 0, got {self.gpus_per_trial}")
+        reserved = {"seed", "unroll_steps", *axes}
+        clash = sorted(reserved & set(self.overrides))
+        if clash:
+            raise SweepError(f"--set {', '.join(clash)}: these are sweep axes, use their own options")
+        # Build one trial's config per grid point now, so a bad value fails here, not in a trial.
+        try:
+            for seed in seeds[:1]:
+                for k in unroll:
+                    for point in _grid_points(axes):
+                        experiment.config(self.profile, {**self.overrides, "seed": seed, "unroll_steps": k,
+                                                         "torch_threads": self.cpus_per_trial, **point})
+        except ConfigError as error:
+            raise SweepError(str(error)) from None
+        return SweepSpec(
+            experiment=self.experiment, profile=self.profile, seeds=seeds, unroll_steps=unroll, axes=axes,
+            overrides=dict(self.overrides), storage=self.storage, name=self.name or f"{self.experiment}-{self.profile}",
+            cpus_per_trial=self.cpus_per_trial, gpus_per_trial=self.gpus_per_trial,
+            max_concurrent_trials=self.max_concurrent_trials, max_failures=self.max_failures,
+        )
+
+    @property
+    def num_trials(self) -> int:
+        n = len(self.seeds) * len(self.unroll_steps)
+        for values in self.axes.values():
+            n *= len(values)
+        return n
+
+    def grid_identity(self) -> dict[str, Any]:
+        """What must match for a re-run to resume this sweep (Tune cannot change a grid on restore)."""
+        return {"experiment": self.experiment, "profile": self.profile, "seeds": list(self.seeds),
+                "unroll_steps": list(self.unroll_steps), "axes": {k: list(v) for k, v in self.axes.items()},
+                "overrides": self.overrides, "cpus_per_trial": self.cpus_per_trial}
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, default=list)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _grid_points(axes: dict[str, tuple]) -> list[dict[str, Any]]:
+    points: list[dict[str, Any]] = [{}]
+    for name, values in axes.items():
+        points = [{**p, name: v} for p in points for v in values]
+    return points
+
+
+def storage_uri(storage: str) -> str:
+    """Absolute path or URI: Tune rejects relative storage paths."""
+    if "://" in storage:
+        return storage.rstrip("/")
+    return str(Path(storage).expanduser().resolve())
+
+
+def check_storage_writable(storage: str) -> None:
+    """Fail early, with one line, on a storage location that cannot take files."""
+    if "://" in storage:
+        import pyarrow.fs as pafs
+
+        try:
+            fs, path = pafs.FileSystem.from_uri(storage)
+            fs.create_dir(path, recursive=True)
+        except Exception as error:  # pyarrow raises OSError/ArrowInvalid variants
+            raise SweepError(f"storage {storage} is not usable: {error}") from None
+        return
+    path = Path(storage)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-probe-{uuid.uuid4().hex}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise SweepError(f"storage {storage} is not writable: {error.strerror or error}") from None
+
+
+def check_address_reachable(address: str | None) -> None:
+    """Fail early on an --address nobody answers at; Ray itself retries for a long time."""
+    if address in (None, "local"):
+        return
+    if address == "auto":
+        if os.environ.get("RAY_ADDRESS"):
+            return check_address_reachable(os.environ["RAY_ADDRESS"])
+        if Path("/tmp/ray/ray_current_cluster").exists():
+            return
+        raise SweepError("--address auto: no running Ray cluster found on this machine (start one with `ray start --head`)")
+    host_port = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = host_port.rpartition(":")
+    if not host or not port.isdigit():
+        raise SweepError(f"--address {address!r} is not of the form host:port")
+    try:
+        with socket.create_connection((host, int(port)), timeout=3):
+            pass
+    except OSError as error:
+        raise SweepError(f"--address {address}: no Ray cluster reachable ({error.strerror or error})") from None

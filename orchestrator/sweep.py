@@ -1,0 +1,164 @@
+"""Turn a SweepSpec into a Ray Tune run: new, or resumed where an earlier run of it stopped."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+from trainables import experiments
+
+from .progress import SweepProgress
+from .spec import SweepError, SweepSpec, check_address_reachable, check_storage_writable, storage_uri
+
+SPEC_FILE = "sweep.json"
+
+# Environment for every trial process: the trial's working directory stays where it was
+# started (relative paths keep working), and Tune's checkpoint-sync warning stays quiet
+# for short trials that checkpoint often.
+TRIAL_ENV = {
+    "RAY_CHDIR_TO_TRIAL_DIR": "0",
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    "RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS": "0",
+}
+
+
+@dataclass
+class SweepResult:
+    spec: SweepSpec
+    path: str
+    """The sweep's folder (Tune experiment) under the storage location."""
+    results_dir: str
+    """Its Parquet datasets (``metrics/``, ``samples/``)."""
+    resumed: bool
+    finished: int
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and self.finished == self.spec.num_trials
+
+
+def run_sweep(spec: SweepSpec, address: str | None = None, progress: bool = True,
+              progress_every_s: float = 10.0) -> SweepResult:
+    """Run (or resume) a sweep to completion. Every input check happens before Ray starts."""
+    spec = spec.resolved()
+    storage = storage_uri(spec.storage)
+    check_storage_writable(storage)
+    check_address_reachable(address)
+    path = f"{storage}/{spec.name}"
+    _check_same_grid(path, spec)
+
+    os.environ.update(TRIAL_ENV)
+    import ray
+    from ray import tune
+
+    from trainables.ray_adapter import train_trial
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                     runtime_env={"env_vars": TRIAL_ENV}, configure_logging=True, logging_level="WARNING")
+        except (ConnectionError, RuntimeError) as error:
+            raise SweepError(f"could not connect to Ray at {address or 'a new local cluster'}: {error}") from None
+    try:
+        experiment = experiments.get(spec.experiment)
+        trainable = tune.with_resources(train_trial, {"cpu": spec.cpus_per_trial, "gpu": _gpus_per_trial(spec, experiment)})
+        resumed = tune.Tuner.can_restore(path)
+        if resumed:
+            tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
+        else:
+            tuner = tune.Tuner(
+                trainable,
+                param_space=_param_space(spec, f"{path}/parquet"),
+                tune_config=tune.TuneConfig(max_concurrent_trials=spec.max_concurrent_trials, reuse_actors=True),
+                run_config=tune.RunConfig(
+                    name=spec.name,
+                    storage_path=storage,
+                    verbose=0,
+                    trial_dirname_creator=_trial_dirname,
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                    failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+                    callbacks=[SweepProgress(spec.num_trials, headline=_headline(experiment), every_s=progress_every_s)]
+                    if progress else [],
+                ),
+            )
+            _write_spec(path, spec)
+        grid = tuner.fit()
+        errors = [f"{r.config.get('seed')=} {r.config.get('unroll_steps')=}: {_last_line(r.error)} ({r.path})"
+                  for r in grid if r.error is not None]
+        return SweepResult(spec, path, f"{path}/parquet", resumed, grid.num_terminated, errors)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _param_space(spec: SweepSpec, results_dir: str) -> dict:
+    from ray import tune
+
+    # Tune varies the first key fastest: unroll steps first spreads the expensive (large K)
+    # trials across the run instead of queueing them all at the end.
+    space = {"unroll_steps": tune.grid_search(list(spec.unroll_steps)), "seed": tune.grid_search(list(spec.seeds))}
+    space.update({name: tune.grid_search(list(values)) for name, values in spec.axes.items()})
+    space.update(experiment=spec.experiment, profile=spec.profile, sweep=spec.name, results_dir=results_dir,
+                 overrides={**spec.overrides, "torch_threads": spec.cpus_per_trial})
+    return space
+
+
+def _trial_dirname(trial) -> str:
+    axes = ",".join(f"{k}={trial.config[k]}" for k in ("seed", "unroll_steps") if k in trial.config)
+    return f"trial_{trial.trial_id}_{axes}"
+
+
+def _gpus_per_trial(spec: SweepSpec, experiment) -> float:
+    import ray
+
+    cluster_gpus = ray.cluster_resources().get("GPU", 0)
+    if spec.gpus_per_trial is None:
+        return experiment.gpu_fraction if cluster_gpus else 0.0
+    if spec.gpus_per_trial > 0 and not cluster_gpus:
+        # Tune would otherwise wait for ever for a GPU that never comes.
+        raise SweepError(f"--gpus-per-trial {spec.gpus_per_trial}: the Ray cluster has no GPU")
+    return spec.gpus_per_trial
+
+
+def _headline(experiment) -> tuple[str, ...]:
+    return tuple(list(experiment.metrics)[:2])
+
+
+def _read_text(uri: str) -> str | None:
+    import pyarrow.fs as pafs
+
+    fs, path = pafs.FileSystem.from_uri(uri)
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    with fs.open_input_stream(path) as f:
+        return f.read().decode()
+
+
+def _check_same_grid(path: str, spec: SweepSpec) -> None:
+    text = _read_text(f"{path}/{SPEC_FILE}")
+    if text is None:
+        return
+    try:
+        saved = json.loads(text)["grid"]
+    except (ValueError, KeyError):
+        raise SweepError(f"{path}/{SPEC_FILE} is corrupt; move the sweep away or pass --name") from None
+    if saved != json.loads(json.dumps(spec.grid_identity())):
+        changed = sorted(k for k in saved if saved.get(k) != json.loads(json.dumps(spec.grid_identity())).get(k))
+        raise SweepError(f"sweep {spec.name!r} at {path} was started with a different {', '.join(changed)}; "
+                         f"re-run it unchanged to resume, or pass --name for a new sweep")
+
+
+def _write_spec(path: str, spec: SweepSpec) -> None:
+    import pyarrow.fs as pafs
+
+    fs, root = pafs.FileSystem.from_uri(path)
+    fs.create_dir(root, recursive=True)
+    with fs.open_output_stream(f"{root}/{SPEC_FILE}") as f:
+        f.write(json.dumps({"grid": spec.grid_identity(), "spec": json.loads(spec.to_json())}, indent=2).encode())
+
+
+def _last_line(error: BaseException) -> str:
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__

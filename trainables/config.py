@@ -1,0 +1,91 @@
+"""Typed configuration shared by every experiment.
+
+Each experiment subclasses :class:`GANConfig`, adds its own fields and sets paper
+defaults; a profile (smoke / quick / paper) is a set of field changes on top of those.
+Values that ``../shared/paper.md`` marks [R] or [S] are reasoned defaults, not the
+paper's printed numbers: the field docs say so, and every field can be overridden
+(``--set name=value`` on the command line).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+C = TypeVar("C", bound="GANConfig")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message is one line meant for the user."""
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    seed: int = 0
+    """Seeds model initialisation, data and noise sampling, and evaluation."""
+    unroll_steps: int = 0
+    """K: discriminator optimizer steps unrolled inside the generator's graph (0 = standard GAN)."""
+    second_order: bool = True
+    """False = the paper's stop-gradient variant (first gradient term only)."""
+    fresh_unroll_batches: bool = False
+    """Draw a new minibatch for every unrolled step; the paper reuses one (no significant difference)."""
+    generator_steps: int = 1
+    """Generator updates per discriminator update (Appendix B ablation uses 5)."""
+    batch_size: int = 512
+    iterations: int = 25_000
+    """Training iterations; one iteration = one D update then `generator_steps` G updates."""
+    report_every: int = 500
+    """Metrics are computed, written to Parquet and checkpointed every this many iterations."""
+    snapshot_every: int = 5_000
+    """Generated-sample snapshots for the figures every this many iterations (multiple of report_every)."""
+    torch_threads: int = 1
+    """torch intra-op threads; fixed because the thread count changes float32 results."""
+
+    def __post_init__(self) -> None:
+        for name in ("generator_steps", "batch_size", "iterations", "report_every", "snapshot_every", "torch_threads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.unroll_steps, int) or isinstance(self.unroll_steps, bool) or self.unroll_steps < 0:
+            raise ConfigError(f"unroll_steps must be a non-negative integer, got {self.unroll_steps!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ConfigError(f"seed must be an integer, got {self.seed!r}")
+        if self.snapshot_every % self.report_every:
+            raise ConfigError(f"snapshot_every ({self.snapshot_every}) must be a multiple of report_every ({self.report_every})")
+
+    @classmethod
+    def field_types(cls) -> dict[str, type]:
+        hints = typing.get_type_hints(cls)
+        return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+    def with_values(self: C, values: dict[str, Any]) -> C:
+        """A copy with `values` applied; strings are parsed to the field's type (for --set)."""
+        types = self.field_types()
+        unknown = sorted(set(values) - set(types))
+        if unknown:
+            raise ConfigError(f"unknown {type(self).__name__} field(s): {', '.join(unknown)}; known: {', '.join(types)}")
+        return dataclasses.replace(self, **{k: parse_value(k, v, types[k]) for k, v in values.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def parse_value(name: str, value: Any, kind: type) -> Any:
+    if not isinstance(value, str) or kind is str:
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        return value
+    try:
+        if kind is bool:
+            lowered = value.lower()
+            if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return lowered in ("true", "1", "yes")
+        return kind(value)
+    except ValueError:
+        raise ConfigError(f"{name} expects a {kind.__name__}, got {value!r}") from None

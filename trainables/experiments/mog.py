@@ -1,0 +1,104 @@
+"""Mixture of 8 Gaussians on a ring: the paper's Figure 1 (Section 3.1, Appendix A)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..config import ConfigError, GANConfig
+from ..data.ring import ring_centers, sample_ring
+from ..losses import GENERATOR_LOSSES
+from ..metrics.modes import mode_metrics
+from ..models.mlp import ScaledInput, mlp
+from ..trainer import GANParts
+from . import Experiment, Profile
+
+
+@dataclass(frozen=True)
+class MogConfig(GANConfig):
+    num_modes: int = 8
+    radius: float = 2.0
+    """[R] ring radius (the appendix's value is not readable; the demo used 1.0)."""
+    std: float = 0.02
+    """[R] standard deviation of each mode."""
+    noise_dim: int = 256
+    hidden: int = 128
+    """[R] width of G's two hidden layers and D's one."""
+    init_gain: float = 0.8
+    """[R] orthogonal initialisation scale."""
+    d_input_scale: float = 4.0
+    """[R] D sees x / d_input_scale, about (-1, 1)."""
+    g_lr: float = 1e-4
+    d_lr: float = 1e-4
+    beta1: float = 0.5
+    generator_loss: str = "minimax"
+    """[P] the 2-D experiment trains G on the minimax loss itself."""
+    eval_samples: int = 2_500
+    """Samples for the mode metrics (VEEGAN's and PacGAN's count)."""
+    batch_size: int = 512
+    """[S] the authors' demo notebook."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.num_modes < 1 or self.std <= 0 or self.radius <= 0:
+            raise ConfigError("num_modes, radius and std must be positive")
+        if self.generator_loss not in GENERATOR_LOSSES:
+            raise ConfigError(f"generator_loss must be one of {', '.join(GENERATOR_LOSSES)}")
+
+
+class MogRun:
+    def __init__(self, cfg: MogConfig, device: torch.device):
+        self.cfg, self.device = cfg, device
+        self.centers = ring_centers(cfg.num_modes, cfg.radius)
+        generator = mlp([cfg.noise_dim, cfg.hidden, cfg.hidden, 2], cfg.init_gain).to(device)
+        discriminator = ScaledInput(mlp([2, cfg.hidden, 1], cfg.init_gain), cfg.d_input_scale).to(device)
+        adam = dict(betas=(cfg.beta1, 0.999))
+        self.parts = GANParts(
+            generator=generator,
+            discriminator=discriminator,
+            g_optimizer=torch.optim.Adam(generator.parameters(), lr=cfg.g_lr, **adam),
+            d_optimizer=torch.optim.Adam(discriminator.parameters(), lr=cfg.d_lr, **adam),
+            sample_real=self._real,
+            sample_noise=self._noise,
+            generator_loss=GENERATOR_LOSSES[cfg.generator_loss],
+        )
+
+    def _real(self, n: int, rng: torch.Generator) -> Tensor:
+        return sample_ring(n, self.centers, self.cfg.std, rng).float().to(self.device)
+
+    def _noise(self, n: int, rng: torch.Generator) -> Tensor:
+        return torch.randn(n, self.cfg.noise_dim, generator=rng).to(self.device)
+
+    @torch.no_grad()
+    def model_samples(self, rng: torch.Generator) -> Tensor:
+        return self.parts.generator(self._noise(self.cfg.eval_samples, rng)).cpu()
+
+    def data_samples(self, rng: torch.Generator) -> Tensor:
+        return self._real(self.cfg.eval_samples, rng).cpu()
+
+    def evaluate(self, rng: torch.Generator) -> dict[str, float]:
+        return mode_metrics(self.model_samples(rng), self.centers, self.cfg.std)
+
+
+EXPERIMENT = Experiment(
+    name="mog",
+    config_type=MogConfig,
+    build=MogRun,
+    metrics={
+        "modes": "modes (of 8) nearest to at least one high-quality sample (VEEGAN/PacGAN)",
+        "high_quality_pct": "% of samples within 3 std of their nearest mode centre (VEEGAN/PacGAN)",
+        "reverse_kl": "KL(histogram of high-quality samples over modes || uniform) (PacGAN); NaN if none",
+        "d_loss": "discriminator loss at the last iteration before the report",
+        "g_loss": "generator surrogate loss f_K at the last iteration before the report",
+    },
+    profiles={
+        "smoke": Profile("seconds per trial, for tests", dict(iterations=40, report_every=20, snapshot_every=20,
+                                                               batch_size=64, eval_samples=256),
+                         seeds=(0,), unroll_steps=(0, 2)),
+        "quick": Profile("this 2-core machine, minutes", dict(iterations=10_000, report_every=500, snapshot_every=2_000),
+                         seeds=(0, 1, 2), unroll_steps=(0, 10)),
+        "paper": Profile("the paper's schedule (25k iterations), 5 seeds", dict(iterations=25_000),
+                         seeds=(0, 1, 2, 3, 4), unroll_steps=(0, 1, 5, 10)),
+    },
+)

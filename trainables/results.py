@@ -1,0 +1,164 @@
+"""The Parquet results layout: the one place its schema is defined.
+
+A sweep's results live under ``<storage>/<sweep>/parquet/`` as two hive-partitioned datasets:
+
+``metrics/experiment=<name>/<trial_id>-<step>.parquet``
+    one row per (trial, reported step). Columns, in order:
+
+    ==============  ========  ==============================================================
+    sweep           string    sweep name (the Tune experiment name)
+    trial_id        string    Tune's trial id
+    profile         string    smoke | quick | paper
+    seed            int64     the trial's seed
+    unroll_steps    int64     K, discriminator steps unrolled in the generator's loss
+    second_order    bool      False = stop-gradient variant
+    <axes>          per axis  the experiment's further sweep axes (e.g. ``d_size``)
+    step            int64     training iterations completed when the row was measured
+    time_s          float64   training wall time of the trial up to this step (excludes evaluation)
+    node_id         string    Ray node that ran the step ('' outside Ray)
+    hostname        string    host that ran the step
+    config_json     string    the trial's full resolved config, as JSON
+    <metrics>       float64   the experiment's metrics (``Experiment.metrics`` documents each)
+    ==============  ========  ==============================================================
+
+``samples/experiment=<name>/<trial_id>-<step>.parquet``
+    generated (and, once per trial, real) samples for the figures: the identity columns
+    above through ``step``, then ``kind`` (string: model | data), ``sample_index`` (int32),
+    ``shape`` (list<int32>, one sample's shape) and ``values`` (list<float32>, the sample
+    flattened in C order).
+
+``experiment`` is the hive partition key, so it is a column when the dataset is read.
+
+Why one file per (trial, step): a report's rows are written before its checkpoint is
+committed, each file atomically (temporary name, then rename), so a crash never leaves a
+half-written file, and a trial that resumes from a checkpoint rewrites the very same file
+names for the steps it repeats: every (trial, step) appears exactly once. Temporary names
+start with '.', which pyarrow's dataset discovery skips.
+"""
+from __future__ import annotations
+
+import math
+import socket
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+IDENTITY_COLUMNS: list[pa.Field] = [
+    pa.field("sweep", pa.string()),
+    pa.field("trial_id", pa.string()),
+    pa.field("profile", pa.string()),
+    pa.field("seed", pa.int64()),
+    pa.field("unroll_steps", pa.int64()),
+    pa.field("second_order", pa.bool_()),
+]
+ROW_COLUMNS: list[pa.Field] = [
+    pa.field("step", pa.int64()),
+    pa.field("time_s", pa.float64()),
+    pa.field("node_id", pa.string()),
+    pa.field("hostname", pa.string()),
+    pa.field("config_json", pa.string()),
+]
+SAMPLE_COLUMNS: list[pa.Field] = [
+    pa.field("step", pa.int64()),
+    pa.field("kind", pa.string()),
+    pa.field("sample_index", pa.int32()),
+    pa.field("shape", pa.list_(pa.int32())),
+    pa.field("values", pa.list_(pa.float32())),
+]
+_ARROW_TYPES = {int: pa.int64(), float: pa.float64(), bool: pa.bool_(), str: pa.string()}
+
+
+def axis_fields(axes: dict[str, type]) -> list[pa.Field]:
+    return [pa.field(name, _ARROW_TYPES[kind]) for name, kind in axes.items()]
+
+
+def metrics_schema(axes: dict[str, type], metrics: list[str]) -> pa.Schema:
+    return pa.schema(IDENTITY_COLUMNS + axis_fields(axes) + ROW_COLUMNS
+                     + [pa.field(m, pa.float64()) for m in metrics])
+
+
+def samples_schema(axes: dict[str, type]) -> pa.Schema:
+    return pa.schema(IDENTITY_COLUMNS + axis_fields(axes) + SAMPLE_COLUMNS)
+
+
+def filesystem_and_path(uri: str) -> tuple[pafs.FileSystem, str]:
+    """pyarrow's filesystem for an absolute local path or a URI such as s3://bucket/prefix."""
+    return pafs.FileSystem.from_uri(uri)
+
+
+def write_table_atomically(fs: pafs.FileSystem, path: str, table: pa.Table) -> None:
+    directory, name = path.rsplit("/", 1)
+    fs.create_dir(directory, recursive=True)
+    temporary = f"{directory}/.tmp-{uuid.uuid4().hex}-{name}"
+    with fs.open_output_stream(temporary) as out:
+        pq.write_table(table, out)
+    # A rename on local disks; object stores copy, but an object appears only once complete.
+    fs.move(temporary, path)
+
+
+@dataclass(frozen=True)
+class TrialIdentity:
+    sweep: str
+    trial_id: str
+    experiment: str
+    profile: str
+    seed: int
+    unroll_steps: int
+    second_order: bool
+    axes: dict
+    """axis column -> this trial's value"""
+    node_id: str = ""
+    hostname: str = socket.gethostname()
+
+    def columns(self) -> dict:
+        return {"sweep": self.sweep, "trial_id": self.trial_id, "profile": self.profile, "seed": self.seed,
+                "unroll_steps": self.unroll_steps, "second_order": self.second_order, **self.axes}
+
+
+class ResultsWriter:
+    """Writes one trial's reports under ``root`` (a sweep's ``parquet`` folder, local path or URI)."""
+
+    def __init__(self, root: str, identity: TrialIdentity, metrics: list[str], config_json: str):
+        self.fs, self.root = filesystem_and_path(root)
+        self.identity, self.metric_names, self.config_json = identity, metrics, config_json
+        axes = {k: type(v) for k, v in identity.axes.items()}
+        self.metrics_schema = metrics_schema(axes, metrics)
+        self.samples_schema = samples_schema(axes)
+
+    def _path(self, table: str, step: int) -> str:
+        return f"{self.root}/{table}/experiment={self.identity.experiment}/{self.identity.trial_id}-{step:09d}.parquet"
+
+    def write(self, step: int, time_s: float, metrics: dict[str, float], samples: dict[str, np.ndarray]) -> None:
+        ident = self.identity
+        row = {**ident.columns(), "step": step, "time_s": time_s, "node_id": ident.node_id,
+               "hostname": ident.hostname, "config_json": self.config_json}
+        row.update({m: _finite_or_nan(metrics.get(m)) for m in self.metric_names})
+        table = pa.Table.from_pylist([row], schema=self.metrics_schema)
+        if samples:
+            self._write_samples(step, samples)
+        # Metrics last: a metrics row on disk implies its samples are there too.
+        write_table_atomically(self.fs, self._path("metrics", step), table)
+
+    def _write_samples(self, step: int, samples: dict[str, np.ndarray]) -> None:
+        columns: dict[str, list] = {f.name: [] for f in self.samples_schema}
+        base = self.identity.columns()
+        for kind, array in samples.items():
+            array = np.asarray(array, dtype=np.float32)
+            flat = array.reshape(len(array), -1)
+            for name, value in base.items():
+                columns[name].extend([value] * len(array))
+            columns["step"].extend([step] * len(array))
+            columns["kind"].extend([kind] * len(array))
+            columns["sample_index"].extend(range(len(array)))
+            columns["shape"].extend([list(array.shape[1:])] * len(array))
+            columns["values"].extend(list(flat))
+        table = pa.Table.from_pydict(columns, schema=self.samples_schema)
+        write_table_atomically(self.fs, self._path("samples", step), table)
+
+
+def _finite_or_nan(value) -> float:
+    return math.nan if value is None else float(value)

@@ -1,0 +1,104 @@
+"""The shared GAN trainer: plain discriminator updates, unrolled-surrogate generator updates.
+
+Knows nothing about Ray, Parquet or any particular experiment: an experiment hands it
+its networks, optimizers and samplers as :class:`GANParts`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from .config import GANConfig
+from .losses import discriminator_loss
+from .unrolled import GeneratorLoss, unrolled_generator_loss
+
+Sampler = Callable[[int, torch.Generator], Tensor]
+"""(batch size, CPU random generator) -> a batch on the training device."""
+
+
+@dataclass
+class GANParts:
+    generator: nn.Module
+    discriminator: nn.Module
+    g_optimizer: torch.optim.Optimizer
+    d_optimizer: torch.optim.Optimizer
+    sample_real: Sampler
+    sample_noise: Sampler
+    generator_loss: GeneratorLoss
+
+
+class GANTrainer:
+    """Alternating updates: one discriminator step on its plain loss, then the generator on f_K."""
+
+    def __init__(self, parts: GANParts, config: GANConfig):
+        self.parts = parts
+        self.config = config
+        # One CPU stream for every minibatch and noise draw, saved in checkpoints so a
+        # resumed run replays exactly the draws an uninterrupted one would have made.
+        self.rng = torch.Generator().manual_seed(config.seed)
+        self.iteration = 0
+        self.last_losses: dict[str, float] = {}
+
+    def discriminator_step(self) -> float:
+        p, batch = self.parts, self.config.batch_size
+        real = p.sample_real(batch, self.rng)
+        with torch.no_grad():
+            fake = p.generator(p.sample_noise(batch, self.rng))
+        loss = discriminator_loss(p.discriminator(real), p.discriminator(fake))
+        p.d_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        p.d_optimizer.step()
+        return loss.item()
+
+    def generator_step(self) -> float:
+        p, cfg = self.parts, self.config
+        real = p.sample_real(cfg.batch_size, self.rng)
+        fake = p.generator(p.sample_noise(cfg.batch_size, self.rng))
+        fresh = None
+        if cfg.fresh_unroll_batches:
+            def fresh(k: int) -> tuple[Tensor, Tensor]:
+                if k == 0:
+                    return real, fake
+                return (p.sample_real(cfg.batch_size, self.rng),
+                        p.generator(p.sample_noise(cfg.batch_size, self.rng)))
+        loss = unrolled_generator_loss(
+            p.discriminator, p.d_optimizer, fake, real,
+            unroll_steps=cfg.unroll_steps, d_loss=discriminator_loss, g_loss=p.generator_loss,
+            second_order=cfg.second_order, unroll_batches=fresh,
+        )
+        p.g_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        p.g_optimizer.step()
+        return loss.item()
+
+    def train_iteration(self) -> None:
+        d_loss = self.discriminator_step()
+        for _ in range(self.config.generator_steps):
+            g_loss = self.generator_step()
+        self.iteration += 1
+        self.last_losses = {"d_loss": d_loss, "g_loss": g_loss}
+
+    def state_dict(self) -> dict[str, Any]:
+        p = self.parts
+        return {
+            "generator": p.generator.state_dict(),
+            "discriminator": p.discriminator.state_dict(),
+            "g_optimizer": p.g_optimizer.state_dict(),
+            "d_optimizer": p.d_optimizer.state_dict(),
+            "iteration": self.iteration,
+            "rng": self.rng.get_state(),
+            "last_losses": dict(self.last_losses),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        p = self.parts
+        p.generator.load_state_dict(state["generator"])
+        p.discriminator.load_state_dict(state["discriminator"])
+        p.g_optimizer.load_state_dict(state["g_optimizer"])
+        p.d_optimizer.load_state_dict(state["d_optimizer"])
+        self.iteration = int(state["iteration"])
+        self.rng.set_state(state["rng"])
+        self.last_losses = dict(state["last_losses"])

@@ -1,0 +1,84 @@
+"""One trial, start to finish, without Ray: seed, build, train, evaluate at every report.
+
+The Ray adapter drives :meth:`Trial.reports`; tests and the benchmark use it directly.
+"""
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .config import GANConfig
+from .experiments import Experiment
+from .trainer import GANTrainer
+
+
+@dataclass
+class Report:
+    step: int
+    metrics: dict[str, float]
+    samples: dict[str, Tensor] = field(default_factory=dict)
+    """'model' every snapshot_every iterations, plus 'data' in the first report."""
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class Trial:
+    def __init__(self, experiment: Experiment, config: GANConfig, device: torch.device | str = "cpu"):
+        # Pinned on every trial, also under Ray with reused actors: threads change float32
+        # results, and a reused process keeps the previous trial's global state.
+        torch.set_num_threads(config.torch_threads)
+        seed_everything(config.seed)
+        self.experiment, self.config = experiment, config
+        self.run = experiment.build(config, torch.device(device))
+        self.trainer = GANTrainer(self.run.parts, config)
+        self.elapsed_s = 0.0
+
+    def _evaluation_rng(self, step: int) -> torch.Generator:
+        # Its own stream per (seed, step), so evaluating never shifts the training stream.
+        return torch.Generator().manual_seed(self.config.seed * 1_000_003 + step)
+
+    def _report(self) -> Report:
+        step = self.trainer.iteration
+        rng = self._evaluation_rng(step)
+        metrics = {**self.run.evaluate(rng), **self.trainer.last_losses}
+        samples = {}
+        if step % self.config.snapshot_every == 0 or step == self.config.iterations:
+            samples["model"] = self.run.model_samples(rng)
+        if step == 0:
+            samples["data"] = self.run.data_samples(rng)
+        for name in self.experiment.metrics:
+            metrics.setdefault(name, float("nan"))
+        return Report(step, metrics, samples)
+
+    def reports(self) -> Iterator[Report]:
+        """Yields the step-0 report (on a fresh start), then one every report_every iterations."""
+        cfg = self.config
+        if self.trainer.iteration == 0:
+            yield self._report()
+        while self.trainer.iteration < cfg.iterations:
+            start = time.perf_counter()
+            for _ in range(min(cfg.report_every, cfg.iterations - self.trainer.iteration)):
+                self.trainer.train_iteration()
+            self.elapsed_s += time.perf_counter() - start
+            yield self._report()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"trainer": self.trainer.state_dict(), "elapsed_s": self.elapsed_s,
+                "torch_rng": torch.get_rng_state(), "config": self.config.to_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["config"] != self.config.to_dict():
+            raise ValueError("checkpoint was written by a different configuration")
+        self.trainer.load_state_dict(state["trainer"])
+        self.elapsed_s = float(state["elapsed_s"])
+        torch.set_rng_state(state["torch_rng"])
