@@ -71,12 +71,12 @@ def run_sweep(spec: SweepSpec, address: str | None = None, progress: bool = True
             tuner = tune.Tuner(
                 trainable,
                 param_space=_param_space(spec, f"{path}/parquet"),
-                tune_config=tune.TuneConfig(max_concurrent_trials=spec.max_concurrent_trials, reuse_actors=True),
+                tune_config=tune.TuneConfig(max_concurrent_trials=spec.max_concurrent_trials, reuse_actors=True,
+                                            trial_dirname_creator=_trial_dirname),
                 run_config=tune.RunConfig(
                     name=spec.name,
                     storage_path=storage,
                     verbose=0,
-                    trial_dirname_creator=_trial_dirname,
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                     failure_config=tune.FailureConfig(max_failures=spec.max_failures),
                     callbacks=[SweepProgress(spec.num_trials, headline=_headline(experiment), every_s=progress_every_s)]
@@ -96,9 +96,9 @@ def run_sweep(spec: SweepSpec, address: str | None = None, progress: bool = True
 def _param_space(spec: SweepSpec, results_dir: str) -> dict:
     from ray import tune
 
-    # Tune varies the first key fastest: unroll steps first spreads the expensive (large K)
-    # trials across the run instead of queueing them all at the end.
-    space = {"unroll_steps": tune.grid_search(list(spec.unroll_steps)), "seed": tune.grid_search(list(spec.seeds))}
+    # Tune varies the last grid key fastest (measured on 2.60): unroll steps last spreads the
+    # expensive (large K) trials across the run instead of queueing them all at the end.
+    space = {"seed": tune.grid_search(list(spec.seeds)), "unroll_steps": tune.grid_search(list(spec.unroll_steps))}
     space.update({name: tune.grid_search(list(values)) for name, values in spec.axes.items()})
     space.update(experiment=spec.experiment, profile=spec.profile, sweep=spec.name, results_dir=results_dir,
                  overrides={**spec.overrides, "torch_threads": spec.cpus_per_trial})

@@ -9,7 +9,14 @@ from torch import nn
 from trainables.losses import discriminator_loss, generator_loss_minimax, generator_loss_non_saturating
 from trainables.unrolled import unrolled_generator_loss
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
 
 
 def make_pair(optimizer="adam", seed=0, eps=1e-8, warm_steps=3, batchnorm=False):

@@ -1,0 +1,34 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both build .venv from nothing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# The CPU wheel of this exact version lies on the development machines' disk; any other
+# version makes pip fetch a multi-GB CUDA build. GPU machines may install any torch >= 2.4.
+TORCH  ?= torch==2.13.0
+STAMP  := $(VENV)/.installed-$(shell echo '$(TORCH)' | tr -c 'a-zA-Z0-9.\n' _)
+
+.PHONY: install demo test test-slow bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet "$(TORCH)" -e ".[test]"
+	touch $@
+
+install: $(STAMP)
+
+# The quick mixture-of-Gaussians sweep on a local Ray (CPU), then its report.
+demo: install
+	$(BIN)/python -m orchestrator sweep mog --profile quick --storage ./results
+
+test: install
+	$(BIN)/python -m pytest -q
+
+# Slow end-to-end tests; pytest exits 5 when none is selected, which is not a failure.
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow || [ $$? -eq 5 ]
+
+bench: install
+	$(BIN)/python -m bench.unroll_cost
+
+clean:
+	rm -rf $(VENV) results

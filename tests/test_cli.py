@@ -1,0 +1,76 @@
+"""Bad input on the command line: one clear line, a non-zero exit, no Ray started, no results touched."""
+import subprocess
+import sys
+
+import pytest
+
+from orchestrator.cli import main as orchestrator_main
+from analysis.__main__ import main as analysis_main
+
+
+@pytest.fixture
+def existing_results(tmp_path):
+    sweep = tmp_path / "mog-quick"
+    sweep.mkdir()
+    (sweep / "keep.parquet").write_bytes(b"earlier results")
+    return tmp_path
+
+
+def run(argv, capsys):
+    try:
+        code = orchestrator_main(argv)
+    except SystemExit as exit:
+        code = exit.code
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["sweep", "gan9000"], "unknown experiment 'gan9000'"),
+    (["sweep", "mog", "--unroll-steps", "0", "-3"], "unroll steps must be >= 0, got -3"),
+    (["sweep", "mog", "--unroll-steps", "2.5"], "'2.5' is not an integer"),
+    (["sweep", "mog", "--seeds"], "--seeds: expected at least one argument"),
+    (["sweep", "mog", "--seeds", "1", "1"], "seeds has repeated values"),
+    (["sweep", "mog", "--profile", "huge"], "unknown profile 'huge'"),
+    (["sweep", "mog", "--set", "iterations=-5"], "iterations must be a positive integer"),
+    (["sweep", "mog", "--set", "seed=3"], "sweep axes"),
+    (["sweep", "mog", "--address", "127.0.0.1:9"], "no Ray cluster reachable"),
+    (["sweep", "mog", "--address", "nonsense"], "not of the form host:port"),
+])
+def test_bad_sweep_arguments(argv, expected, capsys, existing_results, monkeypatch):
+    monkeypatch.chdir(existing_results)
+    import ray
+
+    code, err = run(argv + ["--storage", str(existing_results)], capsys)
+    assert code != 0
+    assert expected in err and len(err.splitlines()) == 1, err
+    assert not ray.is_initialized()
+    assert (existing_results / "mog-quick" / "keep.parquet").read_bytes() == b"earlier results"
+    assert sorted(p.name for p in existing_results.iterdir()) == ["mog-quick"]
+
+
+def test_unwritable_storage(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    code, err = run(["sweep", "mog", "--storage", str(blocker / "sub")], capsys)
+    assert code != 0 and "is not writable" in err and len(err.splitlines()) == 1
+
+
+def test_analysis_report_on_a_missing_or_corrupt_sweep(capsys, tmp_path):
+    assert analysis_main(["report", str(tmp_path / "absent")]) == 1
+    assert "no sweep results at" in capsys.readouterr().err
+    partition = tmp_path / "parquet" / "metrics" / "experiment=mog"
+    partition.mkdir(parents=True)
+    (partition / "x-000000000.parquet").write_bytes(b"garbage")
+    assert analysis_main(["report", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "corrupt results file" in err and len(err.splitlines()) == 1
+    assert (partition / "x-000000000.parquet").read_bytes() == b"garbage"
+
+
+def test_help_documents_every_option():
+    out = subprocess.run([sys.executable, "-m", "orchestrator", "sweep", "--help"], capture_output=True, text=True,
+                         check=True).stdout
+    for option in ("--profile", "--seeds", "--unroll-steps", "--storage", "--address", "--set", "--axis",
+                   "--name", "--gpus-per-trial", "--max-failures"):
+        assert option in out

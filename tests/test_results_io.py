@@ -1,0 +1,77 @@
+"""Parquet results: schema, atomic per-(trial, step) files, exactly-once rows, clear errors on bad files."""
+import math
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from analysis.results import ResultsError, final_rows, load_metrics, load_samples, mean_and_standard_error
+from trainables.results import ResultsWriter, TrialIdentity, metrics_schema
+
+METRICS = ["modes", "reverse_kl"]
+
+
+def writer(root, trial_id="t1", seed=0, unroll_steps=5):
+    identity = TrialIdentity(sweep="s", trial_id=trial_id, experiment="mog", profile="smoke", seed=seed,
+                             unroll_steps=unroll_steps, second_order=True, axes={"d_size": 0.25}, node_id="n1")
+    return ResultsWriter(str(root), identity, METRICS, '{"seed": %d}' % seed)
+
+
+def test_rows_round_trip_with_the_documented_schema(tmp_path):
+    w = writer(tmp_path)
+    w.write(0, 0.0, {"modes": 1.0, "reverse_kl": math.nan}, {"data": np.ones((3, 2)), "model": np.zeros((2, 2))})
+    w.write(10, 1.5, {"modes": 4.0, "reverse_kl": 0.5}, {})
+    files = sorted((tmp_path / "metrics" / "experiment=mog").iterdir())
+    assert [f.name for f in files] == ["t1-000000000.parquet", "t1-000000010.parquet"]
+    assert pq.read_schema(files[0]) .equals(metrics_schema({"d_size": float}, METRICS), check_metadata=False)
+
+    metrics = load_metrics(str(tmp_path))
+    assert list(metrics["step"]) == [0, 10]
+    assert list(metrics["experiment"]) == ["mog", "mog"]
+    assert metrics["modes"].tolist() == [1.0, 4.0] and math.isnan(metrics["reverse_kl"][0])
+    assert set(metrics["node_id"]) == {"n1"} and metrics["d_size"].tolist() == [0.25, 0.25]
+
+    samples = load_samples(str(tmp_path))
+    assert len(samples) == 5
+    data = samples[samples["kind"] == "data"]
+    assert np.stack(data["values"]).tolist() == [[1.0, 1.0]] * 3
+    assert [list(s) for s in data["shape"]] == [[2]] * 3
+    assert len(load_samples(str(tmp_path), kind="model")) == 2
+
+
+def test_rewriting_a_step_replaces_it_and_temporary_files_are_ignored(tmp_path):
+    w = writer(tmp_path)
+    w.write(10, 1.0, {"modes": 1.0, "reverse_kl": 0.1}, {})
+    w.write(10, 2.0, {"modes": 3.0, "reverse_kl": 0.2}, {})  # a retried trial repeating step 10
+    partition = tmp_path / "metrics" / "experiment=mog"
+    (partition / ".tmp-deadbeef-t1-000000020.parquet").write_bytes(b"half a file")  # a crash mid-write
+    metrics = load_metrics(str(tmp_path))
+    assert metrics[["step", "modes"]].values.tolist() == [[10, 3.0]]
+
+
+def test_corrupt_file_gives_one_clear_error(tmp_path):
+    w = writer(tmp_path)
+    w.write(0, 0.0, {"modes": 1.0, "reverse_kl": 0.1}, {})
+    bad = tmp_path / "metrics" / "experiment=mog" / "t2-000000000.parquet"
+    bad.write_bytes(b"not parquet")
+    with pytest.raises(ResultsError, match="corrupt results file"):
+        load_metrics(str(tmp_path))
+    assert bad.read_bytes() == b"not parquet"  # reading never deletes anything
+
+
+def test_missing_results_name_the_path(tmp_path):
+    with pytest.raises(ResultsError, match="no sweep results at"):
+        load_metrics(str(tmp_path / "nowhere"))
+
+
+def test_final_rows_and_standard_error_across_seeds(tmp_path):
+    for seed, modes in [(0, 6.0), (1, 8.0), (2, 7.0)]:
+        w = writer(tmp_path, trial_id=f"t{seed}", seed=seed)
+        w.write(0, 0.0, {"modes": 0.0, "reverse_kl": 1.0}, {})
+        w.write(20, 0.0, {"modes": modes, "reverse_kl": 0.1 * seed}, {})
+    final = final_rows(load_metrics(str(tmp_path)))
+    assert sorted(final["modes"]) == [6.0, 7.0, 8.0]
+    table = mean_and_standard_error(final, ["unroll_steps"], ["modes"])
+    assert table["modes_mean"].item() == 7.0
+    assert math.isclose(table["modes_se"].item(), 1 / math.sqrt(3))  # std 1 over sqrt(3) seeds
+    assert table["modes_n"].item() == 3

@@ -1,0 +1,58 @@
+"""Driver loss: kill the sweep command mid-run, run it again, and get exactly the uninterrupted results."""
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from analysis.results import load_metrics
+from trainables import experiments
+from trainables.trial import Trial
+
+pytestmark = pytest.mark.slow
+
+OVERRIDES = ["iterations=3000", "report_every=250", "snapshot_every=1500"]
+
+
+def sweep_command(storage):
+    return [sys.executable, "-m", "orchestrator", "sweep", "mog", "--profile", "smoke", "--seeds", "0", "1",
+            "--unroll-steps", "0", "2", "--set", *OVERRIDES, "--storage", str(storage), "--no-report"]
+
+
+def test_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path):
+    partition = tmp_path / "mog-smoke" / "parquet" / "metrics" / "experiment=mog"
+    driver = subprocess.Popen(sweep_command(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        written = list(partition.glob("*-000001000.parquet")) if partition.exists() else []
+        if written:
+            break
+        time.sleep(0.2)
+    assert written, "the sweep wrote nothing in time"
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
+    driver.wait()
+    subprocess.run(["pkill", "-9", "-f", f"ray.*{os.getpgid(os.getpid())}"], check=False)  # nothing of ours left
+    steps_before = len(list(partition.glob("*.parquet")))
+    assert steps_before < 4 * 13, "the sweep finished before it was killed; nothing was tested"
+
+    rerun = subprocess.run(sweep_command(tmp_path), capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "resumed mog-smoke: 4/4 trials finished" in rerun.stdout
+
+    metrics = load_metrics(str(tmp_path / "mog-smoke"))
+    assert len(metrics) == 4 * 13  # steps 0, 250, ..., 3000 for each of 4 trials
+    assert not metrics.duplicated(["trial_id", "step"]).any()
+
+    experiment = experiments.get("mog")
+    for (seed, k), rows in metrics.groupby(["seed", "unroll_steps"]):
+        config = experiment.config_type(**json.loads(rows["config_json"].iloc[0]))
+        reference = [r.metrics for r in Trial(experiment, config).reports()]
+        for row, expected in zip(rows.sort_values("step").itertuples(), reference):
+            for name in ("modes", "high_quality_pct", "reverse_kl"):
+                a, b = getattr(row, name), expected[name]
+                assert a == b or (math.isnan(a) and math.isnan(b)), (seed, k, row.step, name)

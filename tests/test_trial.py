@@ -1,0 +1,86 @@
+"""The trial loop without Ray: determinism by seed, and resume-from-checkpoint equals an uninterrupted run."""
+import copy
+import math
+
+import pytest
+import torch
+
+from trainables import experiments
+from trainables.config import ConfigError
+from trainables.trial import Trial
+
+MOG = experiments.get("mog")
+
+
+def smoke(**values):
+    return MOG.config("smoke", {"unroll_steps": 2, **values})
+
+
+def run_all(trial):
+    return [(r.step, r.metrics, {k: v.clone() for k, v in r.samples.items()}) for r in trial.reports()]
+
+
+def same_reports(a, b):
+    assert [x[0] for x in a] == [x[0] for x in b]
+    for (_, ma, sa), (_, mb, sb) in zip(a, b):
+        assert ma.keys() == mb.keys()
+        for key in ma:
+            assert ma[key] == mb[key] or (math.isnan(ma[key]) and math.isnan(mb[key])), key
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_same_seed_same_numbers_and_different_seed_differs():
+    first = run_all(Trial(MOG, smoke(seed=3)))
+    same_reports(first, run_all(Trial(MOG, smoke(seed=3))))
+    other = run_all(Trial(MOG, smoke(seed=4)))
+    assert not torch.equal(first[-1][2]["model"], other[-1][2]["model"])
+
+
+def test_reports_at_zero_every_report_every_and_at_the_end():
+    cfg = smoke(iterations=50, report_every=20, snapshot_every=40)
+    reports = run_all(Trial(MOG, cfg))
+    assert [r[0] for r in reports] == [0, 20, 40, 50]
+    assert [sorted(r[2]) for r in reports] == [["data", "model"], [], ["model"], ["model"]]
+    assert set(reports[-1][1]) == set(MOG.metrics)
+
+
+def test_resume_from_a_checkpoint_replays_the_uninterrupted_run():
+    cfg = smoke(iterations=60, report_every=20, snapshot_every=20)
+    uninterrupted = run_all(Trial(MOG, cfg))
+
+    first = Trial(MOG, cfg)
+    reports = first.reports()
+    head = [next(reports) for _ in range(2)]  # steps 0 and 20
+    state = copy.deepcopy(first.state_dict())
+    next(reports)  # work done after the checkpoint is lost with the "crashed" process
+    torch.manual_seed(12345)  # a new process starts with other global RNG state
+
+    resumed = Trial(MOG, cfg)
+    resumed.load_state_dict(state)
+    tail = run_all(resumed)
+    same_reports(uninterrupted, [(s, m, smp) for s, m, smp in
+                                 [(r.step, r.metrics, r.samples) for r in head]] + tail)
+
+
+def test_checkpoint_of_another_config_is_refused():
+    state = Trial(MOG, smoke()).state_dict()
+    with pytest.raises(ValueError, match="different configuration"):
+        Trial(MOG, smoke(unroll_steps=0)).load_state_dict(state)
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"unroll_steps": -1}, "unroll_steps"),
+    ({"unroll_steps": 1.5}, "unroll_steps"),
+    ({"iterations": 0}, "iterations"),
+    ({"snapshot_every": 30, "report_every": 20}, "multiple"),
+    ({"generator_loss": "hinge"}, "generator_loss"),
+    ({"nonsense": 1}, "unknown MogConfig field"),
+])
+def test_bad_config_values_are_rejected_with_a_clear_message(values, message):
+    with pytest.raises(ConfigError, match=message):
+        MOG.config("smoke", values)
+
+
+def test_string_overrides_are_parsed_to_the_field_type():
+    cfg = MOG.config("smoke", {"iterations": "12", "second_order": "false", "d_lr": "2e-4"})
+    assert (cfg.iterations, cfg.second_order, cfg.d_lr) == (12, False, 2e-4)
