@@ -70,4 +70,5 @@ def mean_and_standard_error(frame: pd.DataFrame, by: list[str], columns: list[st
     mean, sem, count = grouped.mean(), grouped.sem(), grouped.count()
     out = pd.concat({"mean": mean, "se": sem, "n": count}, axis=1)
     out.columns = [f"{metric}_{stat}" for stat, metric in out.columns]
-    return out.reset_index()
+    ordered = [f"{metric}_{stat}" for metric in columns for stat in ("mean", "se", "n")]
+    return out[ordered].reset_index()

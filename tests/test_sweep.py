@@ -69,5 +69,5 @@ def test_report_renders_table_and_png_figures(sweep, tmp_path):
         png = (tmp_path / name).read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     csv = (tmp_path / "results.csv").read_text().splitlines()
-    assert csv[0].startswith("unroll_steps,second_order,modes_mean") and len(csv) == 3
+    assert csv[0].startswith("unroll_steps,second_order,modes_mean,modes_se,modes_n") and len(csv) == 3
     assert len(load_samples(result.path, kind="data")) == 4 * 256
