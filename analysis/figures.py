@@ -65,3 +65,46 @@ def metric_curves(metrics: pd.DataFrame, columns: list[str], hue: str, out: Path
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def montage(images: np.ndarray, columns: int = 8) -> np.ndarray:
+    """[n, C, H, W] images in [-1, 1] -> one [rows*H, columns*W, C] picture in [0, 1] (C = 1 or 3)."""
+    images = ((np.clip(images, -1, 1) + 1) / 2).transpose(0, 2, 3, 1)
+    n, h, w, c = images.shape
+    rows = -(-n // columns)
+    canvas = np.ones((rows * h, columns * w, c))
+    for i, image in enumerate(images):
+        r, col = divmod(i, columns)
+        canvas[r * h:(r + 1) * h, col * w:(col + 1) * w] = image
+    return canvas
+
+
+def image_grid(cells: dict[tuple[str, str], np.ndarray], out: Path, title: str) -> Path:
+    """A montage of samples per (row label, column label), e.g. (discriminator size, unroll steps)."""
+    rows = list(dict.fromkeys(r for r, _ in cells))
+    columns = list(dict.fromkeys(c for _, c in cells))
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(2.6 * len(columns), 2.7 * len(rows)), squeeze=False)
+    for i, row in enumerate(rows):
+        for j, column in enumerate(columns):
+            ax = axes[i][j]
+            if (row, column) in cells:
+                picture = montage(cells[(row, column)])
+                ax.imshow(picture.squeeze(-1) if picture.shape[-1] == 1 else picture, cmap="gray",
+                          interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(column, fontsize=9)
+            if j == 0:
+                ax.set_ylabel(row, fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def images(samples: pd.DataFrame) -> np.ndarray:
+    """Sample rows -> [n, *shape] float array."""
+    shape = tuple(samples["shape"].iloc[0])
+    return np.stack(samples["values"].to_numpy()).reshape(-1, *shape).astype(np.float64)

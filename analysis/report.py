@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .results import ResultsError, load_metrics
 
-_REPORTS = {"mog": "analysis.experiments.mog"}
+_REPORTS = {"mog": "analysis.experiments.mog", "stacked_mnist": "analysis.experiments.stacked_mnist"}
 
 
 @dataclass

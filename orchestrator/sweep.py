@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 from trainables import experiments
+from trainables.data.mnist import DatasetError
 
 from .progress import SweepProgress
 from .spec import SweepError, SweepSpec, check_address_reachable, check_storage_writable, storage_uri
@@ -47,6 +48,14 @@ def run_sweep(spec: SweepSpec, address: str | None = None, progress: bool = True
     check_address_reachable(address)
     path = f"{storage}/{spec.name}"
     _check_same_grid(path, spec)
+    experiment = experiments.get(spec.experiment)
+    if experiment.prepare is not None:
+        if progress:
+            print(f"preparing {spec.experiment} (data and metric models, once)...", flush=True)
+        try:
+            experiment.prepare(experiment.config(spec.profile, spec.overrides))
+        except DatasetError as error:
+            raise SweepError(str(error)) from None
 
     os.environ.update(TRIAL_ENV)
     import ray
@@ -62,7 +71,6 @@ def run_sweep(spec: SweepSpec, address: str | None = None, progress: bool = True
         except (ConnectionError, RuntimeError) as error:
             raise SweepError(f"could not connect to Ray at {address or 'a new local cluster'}: {error}") from None
     try:
-        experiment = experiments.get(spec.experiment)
         trainable = tune.with_resources(train_trial, {"cpu": spec.cpus_per_trial, "gpu": _gpus_per_trial(spec, experiment)})
         resumed = tune.Tuner.can_restore(path)
         if resumed:
@@ -96,8 +104,6 @@ def run_sweep(spec: SweepSpec, address: str | None = None, progress: bool = True
 def _param_space(spec: SweepSpec, results_dir: str) -> dict:
     from ray import tune
 
-    # Tune varies the last grid key fastest (measured on 2.60): unroll steps last spreads the
-    # expensive (large K) trials across the run instead of queueing them all at the end.
     space = {"seed": tune.grid_search(list(spec.seeds)), "unroll_steps": tune.grid_search(list(spec.unroll_steps))}
     space.update({name: tune.grid_search(list(values)) for name, values in spec.axes.items()})
     space.update(experiment=spec.experiment, profile=spec.profile, sweep=spec.name, results_dir=results_dir,

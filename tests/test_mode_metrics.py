@@ -50,3 +50,32 @@ def test_no_high_quality_sample_gives_nan_kl():
     centers = ring_centers(8, 2.0)
     m = mode_metrics(torch.zeros(10, 2), centers, 0.02)
     assert m["modes"] == 0 and m["high_quality_pct"] == 0 and math.isnan(m["reverse_kl"])
+
+
+# Stacked MNIST's 1000-class counting.
+from trainables.metrics.discrete_modes import discrete_mode_metrics, stacked_labels  # noqa: E402
+
+
+def test_every_class_equally_often_is_zero_kl():
+    m = discrete_mode_metrics(torch.arange(1000).repeat(3), 1000)
+    assert m["modes"] == 1000 and abs(m["kl"]) < 1e-12
+
+
+def test_one_class_is_log_1000():
+    m = discrete_mode_metrics(torch.full((500,), 417), 1000)
+    assert m["modes"] == 1 and math.isclose(m["kl"], math.log(1000))
+
+
+def test_k_classes_equally_is_log_1000_over_k():
+    for k in (2, 10, 250):
+        m = discrete_mode_metrics(torch.arange(k).repeat(7), 1000)
+        assert m["modes"] == k and math.isclose(m["kl"], math.log(1000 / k), rel_tol=1e-12)
+
+
+def test_channels_are_labelled_separately_and_combined():
+    # A stand-in classifier that reads the digit off the image's mean brightness.
+    images = torch.stack([torch.full((3, 28, 28), 0.0), torch.full((3, 28, 28), 0.0)])
+    images[0, 0], images[0, 1], images[0, 2] = 0.3, 0.7, 0.1
+    images[1, 0], images[1, 1], images[1, 2] = 0.9, 0.0, 0.5
+    labels = stacked_labels(lambda d: torch.round(d.mean(dim=(1, 2)) * 10).long(), images)
+    assert labels.tolist() == [371, 905]

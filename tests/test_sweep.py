@@ -71,3 +71,16 @@ def test_report_renders_table_and_png_figures(sweep, tmp_path):
     csv = (tmp_path / "results.csv").read_text().splitlines()
     assert csv[0].startswith("unroll_steps,second_order,modes_mean,modes_se,modes_n") and len(csv) == 3
     assert len(load_samples(result.path, kind="data")) == 4 * 256
+
+
+def test_stacked_mnist_smoke_sweep_to_table_1(ray_local, tmp_path):
+    result = run_sweep(SweepSpec("stacked_mnist", "smoke", storage=str(tmp_path)), progress=False)
+    assert result.ok and result.finished == 2
+    metrics = load_metrics(result.path)
+    assert sorted(metrics["d_size"].unique()) == [0.25]
+    assert metrics.groupby("unroll_steps")["step"].apply(list).tolist() == [[0, 3, 6]] * 2
+    assert metrics["modes"].between(1, 1000).all() and metrics["kl"].between(0, math.log(1000)).all()
+    report = build_report(result.path, tmp_path / "report")
+    assert "D = 1/4 G" in report.text and "paper: 30.6 ± 20.73" in report.text
+    assert (tmp_path / "report" / "samples.png").read_bytes()[:4] == b"\x89PNG"
+    assert "d_size" in (tmp_path / "report" / "table1.csv").read_text().splitlines()[0]

