@@ -108,3 +108,28 @@ def images(samples: pd.DataFrame) -> np.ndarray:
     """Sample rows -> [n, *shape] float array."""
     shape = tuple(samples["shape"].iloc[0])
     return np.stack(samples["values"].to_numpy()).reshape(-1, *shape).astype(np.float64)
+
+
+def colour_scatter(cells: dict[tuple[str, str], np.ndarray], data: np.ndarray, out: Path, title: str) -> Path:
+    """Per (row, column) cell: recovered colours' R vs G, data in grey, model points drawn in their own colour."""
+    rows = list(dict.fromkeys(r for r, _ in cells))
+    columns = list(dict.fromkeys(c for _, c in cells))
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(3.0 * len(columns), 3.0 * len(rows)), squeeze=False)
+    for i, row in enumerate(rows):
+        for j, column in enumerate(columns):
+            ax = axes[i][j]
+            ax.scatter(data[:, 0], data[:, 1], s=4, c="0.75", label="data")
+            if (row, column) in cells:
+                model = cells[(row, column)]
+                ax.scatter(model[:, 0], model[:, 1], s=8, c=np.clip((model + 1) / 2, 0, 1), edgecolors="k",
+                           linewidths=0.2, label="model")
+            ax.set_xlim(-1.05, 1.05)
+            ax.set_ylim(-1.05, 1.05)
+            ax.set_title(f"{row}, {column}", fontsize=9)
+            ax.set_xlabel("R", fontsize=8)
+            ax.set_ylabel("G", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

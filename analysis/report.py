@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .results import ResultsError, load_metrics
 
-_REPORTS = {"mog": "analysis.experiments.mog", "stacked_mnist": "analysis.experiments.stacked_mnist"}
+_REPORTS = {name: f"analysis.experiments.{name}" for name in ("mog", "stacked_mnist", "color_mnist", "rnn_mnist")}
 
 
 @dataclass

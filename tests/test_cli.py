@@ -36,6 +36,9 @@ def run(argv, capsys):
     (["sweep", "mog", "--set", "seed=3"], "sweep axes"),
     (["sweep", "mog", "--address", "127.0.0.1:9"], "no Ray cluster reachable"),
     (["sweep", "mog", "--address", "nonsense"], "not of the form host:port"),
+    (["sweep", "stacked_mnist", "--axis", "d_size=0.25,0.3"], "d_size must be one of 0.25, 0.5, 1.0, got 0.3"),
+    (["sweep", "stacked_mnist", "--mnist-dir", "/nonexistent/mnist"], "MNIST folder not found: /nonexistent/mnist"),
+    (["sweep", "mog", "--mnist-dir", "/tmp"], "mog does not use MNIST"),
 ])
 def test_bad_sweep_arguments(argv, expected, capsys, existing_results, monkeypatch):
     monkeypatch.chdir(existing_results)

@@ -65,6 +65,8 @@ class Experiment:
 _MODULES = {
     "mog": "trainables.experiments.mog",
     "stacked_mnist": "trainables.experiments.stacked_mnist",
+    "color_mnist": "trainables.experiments.color_mnist",
+    "rnn_mnist": "trainables.experiments.rnn_mnist",
 }
 
 

