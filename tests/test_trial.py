@@ -84,3 +84,16 @@ def test_bad_config_values_are_rejected_with_a_clear_message(values, message):
 def test_string_overrides_are_parsed_to_the_field_type():
     cfg = MOG.config("smoke", {"iterations": "12", "second_order": "false", "d_lr": "2e-4"})
     assert (cfg.iterations, cfg.second_order, cfg.d_lr) == (12, False, 2e-4)
+
+
+def test_fresh_unroll_batches_change_the_trajectory_but_stay_deterministic():
+    fixed = run_all(Trial(MOG, smoke(seed=5)))
+    fresh = run_all(Trial(MOG, smoke(seed=5, fresh_unroll_batches=True)))
+    same_reports(fresh, run_all(Trial(MOG, smoke(seed=5, fresh_unroll_batches=True))))
+    assert not torch.equal(fixed[-1][2]["model"], fresh[-1][2]["model"])
+
+
+def test_stop_gradient_and_several_generator_steps_run():
+    for values in ({"second_order": False}, {"generator_steps": 3}):
+        reports = run_all(Trial(MOG, smoke(**values)))
+        assert reports[-1][0] == 40 and math.isfinite(reports[-1][1]["g_loss"])

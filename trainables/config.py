@@ -42,6 +42,14 @@ class GANConfig:
     """Generated-sample snapshots for the figures every this many iterations (multiple of report_every)."""
     torch_threads: int = 1
     """torch intra-op threads; fixed because the thread count changes float32 results."""
+    noise_dim: int = 256
+    """Dimension of the generator's Gaussian noise z."""
+    g_lr: float = 1e-4
+    d_lr: float = 1e-4
+    beta1: float = 0.5
+    """Adam for both networks (beta2 = 0.999)."""
+    generator_loss: str = "non_saturating"
+    """'non_saturating' (-log D(G(z)), the paper's MNIST and image models) or 'minimax' (log(1 - D(G(z))))."""
 
     def __post_init__(self) -> None:
         for name in ("generator_steps", "batch_size", "iterations", "report_every", "snapshot_every", "torch_threads"):
@@ -52,6 +60,9 @@ class GANConfig:
             raise ConfigError(f"unroll_steps must be a non-negative integer, got {self.unroll_steps!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise ConfigError(f"seed must be an integer, got {self.seed!r}")
+        check_choice("generator_loss", self.generator_loss, ("non_saturating", "minimax"))
+        if self.noise_dim < 1 or not (self.g_lr > 0 and self.d_lr > 0 and 0 <= self.beta1 < 1):
+            raise ConfigError("noise_dim, g_lr and d_lr must be positive and beta1 in [0, 1)")
         if self.snapshot_every % self.report_every:
             raise ConfigError(f"snapshot_every ({self.snapshot_every}) must be a multiple of report_every ({self.report_every})")
 
@@ -73,6 +84,11 @@ class GANConfig:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def check_choice(name: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
 
 
 def parse_value(name: str, value: Any, kind: type) -> Any:

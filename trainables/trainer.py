@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from .config import GANConfig
-from .losses import discriminator_loss
+from .losses import GENERATOR_LOSSES, discriminator_loss
 from .unrolled import GeneratorLoss, unrolled_generator_loss
 
 Sampler = Callable[[int, torch.Generator], Tensor]
@@ -28,6 +28,21 @@ class GANParts:
     sample_real: Sampler
     sample_noise: Sampler
     generator_loss: GeneratorLoss
+
+    @classmethod
+    def build(cls, config: GANConfig, generator: nn.Module, discriminator: nn.Module, sample_real: Sampler,
+              device: torch.device) -> "GANParts":
+        """Both networks on `device` with Adam, z ~ N(0, I_noise_dim), and the configured generator loss."""
+        generator, discriminator = generator.to(device), discriminator.to(device)
+        betas = (config.beta1, 0.999)
+
+        def sample_noise(n: int, rng: torch.Generator) -> Tensor:
+            return torch.randn(n, config.noise_dim, generator=rng).to(device)
+
+        return cls(generator, discriminator,
+                   torch.optim.Adam(generator.parameters(), lr=config.g_lr, betas=betas),
+                   torch.optim.Adam(discriminator.parameters(), lr=config.d_lr, betas=betas),
+                   sample_real, sample_noise, GENERATOR_LOSSES[config.generator_loss])
 
 
 class GANTrainer:
@@ -57,17 +72,16 @@ class GANTrainer:
         p, cfg = self.parts, self.config
         real = p.sample_real(cfg.batch_size, self.rng)
         fake = p.generator(p.sample_noise(cfg.batch_size, self.rng))
-        fresh = None
-        if cfg.fresh_unroll_batches:
-            def fresh(k: int) -> tuple[Tensor, Tensor]:
-                if k == 0:
-                    return real, fake
-                return (p.sample_real(cfg.batch_size, self.rng),
-                        p.generator(p.sample_noise(cfg.batch_size, self.rng)))
+
+        def fresh_batch(k: int) -> tuple[Tensor, Tensor]:
+            if k == 0:
+                return real, fake
+            return p.sample_real(cfg.batch_size, self.rng), p.generator(p.sample_noise(cfg.batch_size, self.rng))
+
         loss = unrolled_generator_loss(
             p.discriminator, p.d_optimizer, fake, real,
             unroll_steps=cfg.unroll_steps, d_loss=discriminator_loss, g_loss=p.generator_loss,
-            second_order=cfg.second_order, unroll_batches=fresh,
+            second_order=cfg.second_order, unroll_batches=fresh_batch if cfg.fresh_unroll_batches else None,
         )
         p.g_optimizer.zero_grad(set_to_none=True)
         loss.backward()

