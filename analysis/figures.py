@@ -133,3 +133,23 @@ def colour_scatter(cells: dict[tuple[str, str], np.ndarray], data: np.ndarray, o
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def distance_histograms(model: dict[int, list[np.ndarray]], data: np.ndarray, out: Path) -> Path:
+    """The paper's Figure 8: one panel per unroll setting, data in red, one blue line per seed, medians dashed."""
+    settings = sorted(model)
+    fig, axes = plt.subplots(1, len(settings), figsize=(3.6 * len(settings), 3.0), squeeze=False, sharey=True)
+    bins = np.linspace(0, max([data.max()] + [d.max() for ds in model.values() for d in ds]) * 1.02, 50)
+    for ax, k in zip(axes[0], settings):
+        ax.hist(data, bins=bins, histtype="step", color="red", density=True, label="data")
+        ax.axvline(np.median(data), color="red", linestyle="--", linewidth=1)
+        for distances in model[k]:
+            ax.hist(distances, bins=bins, histtype="step", color="tab:blue", density=True, alpha=0.8)
+            ax.axvline(np.median(distances), color="tab:blue", linestyle="--", linewidth=0.8)
+        ax.set_title(f"{k} unroll steps")
+        ax.set_xlabel("L2 distance between sample pairs")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

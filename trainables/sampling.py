@@ -27,3 +27,14 @@ def generate(generator: nn.Module, noise: Callable[[int, torch.Generator], Tenso
     """n samples in batches of `batch` (batch norm sees batches the size it was trained near)."""
     with batch_statistics(generator):
         return torch.cat([generator(noise(min(batch, n - i), rng)) for i in range(0, n, batch)])
+
+
+@contextlib.contextmanager
+def evaluation_mode(module: nn.Module):
+    """Batch norm from its running statistics, so that each sample depends on its own z only."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)

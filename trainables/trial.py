@@ -56,6 +56,12 @@ class Trial:
             samples["model"] = self.run.model_samples(rng)
         if step == 0:
             samples["data"] = self.run.data_samples(rng)
+        final = getattr(self.run, "final", None)
+        if final is not None and step == self.config.iterations:
+            # Work too costly for every report (e.g. inference by optimisation), done once at the end.
+            extra_metrics, extra_samples = final(rng)
+            metrics.update(extra_metrics)
+            samples.update(extra_samples)
         for name in self.experiment.metrics:
             metrics.setdefault(name, float("nan"))
         return Report(step, metrics, samples)

@@ -26,6 +26,9 @@ class ExperimentRun(Protocol):
     def data_samples(self, rng: torch.Generator) -> Tensor:
         """Real samples for the same figures (written once per trial)."""
 
+    # Optional: ``final(rng) -> (metrics, {kind: Tensor [n, ...]})``, called once at the last step for
+    # work too costly to repeat at every report; its kinds go to the samples table.
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -67,6 +70,7 @@ _MODULES = {
     "stacked_mnist": "trainables.experiments.stacked_mnist",
     "color_mnist": "trainables.experiments.color_mnist",
     "rnn_mnist": "trainables.experiments.rnn_mnist",
+    "image": "trainables.experiments.image",
 }
 
 

@@ -1,0 +1,144 @@
+"""The image model (Section 3.4, Appendix D): a DCGAN-style GAN on CIFAR-10 (or MNIST where CIFAR is absent),
+judged by inference via optimisation (Table 3) and pairwise sample distances (Figures 5 and 8)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..config import ConfigError, check_choice
+from ..data.cifar10 import load_cifar10
+from ..data.mnist import DatasetError, load_mnist
+from ..metrics.inference import invert_generator, pairwise_distances
+from ..models.dcgan import DcganDiscriminator, DcganGenerator, scaled_widths
+from ..sampling import evaluation_mode
+from ..trainer import GANParts
+from . import Experiment, Profile
+from .mnist_common import MnistGANConfig
+
+
+@dataclass(frozen=True)
+class ImageConfig(MnistGANConfig):
+    dataset: str = "cifar10"
+    """'cifar10' (needs cifar_dir) or 'mnist' (28x28 digits padded to 32x32, one channel)."""
+    cifar_dir: str = ""
+    """Folder holding cifar-10-batches-py/ (or its contents)."""
+    width: float = 1.0
+    """[R] channel multiplier X: G linear to 4x4x64X, transposed convs 32X, 16X, 8X; D convs 8X, 16X, 32X."""
+    iterations: int = 20_000
+    """[R] not stated in the paper."""
+    report_every: int = 2_000
+    snapshot_every: int = 10_000
+    inference_images: int = 1_280
+    """[P] training images reconstructed by inference via optimisation (the same ones for every trial)."""
+    inference_starts: int = 3
+    """[P] random starts of L-BFGS per image; the best is kept."""
+    lbfgs_iterations: int = 100
+    """[R] L-BFGS iterations per start."""
+    distance_pairs: int = 5_000
+    """[R] random pairs of samples (and of data images) for the pairwise-distance histograms."""
+    inference_seed: int = 0
+    """Chooses the fixed set of training images, independently of the trial's seed."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice("dataset", self.dataset, ("cifar10", "mnist"))
+        if not self.width > 0:
+            raise ConfigError(f"width must be positive, got {self.width!r}")
+        for name in ("inference_images", "inference_starts", "lbfgs_iterations", "distance_pairs"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1")
+
+
+def load_images(cfg: ImageConfig) -> torch.Tensor:
+    """uint8 [n, C, 32, 32] training images of the configured dataset."""
+    if cfg.dataset == "cifar10":
+        if not cfg.cifar_dir:
+            raise DatasetError("dataset cifar10 needs --cifar-dir (CIFAR-10 cannot be downloaded here); "
+                               "or use --dataset mnist")
+        return torch.as_tensor(load_cifar10(cfg.cifar_dir, "train")[0])
+    digits = torch.as_tensor(load_mnist(cfg.mnist_dir or None).train_images)
+    return F.pad(digits, (2, 2, 2, 2)).unsqueeze(1)
+
+
+def prepare(cfg: ImageConfig) -> None:
+    load_images(cfg)
+
+
+class ImageRun:
+    def __init__(self, cfg: ImageConfig, device: torch.device):
+        self.cfg, self.device = cfg, device
+        self.images = load_images(cfg).to(device)
+        channels, x = self.images.shape[1], cfg.width
+        generator = DcganGenerator(cfg.noise_dim, max(1, round(64 * x)), scaled_widths((32, 16, 8), x), channels)
+        discriminator = DcganDiscriminator(channels, scaled_widths((8, 16, 32), x), batchnorm=cfg.d_batchnorm)
+        self.parts = GANParts.build(cfg, generator, discriminator, self._real, device)
+
+    def _real(self, n: int, rng: torch.Generator) -> Tensor:
+        which = torch.randint(len(self.images), (n,), generator=rng).to(self.device)
+        return self.images[which].float() / 127.5 - 1
+
+    @torch.no_grad()
+    def _samples(self, n: int, rng: torch.Generator) -> Tensor:
+        with evaluation_mode(self.parts.generator):
+            return self.parts.generator(self.parts.sample_noise(n, rng)).cpu()
+
+    def model_samples(self, rng: torch.Generator) -> Tensor:
+        return self._samples(self.cfg.snapshot_samples, rng)
+
+    def data_samples(self, rng: torch.Generator) -> Tensor:
+        return self._real(self.cfg.snapshot_samples, rng).cpu()
+
+    def evaluate(self, rng: torch.Generator) -> dict[str, float]:
+        pairs = self.cfg.distance_pairs
+        model = pairwise_distances(self._samples(min(2 * pairs, 2_000), rng), pairs, rng)
+        data = pairwise_distances(self._real(min(2 * pairs, 2_000), rng).cpu(), pairs, rng)
+        return {"distance_median": model.median().item(), "data_distance_median": data.median().item()}
+
+    def final(self, rng: torch.Generator) -> tuple[dict[str, float], dict[str, Tensor]]:
+        fixed = torch.Generator().manual_seed(self.cfg.inference_seed)
+        which = torch.randperm(len(self.images), generator=fixed)[: self.cfg.inference_images].to(self.device)
+        targets = self.images[which].float() / 127.5 - 1
+        with evaluation_mode(self.parts.generator):
+            _, reconstructions, errors = invert_generator(self.parts.generator, targets, self.cfg.noise_dim,
+                                                          self.cfg.inference_starts, rng, self.cfg.lbfgs_iterations)
+        targets, reconstructions, errors = targets.cpu(), reconstructions.cpu(), errors.cpu()
+        pairs = self.cfg.distance_pairs
+        model_distances = pairwise_distances(self._samples(min(2 * pairs, 2_000), rng), pairs, rng)
+        data_distances = pairwise_distances(self._real(min(2 * pairs, 2_000), rng).cpu(), pairs, rng)
+        return ({"inference_mse": errors.mean().item()},
+                {"inference_error": errors[:, None].float(), "inference_target": targets.float(),
+                 "reconstruction": reconstructions.float(), "model_distance": model_distances[:, None],
+                 "data_distance": data_distances[:, None]})
+
+
+EXPERIMENT = Experiment(
+    name="image",
+    config_type=ImageConfig,
+    build=ImageRun,
+    prepare=prepare,
+    gpu_fraction=0.5,
+    metrics={
+        "inference_mse": "mean over the fixed training images of the per-pixel MSE of the best L-BFGS "
+                         "reconstruction min_z ||G(z) - x||^2 (last step only; Table 3)",
+        "distance_median": "median L2 distance between random pairs of generated samples (Figure 8)",
+        "data_distance_median": "the same for pairs of training images",
+        "d_loss": "discriminator loss at the last iteration before the report",
+        "g_loss": "generator surrogate loss f_K at the last iteration before the report",
+    },
+    profiles={
+        "smoke": Profile("seconds per trial, for tests",
+                         dict(dataset="mnist", iterations=4, report_every=2, snapshot_every=2, batch_size=16,
+                              snapshot_samples=8, width=0.25, inference_images=6, inference_starts=2,
+                              lbfgs_iterations=5, distance_pairs=50),
+                         seeds=(0,), unroll_steps=(0, 1)),
+        "quick": Profile("this 2-core machine, under 30 minutes, on MNIST: 2,000 iterations, 128 images inverted",
+                         dict(dataset="mnist", iterations=2_000, report_every=500, snapshot_every=1_000,
+                              inference_images=128, lbfgs_iterations=50, distance_pairs=2_000),
+                         seeds=(0, 1), unroll_steps=(0, 5)),
+        "paper": Profile("Table 3: 5 seeds x unroll {0, 1, 5, 10} on CIFAR-10, for a GPU cluster", dict(),
+                         seeds=(0, 1, 2, 3, 4), unroll_steps=(0, 1, 5, 10)),
+    },
+)
