@@ -167,6 +167,9 @@ def cmd_list() -> int:
         defaults = experiment.config_type()
         print("  config fields (--set NAME=VALUE): "
               + ", ".join(f"{k}={v}" for k, v in defaults.to_dict().items()))
+        print("  metrics (Parquet columns):")
+        for metric, definition in experiment.metrics.items():
+            print(f"    {metric}: {definition}")
     return 0
 
 
