@@ -23,6 +23,10 @@ TRIAL_ENV = {
 }
 
 
+S3_ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
+          "AWS_DEFAULT_REGION")
+
+
 @dataclass
 class SweepResult:
     spec: SweepSpec
@@ -58,6 +62,11 @@ def run_sweep(spec: SweepSpec, address: str | None = None, progress: bool = True
             raise SweepError(str(error)) from None
 
     os.environ.update(TRIAL_ENV)
+    trial_env = dict(TRIAL_ENV)
+    if storage.startswith("s3://"):
+        # pyarrow reads the S3 endpoint and credentials from the environment; trials on other
+        # nodes need the driver's values (an S3-compatible store's endpoint, for instance).
+        trial_env.update({k: os.environ[k] for k in S3_ENV if k in os.environ})
     import ray
     from ray import tune
 
@@ -67,9 +76,11 @@ def run_sweep(spec: SweepSpec, address: str | None = None, progress: bool = True
     if started_here:
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                     runtime_env={"env_vars": TRIAL_ENV}, configure_logging=True, logging_level="WARNING")
+                     runtime_env={"env_vars": trial_env}, configure_logging=True, logging_level="WARNING")
         except (ConnectionError, RuntimeError) as error:
-            raise SweepError(f"could not connect to Ray at {address or 'a new local cluster'}: {error}") from None
+            hint = " (with token authentication, the client needs the cluster's token: RAY_AUTH_TOKEN_PATH or " \
+                   "~/.ray/auth_token)" if address else ""
+            raise SweepError(f"could not connect to Ray at {address or 'a new local cluster'}: {error}{hint}") from None
     try:
         trainable = tune.with_resources(train_trial, {"cpu": spec.cpus_per_trial, "gpu": _gpus_per_trial(spec, experiment)})
         resumed = tune.Tuner.can_restore(path)

