@@ -46,11 +46,7 @@ def heatmap_grid(rows: dict[str, dict[int, np.ndarray]], data: np.ndarray, exten
                 ax.set_title("data" if step == "data" else f"step {step}", fontsize=9)
             if c == 0:
                 ax.set_ylabel(label, fontsize=9)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save(fig, out, title)
 
 
 def metric_curves(metrics: pd.DataFrame, columns: list[str], hue: str, out: Path, title: str) -> Path:
@@ -60,11 +56,7 @@ def metric_curves(metrics: pd.DataFrame, columns: list[str], hue: str, out: Path
     for ax, column in zip(axes[0], columns):
         sns.lineplot(data=metrics, x="step", y=column, hue=hue, errorbar=("ci", 95), ax=ax, palette="viridis")
         ax.set_title(column)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save(fig, out, title)
 
 
 def montage(images: np.ndarray, columns: int = 8) -> np.ndarray:
@@ -79,11 +71,26 @@ def montage(images: np.ndarray, columns: int = 8) -> np.ndarray:
     return canvas
 
 
-def image_grid(cells: dict[tuple[str, str], np.ndarray], out: Path, title: str) -> Path:
-    """A montage of samples per (row label, column label), e.g. (discriminator size, unroll steps)."""
+def panel_grid(cells: dict[tuple[str, str], object], width: float, height: float):
+    """Row and column labels in first-seen order, and a figure with one panel per (row, column)."""
     rows = list(dict.fromkeys(r for r, _ in cells))
     columns = list(dict.fromkeys(c for _, c in cells))
-    fig, axes = plt.subplots(len(rows), len(columns), figsize=(2.6 * len(columns), 2.7 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(width * len(columns), height * len(rows)),
+                             squeeze=False)
+    return rows, columns, fig, axes
+
+
+def save(fig, out: Path, title: str) -> Path:
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def image_grid(cells: dict[tuple[str, str], np.ndarray], out: Path, title: str) -> Path:
+    """A montage of samples per (row label, column label), e.g. (discriminator size, unroll steps)."""
+    rows, columns, fig, axes = panel_grid(cells, 2.6, 2.7)
     for i, row in enumerate(rows):
         for j, column in enumerate(columns):
             ax = axes[i][j]
@@ -97,11 +104,7 @@ def image_grid(cells: dict[tuple[str, str], np.ndarray], out: Path, title: str) 
                 ax.set_title(column, fontsize=9)
             if j == 0:
                 ax.set_ylabel(row, fontsize=9)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save(fig, out, title)
 
 
 def images(samples: pd.DataFrame) -> np.ndarray:
@@ -112,9 +115,7 @@ def images(samples: pd.DataFrame) -> np.ndarray:
 
 def colour_scatter(cells: dict[tuple[str, str], np.ndarray], data: np.ndarray, out: Path, title: str) -> Path:
     """Per (row, column) cell: recovered colours' R vs G, data in grey, model points drawn in their own colour."""
-    rows = list(dict.fromkeys(r for r, _ in cells))
-    columns = list(dict.fromkeys(c for _, c in cells))
-    fig, axes = plt.subplots(len(rows), len(columns), figsize=(3.0 * len(columns), 3.0 * len(rows)), squeeze=False)
+    rows, columns, fig, axes = panel_grid(cells, 3.0, 3.0)
     for i, row in enumerate(rows):
         for j, column in enumerate(columns):
             ax = axes[i][j]
@@ -128,11 +129,7 @@ def colour_scatter(cells: dict[tuple[str, str], np.ndarray], data: np.ndarray, o
             ax.set_title(f"{row}, {column}", fontsize=9)
             ax.set_xlabel("R", fontsize=8)
             ax.set_ylabel("G", fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save(fig, out, title)
 
 
 def distance_histograms(model: dict[int, list[np.ndarray]], data: np.ndarray, out: Path) -> Path:

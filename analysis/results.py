@@ -59,6 +59,18 @@ def load_samples(path: str, kind: str | None = None) -> pd.DataFrame:
     return frame.sort_values(["trial_id", "step", "kind", "sample_index"], kind="stable").reset_index(drop=True)
 
 
+def data_of_one_trial(samples: pd.DataFrame) -> pd.DataFrame:
+    """The real samples a single trial wrote (every trial of a sweep draws them the same way)."""
+    data = samples[samples["kind"] == "data"]
+    return data[data["trial_id"] == data["trial_id"].iloc[0]]
+
+
+def last_snapshots(samples: pd.DataFrame) -> pd.DataFrame:
+    """Each trial's generated samples at its last snapshot step."""
+    model = samples[samples["kind"] == "model"]
+    return model[model["step"] == model.groupby("trial_id")["step"].transform("max")]
+
+
 def final_rows(metrics: pd.DataFrame) -> pd.DataFrame:
     """Each trial's last reported row."""
     return metrics.loc[metrics.groupby("trial_id")["step"].idxmax()].reset_index(drop=True)

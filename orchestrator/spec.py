@@ -166,7 +166,6 @@ def check_address_reachable(address: str | None) -> None:
     if not host or not port.isdigit():
         raise SweepError(f"--address {address!r} is not of the form host:port")
     try:
-        with socket.create_connection((host, int(port)), timeout=3):
-            pass
+        socket.create_connection((host, int(port)), timeout=3).close()
     except OSError as error:
         raise SweepError(f"--address {address}: no Ray cluster reachable ({error.strerror or error})") from None

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..figures import colour_scatter, images
-from ..results import final_rows, load_samples, mean_and_standard_error
+from ..results import final_rows, last_snapshots, load_samples, mean_and_standard_error
 from ..tables import mean_pm_se, to_markdown, write_table
 
 PAPER_READING = ("The paper's Table 2 numbers could not be confirmed (`../shared/paper.md` §2.4); its reading: "
@@ -30,8 +30,7 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
     files.append(out / "table2.md")
 
     samples = load_samples(path)
-    model = samples[samples["kind"] == "model"]
-    last = model[model["step"] == model.groupby("trial_id")["step"].transform("max")]
+    last = last_snapshots(samples)
     data = samples[samples["kind"] == "data"]
     import torch
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..figures import evenly_spaced, heatmap_grid, metric_curves, points
-from ..results import final_rows, load_samples, mean_and_standard_error
+from ..results import data_of_one_trial, final_rows, load_samples, mean_and_standard_error
 from ..tables import mean_pm_se, to_markdown, write_table
 
 METRICS = ["modes", "high_quality_pct", "reverse_kl"]
@@ -53,8 +53,7 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
     for _, trial in shown_trials.iterrows():
         cells = model[(model["trial_id"] == trial["trial_id"]) & model["step"].isin(steps)]
         rows[trial["setting"]] = {int(s): points(g) for s, g in cells.groupby("step")}
-    data = samples[(samples["kind"] == "data") & (samples["trial_id"] == shown_trials["trial_id"].iloc[0])]
-    files.append(heatmap_grid(rows, points(data), extent=1.3 * config["radius"], out=out / "figure1_samples.png",
+    files.append(heatmap_grid(rows, points(data_of_one_trial(samples)), extent=1.3 * config["radius"], out=out / "figure1_samples.png",
                               title=f"Generated samples (seed {seed}); last column: data"))
     files.append(metric_curves(metrics, METRICS, "setting", out / "metrics_over_steps.png",
                                "Mode coverage during training (mean, 95% CI over seeds)"))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..figures import evenly_spaced, image_grid, images, metric_curves
-from ..results import load_samples, mean_and_standard_error
+from ..results import data_of_one_trial, load_samples, mean_and_standard_error
 from ..tables import mean_pm_se, to_markdown, write_table
 
 
@@ -38,8 +38,7 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
     cells = {}
     for (k, step), group in model[model["step"].isin(steps)].groupby(["unroll_steps", "step"]):
         cells[(f"K={k}", f"step {step}")] = images(group)
-    data = samples[samples["kind"] == "data"]
-    cells[(next(iter(cells))[0], "data")] = images(data[data["trial_id"] == data["trial_id"].iloc[0]])
+    cells[(next(iter(cells))[0], "data")] = images(data_of_one_trial(samples))
     files.append(image_grid(cells, out / "figure2_samples.png", f"LSTM generator samples (seed {seed}); data last"))
     curves = metrics.assign(setting=[f"K={k}" for k in metrics["unroll_steps"]])
     files.append(metric_curves(curves, ["label_entropy", "top_label_pct"], "setting", out / "collapse_over_steps.png",

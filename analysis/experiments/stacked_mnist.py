@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..figures import image_grid, images, metric_curves
-from ..results import final_rows, load_samples, mean_and_standard_error
+from ..results import data_of_one_trial, final_rows, last_snapshots, load_samples, mean_and_standard_error
 from ..tables import mean_pm_se, to_markdown, write_table
 
 # The paper's Table 1 as PacGAN reprinted it (../shared/paper.md, tagged [T]): (modes, s.e.), (KL, s.e.).
@@ -45,16 +45,15 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
     (out / "table1.md").write_text(markdown + "\n")
     files.append(out / "table1.md")
 
-    samples = load_samples(path, kind="model")
-    last = samples[samples["step"] == samples.groupby("trial_id")["step"].transform("max")]
+    samples = load_samples(path)
+    last = last_snapshots(samples)
     seed = int(final["seed"].min())
     cells = {}
     for trial in final[final["seed"] == seed].sort_values(["d_size", "unroll_steps"]).itertuples():
         chosen = last[last["trial_id"] == trial.trial_id]
         if len(chosen):
             cells[(SIZE_NAMES.get(trial.d_size, str(trial.d_size)), f"K={trial.unroll_steps}")] = images(chosen)
-    data = load_samples(path, kind="data")
-    cells[(next(iter(cells))[0] if cells else "data", "data")] = images(data[data["trial_id"] == data["trial_id"].iloc[0]])
+    cells[(next(iter(cells))[0] if cells else "data", "data")] = images(data_of_one_trial(samples))
     files.append(image_grid(cells, out / "samples.png", f"Generated samples at the last step (seed {seed}); data last"))
     curves = metrics.assign(setting=[f"{SIZE_NAMES.get(d, d)}, K={k}" for d, k in zip(metrics["d_size"],
                                                                                       metrics["unroll_steps"])])

@@ -91,10 +91,15 @@ class ImageRun:
     def data_samples(self, rng: torch.Generator) -> Tensor:
         return self._real(self.cfg.snapshot_samples, rng).cpu()
 
-    def evaluate(self, rng: torch.Generator) -> dict[str, float]:
+    def _distances(self, rng: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Pairwise L2 distances among generated samples and among training images (Figure 8)."""
         pairs = self.cfg.distance_pairs
-        model = pairwise_distances(self._samples(min(2 * pairs, 2_000), rng), pairs, rng)
-        data = pairwise_distances(self._real(min(2 * pairs, 2_000), rng).cpu(), pairs, rng)
+        n = min(2 * pairs, 2_000)
+        model = pairwise_distances(self._samples(n, rng), pairs, rng)
+        return model, pairwise_distances(self._real(n, rng).cpu(), pairs, rng)
+
+    def evaluate(self, rng: torch.Generator) -> dict[str, float]:
+        model, data = self._distances(rng)
         return {"distance_median": model.median().item(), "data_distance_median": data.median().item()}
 
     def final(self, rng: torch.Generator) -> tuple[dict[str, float], dict[str, Tensor]]:
@@ -105,9 +110,7 @@ class ImageRun:
             _, reconstructions, errors = invert_generator(self.parts.generator, targets, self.cfg.noise_dim,
                                                           self.cfg.inference_starts, rng, self.cfg.lbfgs_iterations)
         targets, reconstructions, errors = targets.cpu(), reconstructions.cpu(), errors.cpu()
-        pairs = self.cfg.distance_pairs
-        model_distances = pairwise_distances(self._samples(min(2 * pairs, 2_000), rng), pairs, rng)
-        data_distances = pairwise_distances(self._real(min(2 * pairs, 2_000), rng).cpu(), pairs, rng)
+        model_distances, data_distances = self._distances(rng)
         return ({"inference_mse": errors.mean().item()},
                 {"inference_error": errors[:, None].float(), "inference_target": targets.float(),
                  "reconstruction": reconstructions.float(), "model_distance": model_distances[:, None],
