@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from trainables import experiments
 from trainables.data.mnist import DatasetError
+from trainables.results import trial_key
 
 from .progress import SweepProgress
 from .spec import SweepError, SweepSpec, check_address_reachable, check_storage_writable, storage_uri
@@ -84,24 +85,18 @@ def run_sweep(spec: SweepSpec, address: str | None = None, progress: bool = True
     try:
         trainable = tune.with_resources(train_trial, {"cpu": spec.cpus_per_trial, "gpu": _gpus_per_trial(spec, experiment)})
         resumed = tune.Tuner.can_restore(path)
-        if resumed:
-            tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
+        param_space = _param_space(spec, f"{path}/parquet")
+        if resumed and not _tune_state_complete(path, spec.num_trials):
+            if progress:
+                print(f"{spec.name}: the earlier run stopped before Tune saved a usable record of it; starting its "
+                      f"trials again (they rewrite the same result files)", flush=True)
+            tuner = _new_tuner(trainable, param_space, spec, storage, experiment, progress, progress_every_s)
+        elif resumed:
+            # The grid goes in again: should Tune still fail to restore, it starts the sweep
+            # over from it instead of from an empty config.
+            tuner = tune.Tuner.restore(path, trainable=trainable, param_space=param_space, resume_errored=True)
         else:
-            tuner = tune.Tuner(
-                trainable,
-                param_space=_param_space(spec, f"{path}/parquet"),
-                tune_config=tune.TuneConfig(max_concurrent_trials=spec.max_concurrent_trials, reuse_actors=True,
-                                            trial_dirname_creator=_trial_dirname),
-                run_config=tune.RunConfig(
-                    name=spec.name,
-                    storage_path=storage,
-                    verbose=0,
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                    failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-                    callbacks=[SweepProgress(spec.num_trials, headline=_headline(experiment), every_s=progress_every_s)]
-                    if progress else [],
-                ),
-            )
+            tuner = _new_tuner(trainable, param_space, spec, storage, experiment, progress, progress_every_s)
             _write_spec(path, spec)
         grid = tuner.fit()
         errors = [f"{r.config.get('seed')=} {r.config.get('unroll_steps')=}: {_last_line(r.error)} ({r.path})"
@@ -110,6 +105,27 @@ def run_sweep(spec: SweepSpec, address: str | None = None, progress: bool = True
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _new_tuner(trainable, param_space: dict, spec: SweepSpec, storage: str, experiment, progress: bool,
+               progress_every_s: float):
+    from ray import tune
+
+    return tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(max_concurrent_trials=spec.max_concurrent_trials, reuse_actors=True,
+                                    trial_dirname_creator=_trial_dirname),
+        run_config=tune.RunConfig(
+            name=spec.name,
+            storage_path=storage,
+            verbose=0,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            callbacks=[SweepProgress(spec.num_trials, headline=_headline(experiment), every_s=progress_every_s)]
+            if progress else [],
+        ),
+    )
 
 
 def _param_space(spec: SweepSpec, results_dir: str) -> dict:
@@ -123,8 +139,42 @@ def _param_space(spec: SweepSpec, results_dir: str) -> dict:
 
 
 def _trial_dirname(trial) -> str:
-    axes = ",".join(f"{k}={trial.config[k]}" for k in ("seed", "unroll_steps") if k in trial.config)
-    return f"trial_{trial.trial_id}_{axes}"
+    from trainables.ray_adapter import SWEEP_KEYS
+
+    axes = {k: v for k, v in trial.config.items() if k not in (*SWEEP_KEYS, "seed", "unroll_steps")}
+    return f"trial_{trial.trial_id}_{trial_key(trial.config['seed'], trial.config['unroll_steps'], axes)}"
+
+
+def _tune_state_complete(path: str, num_trials: int) -> bool:
+    """Whether Tune's record of an earlier run can be restored.
+
+    Tune writes its experiment state and its search algorithm's state in the driver's
+    session folder and copies them to storage in the background; a driver killed in the
+    first seconds, or in the middle of that copy, leaves no experiment state, a truncated
+    one, or one without the searcher's (trials it had not yet created would never run).
+    """
+    import pyarrow.fs as pafs
+
+    fs, root = pafs.FileSystem.from_uri(path)
+    names = {info.base_name for info in fs.get_file_info(pafs.FileSelector(root))}
+    states = sorted(n for n in names if n.startswith("experiment_state-") and n.endswith(".json"))
+    if not states:
+        return False
+    session = states[-1][len("experiment_state-"):-len(".json")]
+    try:
+        trials = json.loads(_read_text(f"{path}/{states[-1]}"))["trial_data"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    searcher = f"basic-variant-state-{session}.json"
+    if searcher not in names:
+        return len(trials) == num_trials
+    from ray import cloudpickle  # the searcher's state is a pickle despite its name
+
+    try:
+        cloudpickle.loads(_read_bytes(f"{path}/{searcher}"))
+    except Exception:  # noqa: BLE001 - any failure here means Tune could not load it either
+        return False
+    return bool(trials)
 
 
 def _gpus_per_trial(spec: SweepSpec, experiment) -> float:
@@ -143,14 +193,19 @@ def _headline(experiment) -> tuple[str, ...]:
     return tuple(list(experiment.metrics)[:2])
 
 
-def _read_text(uri: str) -> str | None:
+def _read_bytes(uri: str) -> bytes | None:
     import pyarrow.fs as pafs
 
     fs, path = pafs.FileSystem.from_uri(uri)
     if fs.get_file_info(path).type != pafs.FileType.File:
         return None
     with fs.open_input_stream(path) as f:
-        return f.read().decode()
+        return f.read()
+
+
+def _read_text(uri: str) -> str | None:
+    data = _read_bytes(uri)
+    return None if data is None else data.decode()
 
 
 def _check_same_grid(path: str, spec: SweepSpec) -> None:

@@ -11,9 +11,9 @@ from trainables.results import ResultsWriter, TrialIdentity, metrics_schema
 METRICS = ["modes", "reverse_kl"]
 
 
-def writer(root, trial_id="t1", seed=0, unroll_steps=5):
-    identity = TrialIdentity(sweep="s", trial_id=trial_id, experiment="mog", profile="smoke", seed=seed,
-                             unroll_steps=unroll_steps, second_order=True, axes={"d_size": 0.25}, node_id="n1")
+def writer(root, seed=0, unroll_steps=5, tune_trial_id="abc_00000"):
+    identity = TrialIdentity(sweep="s", experiment="mog", profile="smoke", seed=seed, unroll_steps=unroll_steps,
+                             second_order=True, axes={"d_size": 0.25}, node_id="n1", tune_trial_id=tune_trial_id)
     return ResultsWriter(str(root), identity, METRICS, '{"seed": %d}' % seed)
 
 
@@ -22,7 +22,8 @@ def test_rows_round_trip_with_the_documented_schema(tmp_path):
     w.write(0, 0.0, {"modes": 1.0, "reverse_kl": math.nan}, {"data": np.ones((3, 2)), "model": np.zeros((2, 2))})
     w.write(10, 1.5, {"modes": 4.0, "reverse_kl": 0.5}, {})
     files = sorted((tmp_path / "metrics" / "experiment=mog").iterdir())
-    assert [f.name for f in files] == ["t1-000000000.parquet", "t1-000000010.parquet"]
+    key = "seed=0,unroll_steps=5,d_size=0.25"
+    assert [f.name for f in files] == [f"{key}-000000000.parquet", f"{key}-000000010.parquet"]
     assert pq.read_schema(files[0]) .equals(metrics_schema({"d_size": float}, METRICS), check_metadata=False)
 
     metrics = load_metrics(str(tmp_path))
@@ -30,6 +31,7 @@ def test_rows_round_trip_with_the_documented_schema(tmp_path):
     assert list(metrics["experiment"]) == ["mog", "mog"]
     assert metrics["modes"].tolist() == [1.0, 4.0] and math.isnan(metrics["reverse_kl"][0])
     assert set(metrics["node_id"]) == {"n1"} and metrics["d_size"].tolist() == [0.25, 0.25]
+    assert set(metrics["trial_id"]) == {key} and set(metrics["tune_trial_id"]) == {"abc_00000"}
 
     samples = load_samples(str(tmp_path))
     assert len(samples) == 5
@@ -49,6 +51,14 @@ def test_rewriting_a_step_replaces_it_and_temporary_files_are_ignored(tmp_path):
     assert metrics[["step", "modes"]].values.tolist() == [[10, 3.0]]
 
 
+def test_a_trial_started_over_under_a_new_tune_id_overwrites_its_rows(tmp_path):
+    writer(tmp_path, tune_trial_id="old_00000").write(10, 1.0, {"modes": 1.0, "reverse_kl": 0.1}, {})
+    writer(tmp_path, tune_trial_id="new_00003").write(10, 1.0, {"modes": 1.0, "reverse_kl": 0.1}, {})
+    writer(tmp_path, seed=1, tune_trial_id="new_00004").write(10, 1.0, {"modes": 2.0, "reverse_kl": 0.1}, {})
+    metrics = load_metrics(str(tmp_path))
+    assert metrics[["seed", "tune_trial_id"]].values.tolist() == [[0, "new_00003"], [1, "new_00004"]]
+
+
 def test_corrupt_file_gives_one_clear_error(tmp_path):
     w = writer(tmp_path)
     w.write(0, 0.0, {"modes": 1.0, "reverse_kl": 0.1}, {})
@@ -66,7 +76,7 @@ def test_missing_results_name_the_path(tmp_path):
 
 def test_final_rows_and_standard_error_across_seeds(tmp_path):
     for seed, modes in [(0, 6.0), (1, 8.0), (2, 7.0)]:
-        w = writer(tmp_path, trial_id=f"t{seed}", seed=seed)
+        w = writer(tmp_path, seed=seed)
         w.write(0, 0.0, {"modes": 0.0, "reverse_kl": 1.0}, {})
         w.write(20, 0.0, {"modes": modes, "reverse_kl": 0.1 * seed}, {})
     final = final_rows(load_metrics(str(tmp_path)))

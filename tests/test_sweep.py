@@ -1,6 +1,7 @@
 """End to end on a real local Ray: sweep -> Parquet -> report, resume, and numbers equal to a run without Ray."""
 import json
 import math
+import shutil
 
 import pytest
 
@@ -50,6 +51,59 @@ def test_rerunning_a_finished_sweep_resumes_without_new_rows(sweep):
     assert again.resumed and again.ok
     after = sorted(p for p in (storage / "mog-smoke" / "parquet").rglob("*.parquet"))
     assert after == files and all(p.stat().st_mtime_ns == before[p] for p in files)
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[:100])
+
+
+def _forget_a_trial(folder):
+    # The experiment state lists fewer trials than the grid and the searcher that would
+    # create the rest is gone.
+    for state in folder.glob("basic-variant-state-*.json"):
+        state.unlink()
+    for state in folder.glob("experiment_state-*.json"):
+        record = json.loads(state.read_text())
+        record["trial_data"] = record["trial_data"][1:]
+        state.write_text(json.dumps(record))
+
+
+DAMAGE = {
+    "experiment state missing": lambda folder: [p.unlink() for p in folder.glob("experiment_state-*.json")],
+    "experiment state truncated": lambda folder: [_truncate(p) for p in folder.glob("experiment_state-*.json")],
+    "searcher state truncated": lambda folder: [_truncate(p) for p in folder.glob("basic-variant-state-*.json")],
+    "a trial and the searcher state missing": _forget_a_trial,
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_sweep_whose_tune_record_is_unusable_is_run_again_into_the_same_rows(sweep, tmp_path, damage):
+    # What a driver killed while Tune copies its state to storage can leave behind.
+    storage, result = sweep
+    shutil.copytree(storage / "mog-smoke", tmp_path / "mog-smoke")
+    folder = tmp_path / "mog-smoke"
+    DAMAGE[damage](folder)
+    before = load_metrics(str(folder))
+
+    again = run_sweep(SweepSpec(**SPEC, storage=str(tmp_path)), progress=False)
+    assert again.resumed and again.ok and again.finished == 4, again.errors
+    after = load_metrics(str(folder))
+    assert len(after) == len(before) and not after.duplicated(["trial_id", "step"]).any()
+    assert not set(after["tune_trial_id"]) & set(before["tune_trial_id"])  # every row rewritten by a new trial
+    columns = ["trial_id", "step", *experiments.get("mog").metrics]
+    assert after[columns].equals(before[columns])
+
+
+def test_a_sweep_missing_only_its_searcher_state_resumes_as_it_is(sweep, tmp_path):
+    # Every trial is in the experiment state, so nothing needs the searcher.
+    storage, _ = sweep
+    shutil.copytree(storage / "mog-smoke", tmp_path / "mog-smoke")
+    for state in (tmp_path / "mog-smoke").glob("basic-variant-state-*.json"):
+        state.unlink()
+    files = {p: p.stat().st_mtime_ns for p in (tmp_path / "mog-smoke" / "parquet").rglob("*.parquet")}
+    again = run_sweep(SweepSpec(**SPEC, storage=str(tmp_path)), progress=False)
+    assert again.resumed and again.ok and again.finished == 4
+    assert all(p.stat().st_mtime_ns == mtime for p, mtime in files.items())
 
 
 def test_a_changed_grid_under_the_same_name_is_refused_and_nothing_is_touched(sweep):

@@ -57,7 +57,7 @@ def train_trial(config: dict[str, Any]) -> None:
                                              weights_only=False))
 
     identity = TrialIdentity(
-        sweep=settings.sweep, trial_id=tune.get_context().get_trial_id(), experiment=experiment.name,
+        sweep=settings.sweep, tune_trial_id=tune.get_context().get_trial_id(), experiment=experiment.name,
         profile=settings.profile, seed=cfg.seed, unroll_steps=cfg.unroll_steps, second_order=cfg.second_order,
         axes={name: getattr(cfg, name) for name in experiment.axis_columns},
         node_id=ray.get_runtime_context().get_node_id(),

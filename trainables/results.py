@@ -7,7 +7,8 @@ A sweep's results live under ``<storage>/<sweep>/parquet/`` as two hive-partitio
 
     ==============  ========  ==============================================================
     sweep           string    sweep name (the Tune experiment name)
-    trial_id        string    Tune's trial id
+    trial_id        string    the trial's grid point, e.g. ``seed=0,unroll_steps=10`` (plus any axes):
+                              stable across resumes and restarts, unique within a sweep
     profile         string    smoke | quick | paper
     seed            int64     the trial's seed
     unroll_steps    int64     K, discriminator steps unrolled in the generator's loss
@@ -16,6 +17,7 @@ A sweep's results live under ``<storage>/<sweep>/parquet/`` as two hive-partitio
     step            int64     training iterations completed when the row was measured
     time_s          float64   training wall time of the trial up to this step (excludes evaluation)
     node_id         string    Ray node that ran the step ('' outside Ray)
+    tune_trial_id   string    Tune's id of the trial that wrote the row ('' outside Ray), to find its logs
     hostname        string    host that ran the step
     config_json     string    the trial's full resolved config, as JSON
     <metrics>       float64   the experiment's metrics (``Experiment.metrics`` documents each)
@@ -32,7 +34,9 @@ A sweep's results live under ``<storage>/<sweep>/parquet/`` as two hive-partitio
 Why one file per (trial, step): a report's rows are written before its checkpoint is
 committed, each file atomically (temporary name, then rename), so a crash never leaves a
 half-written file, and a trial that resumes from a checkpoint rewrites the very same file
-names for the steps it repeats: every (trial, step) appears exactly once. Temporary names
+names for the steps it repeats: every (trial, step) appears exactly once. File names come
+from the grid point, not from Tune's trial id, so even a trial Tune starts over under a new id
+(after a driver was killed before Tune saved its own state) overwrites the same files. Temporary names
 start with '.', which pyarrow's dataset discovery skips.
 """
 from __future__ import annotations
@@ -59,6 +63,7 @@ ROW_COLUMNS: list[pa.Field] = [
     pa.field("step", pa.int64()),
     pa.field("time_s", pa.float64()),
     pa.field("node_id", pa.string()),
+    pa.field("tune_trial_id", pa.string()),
     pa.field("hostname", pa.string()),
     pa.field("config_json", pa.string()),
 ]
@@ -100,10 +105,14 @@ def write_table_atomically(fs: pafs.FileSystem, path: str, table: pa.Table) -> N
     fs.move(temporary, path)
 
 
+def trial_key(seed: int, unroll_steps: int, axes: dict) -> str:
+    """A trial's name within its sweep: its grid point, axes in sorted order."""
+    return ",".join(f"{k}={v}" for k, v in [("seed", seed), ("unroll_steps", unroll_steps), *sorted(axes.items())])
+
+
 @dataclass(frozen=True)
 class TrialIdentity:
     sweep: str
-    trial_id: str
     experiment: str
     profile: str
     seed: int
@@ -112,7 +121,12 @@ class TrialIdentity:
     axes: dict
     """axis column -> this trial's value"""
     node_id: str = ""
+    tune_trial_id: str = ""
     hostname: str = socket.gethostname()
+
+    @property
+    def trial_id(self) -> str:
+        return trial_key(self.seed, self.unroll_steps, self.axes)
 
     def columns(self) -> dict:
         return {"sweep": self.sweep, "trial_id": self.trial_id, "profile": self.profile, "seed": self.seed,
@@ -135,7 +149,7 @@ class ResultsWriter:
     def write(self, step: int, time_s: float, metrics: dict[str, float], samples: dict[str, np.ndarray]) -> None:
         ident = self.identity
         row = {**ident.columns(), "step": step, "time_s": time_s, "node_id": ident.node_id,
-               "hostname": ident.hostname, "config_json": self.config_json}
+               "tune_trial_id": ident.tune_trial_id, "hostname": ident.hostname, "config_json": self.config_json}
         row.update({m: _finite_or_nan(metrics.get(m)) for m in self.metric_names})
         table = pa.Table.from_pylist([row], schema=self.metrics_schema)
         if samples:
