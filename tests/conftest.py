@@ -14,3 +14,28 @@ def ray_local():
              object_store_memory=300 * 2**20)
     yield ray
     ray.shutdown()
+
+
+def assert_rows_match_runs_without_ray(metrics, experiment_name="mog"):
+    """Every trial's rows equal, step by step, the same config trained without Ray (deterministic by seed)."""
+    import json
+    import math
+
+    from trainables import experiments
+    from trainables.trial import Trial
+
+    experiment = experiments.get(experiment_name)
+    for trial_id, rows in metrics.groupby("trial_id"):
+        config = experiment.config_type(**json.loads(rows["config_json"].iloc[0]))
+        reference = list(Trial(experiment, config).reports())
+        rows = rows.sort_values("step")
+        assert rows["step"].tolist() == [r.step for r in reference], trial_id
+        for row, expected in zip(rows.itertuples(), reference):
+            for name in experiment.metrics:
+                a, b = getattr(row, name), expected.metrics[name]
+                assert a == b or (math.isnan(a) and math.isnan(b)), (trial_id, row.step, name)
+
+
+@pytest.fixture
+def same_as_without_ray():
+    return assert_rows_match_runs_without_ray

@@ -1,8 +1,16 @@
-"""A real two-node Ray cluster on this machine (`ray start` twice, loopback only, its own auth token):
-sweeps through --address, a worker node killed mid-sweep, S3 storage on a local
-S3-protocol server, and the failures a user should get at once (GPU request, missing token)."""
+"""A real two-node Ray cluster on this machine (`ray start` twice, its own auth token): sweeps
+through --address and as a Ray job, the driver killed and the same command resumed, a worker
+node killed mid-sweep, S3 storage on a local S3-protocol server, and the failures a user should
+get at once (GPU request, missing token).
+
+Clients talk to 127.0.0.1 only. Ray 2.60 itself replaces a node address of 127.0.0.1 with the
+host's routable one (`services.resolve_ip_for_localhost`) and its GCS and raylets listen on every
+interface; only the dashboard honours --dashboard-host. The cluster's own token is what keeps
+other clients out, which a test below checks.
+"""
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -20,6 +28,7 @@ from analysis.results import load_metrics
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -32,6 +41,34 @@ def run(args, env, timeout=600, **kw):
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout, **kw)
 
 
+def start_node(args, env, root, name):
+    """`ray start` in a session of its own: every daemon of the node stays in its process group
+    (Ray renames its agents to ``ray::…``, so they cannot be found by command line)."""
+    done = subprocess.run([BIN / "ray", "start", *args, f"--temp-dir={root}/{name}",
+                           f"--dashboard-agent-listen-port={free_port()}"],  # two nodes, one host: not both 52365
+                          env=env, capture_output=True, text=True, timeout=300, start_new_session=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return _process_group_of(root / name)
+
+
+def _process_group_of(node_root: Path) -> int:
+    """The process group of the node's raylet, i.e. of the `ray start` that made it."""
+    for _ in range(300):
+        for line in subprocess.run(["ps", "-ww", "-eo", "pgid=,args="], capture_output=True, text=True).stdout.splitlines():
+            pgid, _, args = line.strip().partition(" ")
+            if "/raylet/raylet " in args and f"{node_root}/session_" in args:
+                return int(pgid)
+        time.sleep(0.1)
+    raise AssertionError(f"no raylet for {node_root}")
+
+
+def kill_node(cluster, name):
+    try:
+        os.killpg(cluster["groups"][name], signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 @pytest.fixture(scope="module")
 def cluster():
     # A short path: Ray's unix sockets live under the temp dir and may not exceed 107 bytes.
@@ -39,21 +76,23 @@ def cluster():
     token = root / "token"
     token.write_text(secrets.token_hex(32))
     token.chmod(0o600)
-    # Its own token, never the home directory's; authentication stays on.
+    # Its own token, never the home directory's; authentication stays on. The venv's python
+    # first on PATH, as on a cluster node where the project is installed.
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token),
-           "RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS": "0"}
+           "RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS": "0", "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     env.pop("RAY_ADDRESS", None)
     port, dashboard = free_port(), free_port()
-    head = run([BIN / "ray", "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=1",
-                f"--temp-dir={root}/h", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-                f"--dashboard-port={dashboard}", "--disable-usage-stats"], env)
-    assert head.returncode == 0, head.stderr[-2000:]
-    worker = run([BIN / "ray", "start", f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1",
-                  "--num-cpus=1", f"--temp-dir={root}/w"], env)
-    assert worker.returncode == 0, worker.stderr[-2000:]
-    yield {"address": f"127.0.0.1:{port}", "dashboard": f"http://127.0.0.1:{dashboard}", "env": env, "root": root}
+    groups = {}
+    groups["head"] = start_node(["--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=1",
+                                "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+                                f"--dashboard-port={dashboard}", "--disable-usage-stats"], env, root, "h")
+    groups["worker"] = start_node([f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1", "--num-cpus=1"],
+                                env, root, "w")
+    yield {"address": f"127.0.0.1:{port}", "dashboard": f"http://127.0.0.1:{dashboard}", "env": env, "root": root,
+           "groups": groups}
     # End this cluster's processes only (never `ray stop`, which would end every cluster of the user).
-    subprocess.run(["pkill", "-9", "-f", str(root)], check=False)
+    for name in groups:
+        kill_node({"groups": groups}, name)
     shutil.rmtree(root, ignore_errors=True)
 
 
@@ -108,6 +147,52 @@ def test_gpu_request_on_a_cluster_without_gpus_fails_at_once(cluster, tmp_path):
     assert time.monotonic() - start < 120  # Tune alone would wait for ever
 
 
+def ray_job(cluster, command, *args):
+    return run([BIN / "ray", "job", command, "--address", cluster["dashboard"], *args], cluster["env"], timeout=300)
+
+
+def test_sweep_submitted_as_a_ray_job(cluster, tmp_path):
+    # The README's workflow: the code goes up as the job's working directory, the sweep's driver
+    # runs on the head and finds the cluster with --address auto.
+    submitted = ray_job(cluster, "submit", "--no-wait", "--working-dir", str(REPO), "--",
+                        "python", "-m", "orchestrator", "sweep", "mog", "--profile", "smoke", "--seeds", "0", "1",
+                        "--unroll-steps", "0", "2", "--storage", str(tmp_path), "--name", "job", "--address", "auto")
+    assert submitted.returncode == 0, submitted.stderr[-2000:]
+    job_id = re.search(r"raysubmit_\w+", submitted.stdout + submitted.stderr).group(0)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        status = ray_job(cluster, "status", job_id)
+        ended = re.search(rf"Job '{job_id}' (succeeded|failed|was stopped)", status.stdout + status.stderr)
+        if ended:
+            break
+        time.sleep(2)
+    logs = ray_job(cluster, "logs", job_id).stdout
+    assert ended and ended.group(1) == "succeeded", logs[-3000:]
+    assert "ran job: 4/4 trials finished" in logs and f"report: {tmp_path}/job/report" in logs
+    assert_every_row_once(tmp_path / "job", 4, [0, 20, 40])
+    assert (tmp_path / "job" / "report" / "figure1_samples.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_driver_lost_mid_sweep_then_the_same_command_resumes(cluster, tmp_path, same_as_without_ray):
+    overrides = ["--set", "iterations=3000", "report_every=250", "snapshot_every=1500"]
+    driver = sweep(cluster, tmp_path, *overrides, name="driver-loss", background=True)
+    partition = tmp_path / "driver-loss" / "parquet" / "metrics" / "experiment=mog"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not list(partition.glob("*-000001000.parquet")):
+        time.sleep(0.1)
+    driver.kill()  # the driver alone: the cluster stays up and ends the dead driver's trials
+    driver.wait()
+    rows_before = len(list(partition.glob("*.parquet")))
+    assert 0 < rows_before < 4 * 13, "the sweep was not caught mid-run"
+
+    again = sweep(cluster, tmp_path, *overrides, name="driver-loss")
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert "resumed driver-loss: 4/4 trials finished" in again.stdout
+    metrics = assert_every_row_once(tmp_path / "driver-loss", 4, list(range(0, 3001, 250)))
+    print(f"driver loss: killed after {rows_before} of {4 * 13} rows; found {len(metrics)} rows, expected {4 * 13}")
+    same_as_without_ray(metrics)
+
+
 def test_worker_node_lost_mid_sweep(cluster, tmp_path):
     steps = list(range(0, 6001, 200))
     driver = sweep(cluster, tmp_path, "--set", "iterations=6000", "report_every=200", "snapshot_every=3000",
@@ -125,7 +210,7 @@ def test_worker_node_lost_mid_sweep(cluster, tmp_path):
     else:
         pytest.fail("no row from the worker node in time")
     rows_before = len(list(partition.glob("*.parquet")))
-    subprocess.run(["pkill", "-9", "-f", f"{cluster['root']}/w/"], check=False)  # the whole node
+    kill_node(cluster, "worker")  # every process of the node, agents included
     output, _ = driver.communicate(timeout=900)
     assert driver.returncode == 0, output[-3000:]
     assert "4/4 trials finished" in output
