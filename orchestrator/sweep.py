@@ -99,8 +99,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, progress: bool = True
             tuner = _new_tuner(trainable, param_space, spec, storage, experiment, progress, progress_every_s)
             _write_spec(path, spec)
         grid = tuner.fit()
-        errors = [f"{r.config.get('seed')=} {r.config.get('unroll_steps')=}: {_last_line(r.error)} ({r.path})"
-                  for r in grid if r.error is not None]
+        errors = [f"{_grid_point(r.config)}: {_last_line(r.error)} ({r.path})" for r in grid if r.error is not None]
         return SweepResult(spec, path, f"{path}/parquet", resumed, grid.num_terminated, errors)
     finally:
         if started_here:
@@ -138,11 +137,15 @@ def _param_space(spec: SweepSpec, results_dir: str) -> dict:
     return space
 
 
-def _trial_dirname(trial) -> str:
+def _grid_point(config: dict) -> str:
     from trainables.ray_adapter import SWEEP_KEYS
 
-    axes = {k: v for k, v in trial.config.items() if k not in (*SWEEP_KEYS, "seed", "unroll_steps")}
-    return f"trial_{trial.trial_id}_{trial_key(trial.config['seed'], trial.config['unroll_steps'], axes)}"
+    axes = {k: v for k, v in config.items() if k not in (*SWEEP_KEYS, "seed", "unroll_steps")}
+    return trial_key(config.get("seed"), config.get("unroll_steps"), axes)
+
+
+def _trial_dirname(trial) -> str:
+    return f"trial_{trial.trial_id}_{_grid_point(trial.config)}"
 
 
 def _tune_state_complete(path: str, num_trials: int) -> bool:

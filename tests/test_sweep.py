@@ -168,3 +168,24 @@ def test_image_smoke_sweep_on_mnist_to_table_3(ray_local, tmp_path):
     assert abs(sum(rank) - 100) < 1e-9  # every image is won by some setting
     for name in ("figure5_reconstructions.png", "figure8_pairwise_distances.png"):
         assert (tmp_path / "report" / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_an_errored_trial_is_retried_by_the_rerun_and_finished_ones_are_not(ray_local, tmp_path):
+    # A fault only the environment causes: a folder where one trial's step-20 file must go.
+    partition = tmp_path / "mog-smoke" / "parquet" / "metrics" / "experiment=mog"
+    blocker = partition / "seed=1,unroll_steps=2-000000020.parquet"
+    (blocker / "in-the-way").mkdir(parents=True)
+    spec = SweepSpec(**SPEC, storage=str(tmp_path), max_failures=0)
+    first = run_sweep(spec, progress=False)
+    assert not first.ok and first.finished == 3 and len(first.errors) == 1
+    assert first.errors[0].startswith("seed=1,unroll_steps=2: ")
+    finished = {p: p.stat().st_mtime_ns for p in partition.glob("seed=*.parquet") if p.is_file()}
+    assert len(finished) == 3 * 3 + 1  # three trials done, the failed one wrote step 0
+
+    shutil.rmtree(blocker)
+    again = run_sweep(spec, progress=False)
+    assert again.resumed and again.ok and again.finished == 4
+    metrics = load_metrics(str(tmp_path / "mog-smoke"))
+    assert len(metrics) == 4 * 3 and not metrics.duplicated(["trial_id", "step"]).any()
+    done_before = {p: t for p, t in finished.items() if not p.name.startswith("seed=1,unroll_steps=2")}
+    assert all(p.stat().st_mtime_ns == t for p, t in done_before.items())  # finished trials were not rerun
