@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--gpus-per-trial", type=float,
                        help="GPU share per trial (default: the experiment's share if the cluster has GPUs, else 0)")
     sweep.add_argument("--max-concurrent", type=_int, help="at most this many trials at once (default: as resources allow)")
-    sweep.add_argument("--max-failures", type=_int, default=2, help="retries per trial from its last checkpoint; default 2")
+    sweep.add_argument("--max-failures", type=_int, default=2,
+                       help="retries per trial, each from its last saved state; default 2")
     sweep.add_argument("--no-report", action="store_true", help="skip building the report at the end")
     sweep.add_argument("--quiet", action="store_true", help="no progress lines")
 

@@ -40,7 +40,7 @@ class SweepSpec:
     """None: the experiment's GPU share when the cluster has GPUs, else 0."""
     max_concurrent_trials: int | None = None
     max_failures: int = 2
-    """Retries per trial, each from its last checkpoint (worker loss, preemption)."""
+    """Retries per trial, each from its last saved state (worker loss, preemption)."""
 
     def resolved(self) -> "SweepSpec":
         """Validate and fill in defaults from the profile, without touching any file or Ray."""

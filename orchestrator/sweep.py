@@ -13,10 +13,11 @@ from .progress import SweepProgress
 from .spec import SweepError, SweepSpec, check_address_reachable, check_storage_writable, storage_uri
 
 SPEC_FILE = "sweep.json"
+STATE_DIR = "trial_state"
 
 # Environment for every trial process: the trial's working directory stays where it was
-# started (relative paths keep working), and Tune's checkpoint-sync warning stays quiet
-# for short trials that checkpoint often.
+# started (relative paths keep working), and Tune's experiment-sync warning stays quiet
+# for short trials that report often.
 TRIAL_ENV = {
     "RAY_CHDIR_TO_TRIAL_DIR": "0",
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
@@ -85,7 +86,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, progress: bool = True
     try:
         trainable = tune.with_resources(train_trial, {"cpu": spec.cpus_per_trial, "gpu": _gpus_per_trial(spec, experiment)})
         resumed = tune.Tuner.can_restore(path)
-        param_space = _param_space(spec, f"{path}/parquet")
+        param_space = _param_space(spec, path)
         if resumed and not _tune_state_complete(path, spec.num_trials):
             if progress:
                 print(f"{spec.name}: the earlier run stopped before Tune saved a usable record of it; starting its "
@@ -119,7 +120,6 @@ def _new_tuner(trainable, param_space: dict, spec: SweepSpec, storage: str, expe
             name=spec.name,
             storage_path=storage,
             verbose=0,
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             callbacks=[SweepProgress(spec.num_trials, headline=_headline(experiment), every_s=progress_every_s)]
             if progress else [],
@@ -127,13 +127,13 @@ def _new_tuner(trainable, param_space: dict, spec: SweepSpec, storage: str, expe
     )
 
 
-def _param_space(spec: SweepSpec, results_dir: str) -> dict:
+def _param_space(spec: SweepSpec, path: str) -> dict:
     from ray import tune
 
     space = {"seed": tune.grid_search(list(spec.seeds)), "unroll_steps": tune.grid_search(list(spec.unroll_steps))}
     space.update({name: tune.grid_search(list(values)) for name, values in spec.axes.items()})
-    space.update(experiment=spec.experiment, profile=spec.profile, sweep=spec.name, results_dir=results_dir,
-                 overrides={**spec.overrides, "torch_threads": spec.cpus_per_trial})
+    space.update(experiment=spec.experiment, profile=spec.profile, sweep=spec.name, results_dir=f"{path}/parquet",
+                 state_dir=f"{path}/{STATE_DIR}", overrides={**spec.overrides, "torch_threads": spec.cpus_per_trial})
     return space
 
 

@@ -4,9 +4,10 @@ import math
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from analysis.results import ResultsError, final_rows, load_metrics, load_samples, mean_and_standard_error
-from trainables.results import ResultsWriter, TrialIdentity, metrics_schema
+from trainables.results import ResultsWriter, TrialIdentity, TrialStateFile, metrics_schema
 
 METRICS = ["modes", "reverse_kl"]
 
@@ -85,3 +86,14 @@ def test_final_rows_and_standard_error_across_seeds(tmp_path):
     assert table["modes_mean"].item() == 7.0
     assert math.isclose(table["modes_se"].item(), 1 / math.sqrt(3))  # std 1 over sqrt(3) seeds
     assert table["modes_n"].item() == 3
+
+
+def test_trial_state_file_round_trips_and_is_absent_before_the_first_save(tmp_path):
+    state_file = TrialStateFile(str(tmp_path / "trial_state"), "seed=0,unroll_steps=5")
+    assert state_file.load(map_location="cpu") is None
+    state = {"weights": torch.arange(6, dtype=torch.float64).reshape(2, 3), "step": 20}
+    state_file.save(state)
+    state_file.save({**state, "step": 40})  # replaced, not appended
+    loaded = state_file.load(map_location="cpu")
+    assert loaded["step"] == 40 and torch.equal(loaded["weights"], state["weights"])
+    assert [p.name for p in (tmp_path / "trial_state").iterdir()] == ["seed=0,unroll_steps=5.pt"]

@@ -76,22 +76,32 @@ DAMAGE = {
 }
 
 
+@pytest.mark.parametrize("trial_state", ["kept", "lost too"])
 @pytest.mark.parametrize("damage", DAMAGE)
-def test_a_sweep_whose_tune_record_is_unusable_is_run_again_into_the_same_rows(sweep, tmp_path, damage):
+def test_a_sweep_whose_tune_record_is_unusable_is_run_again_into_the_same_rows(sweep, tmp_path, damage,
+                                                                               trial_state):
     # What a driver killed while Tune copies its state to storage can leave behind.
     storage, result = sweep
     shutil.copytree(storage / "mog-smoke", tmp_path / "mog-smoke")
     folder = tmp_path / "mog-smoke"
     DAMAGE[damage](folder)
+    if trial_state == "lost too":
+        shutil.rmtree(folder / "trial_state")
     before = load_metrics(str(folder))
+    files = {p: p.stat().st_mtime_ns for p in (folder / "parquet").rglob("*.parquet")}
 
     again = run_sweep(SweepSpec(**SPEC, storage=str(tmp_path)), progress=False)
     assert again.resumed and again.ok and again.finished == 4, again.errors
     after = load_metrics(str(folder))
     assert len(after) == len(before) and not after.duplicated(["trial_id", "step"]).any()
-    assert not set(after["tune_trial_id"]) & set(before["tune_trial_id"])  # every row rewritten by a new trial
     columns = ["trial_id", "step", *experiments.get("mog").metrics]
     assert after[columns].equals(before[columns])
+    rewritten = [p for p, mtime in files.items() if p.stat().st_mtime_ns != mtime]
+    if trial_state == "kept":
+        assert not rewritten  # every trial found its final state: nothing trained twice
+    else:
+        assert len(rewritten) == len(files)  # trained again from the start, into the same files
+        assert not set(after["tune_trial_id"]) & set(before["tune_trial_id"])
 
 
 def test_a_sweep_missing_only_its_searcher_state_resumes_as_it_is(sweep, tmp_path):

@@ -1,28 +1,24 @@
 """The Tune function trainable: the only module under trainables/ that imports Ray.
 
-Restore from Tune's checkpoint if there is one, then for every report: write the
-Parquet rows, then checkpoint and report to Tune, in that order, so that rows for
-a step exist before the checkpoint that lets a retry skip it (see trainables.results).
+Resume from the trial's state file if there is one, then for every report: write the
+Parquet rows, save the state, report to Tune, in that order, so that rows for a step
+exist before the state that lets a retry skip it (see trainables.results). Tune's own
+checkpoints are not used: why is in ``TrialStateFile``.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
 import ray
-import torch
 from ray import tune
 
 from . import experiments
-from .results import ResultsWriter, TrialIdentity
+from .results import ResultsWriter, TrialIdentity, TrialStateFile
 from .trial import Trial
 
-STATE_FILE = "trial_state.pt"
-
 # Keys the orchestrator puts in every trial's Tune config beside the experiment's own fields.
-SWEEP_KEYS = ("experiment", "profile", "sweep", "results_dir", "overrides")
+SWEEP_KEYS = ("experiment", "profile", "sweep", "results_dir", "state_dir", "overrides")
 
 
 @dataclass(frozen=True)
@@ -31,6 +27,7 @@ class TrialSettings:
     profile: str
     sweep: str
     results_dir: str
+    state_dir: str
     values: dict[str, Any]
     """Experiment config fields: --set overrides plus this trial's grid point (seed, unroll_steps, axes)."""
 
@@ -38,7 +35,8 @@ class TrialSettings:
     def from_tune_config(cls, config: dict[str, Any]) -> "TrialSettings":
         grid_point = {k: v for k, v in config.items() if k not in SWEEP_KEYS}
         return cls(experiment=config["experiment"], profile=config["profile"], sweep=config["sweep"],
-                   results_dir=config["results_dir"], values={**config.get("overrides", {}), **grid_point})
+                   results_dir=config["results_dir"], state_dir=config["state_dir"],
+                   values={**config.get("overrides", {}), **grid_point})
 
 
 def train_trial(config: dict[str, Any]) -> None:
@@ -50,23 +48,19 @@ def train_trial(config: dict[str, Any]) -> None:
     device = "cuda" if ray.get_gpu_ids() else "cpu"
     trial = Trial(experiment, cfg, device)
 
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as directory:
-            trial.load_state_dict(torch.load(os.path.join(directory, STATE_FILE), map_location=device,
-                                             weights_only=False))
-
     identity = TrialIdentity(
         sweep=settings.sweep, tune_trial_id=tune.get_context().get_trial_id(), experiment=experiment.name,
         profile=settings.profile, seed=cfg.seed, unroll_steps=cfg.unroll_steps, second_order=cfg.second_order,
         axes={name: getattr(cfg, name) for name in experiment.axis_columns},
         node_id=ray.get_runtime_context().get_node_id(),
     )
+    state_file = TrialStateFile(settings.state_dir, identity.trial_id)
+    state = state_file.load(map_location=device)
+    if state is not None:
+        trial.load_state_dict(state)
     writer = ResultsWriter(settings.results_dir, identity, list(experiment.metrics), cfg.to_json())
     for report in trial.reports():
         writer.write(report.step, trial.elapsed_s, report.metrics,
                      {kind: samples.numpy() for kind, samples in report.samples.items()})
-        with tempfile.TemporaryDirectory() as directory:
-            torch.save(trial.state_dict(), os.path.join(directory, STATE_FILE))
-            tune.report({"step": report.step, "iterations": cfg.iterations, **report.metrics},
-                        checkpoint=tune.Checkpoint.from_directory(directory))
+        state_file.save(trial.state_dict())
+        tune.report({"step": report.step, "iterations": cfg.iterations, **report.metrics})

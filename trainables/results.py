@@ -31,25 +31,28 @@ A sweep's results live under ``<storage>/<sweep>/parquet/`` as two hive-partitio
 
 ``experiment`` is the hive partition key, so it is a column when the dataset is read.
 
-Why one file per (trial, step): a report's rows are written before its checkpoint is
-committed, each file atomically (temporary name, then rename), so a crash never leaves a
-half-written file, and a trial that resumes from a checkpoint rewrites the very same file
-names for the steps it repeats: every (trial, step) appears exactly once. File names come
-from the grid point, not from Tune's trial id, so even a trial Tune starts over under a new id
-(after a driver was killed before Tune saved its own state) overwrites the same files. Temporary names
-start with '.', which pyarrow's dataset discovery skips.
+Why one file per (trial, step): a report's rows are written before the trial's state
+(``TrialStateFile``) is saved, each file atomically (temporary name, then rename), so a
+crash never leaves a half-written file, and a trial that resumes from its state rewrites
+the very same file names for the steps it repeats: every (trial, step) appears exactly
+once. File names come from the grid point, not from Tune's trial id, so even a trial Tune
+starts over under a new id overwrites the same files. Temporary names start with '.',
+which pyarrow's dataset discovery skips.
 """
 from __future__ import annotations
 
+import io
 import math
 import socket
 import uuid
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+import torch
 
 IDENTITY_COLUMNS: list[pa.Field] = [
     pa.field("sweep", pa.string()),
@@ -95,14 +98,46 @@ def filesystem_and_path(uri: str) -> tuple[pafs.FileSystem, str]:
     return pafs.FileSystem.from_uri(uri)
 
 
-def write_table_atomically(fs: pafs.FileSystem, path: str, table: pa.Table) -> None:
+def write_atomically(fs: pafs.FileSystem, path: str, write: Callable[[pa.NativeFile], None]) -> None:
     directory, name = path.rsplit("/", 1)
     fs.create_dir(directory, recursive=True)
     temporary = f"{directory}/.tmp-{uuid.uuid4().hex}-{name}"
     with fs.open_output_stream(temporary) as out:
-        pq.write_table(table, out)
+        write(out)
     # A rename on local disks; object stores copy, but an object appears only once complete.
     fs.move(temporary, path)
+
+
+def write_table_atomically(fs: pafs.FileSystem, path: str, table: pa.Table) -> None:
+    write_atomically(fs, path, lambda out: pq.write_table(table, out))
+
+
+class TrialStateFile:
+    """A trial's resumable state: ``<sweep>/trial_state/<trial_id>.pt``, replaced atomically
+    after the rows of each report are written, so it never runs ahead of the results.
+
+    Why not Tune's checkpoints: Tune restores a trial from the checkpoint named in its
+    experiment state, which reaches storage later than the checkpoints and is pruned
+    (num_to_keep) meanwhile; a driver killed in between left a state naming a deleted
+    checkpoint, and that trial could never resume ("Could not recover from checkpoint as
+    it does not exist on storage anymore"). One file per grid point, found by name, has no
+    such gap, and after the last step it holds the trial's final models.
+    """
+
+    def __init__(self, directory: str, trial_id: str):
+        self.fs, root = filesystem_and_path(directory)
+        self.path = f"{root}/{trial_id}.pt"
+
+    def load(self, map_location: str) -> dict[str, Any] | None:
+        if self.fs.get_file_info(self.path).type != pafs.FileType.File:
+            return None
+        with self.fs.open_input_stream(self.path) as f:
+            return torch.load(io.BytesIO(f.read()), map_location=map_location, weights_only=False)
+
+    def save(self, state: dict[str, Any]) -> None:
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        write_atomically(self.fs, self.path, lambda out: out.write(buffer.getvalue()))
 
 
 def trial_key(seed: int, unroll_steps: int, axes: dict) -> str:
