@@ -5,6 +5,8 @@ import time
 
 from ray import tune
 
+from trainables.ray_adapter import grid_point
+
 
 class SweepProgress(tune.Callback):
     """Prints 'done/running/errored of N' with the latest trial's step and metrics, at most every `every_s`."""
@@ -29,22 +31,14 @@ class SweepProgress(tune.Callback):
               f"{counts['ERROR']} errored | {note}", flush=True)
         self.last_print = time.monotonic()
 
-    @staticmethod
-    def _describe(trial, result: dict | None = None) -> str:
-        cfg = trial.config
-        point = f"seed={cfg.get('seed')} unroll_steps={cfg.get('unroll_steps')}"
-        extra = [f"{k}={v}" for k, v in cfg.items()
-                 if k not in ("seed", "unroll_steps", "experiment", "profile", "sweep", "results_dir", "overrides")]
-        return " ".join([point, *extra])
-
     def on_trial_result(self, iteration, trials, trial, result, **info):
         metrics = " ".join(f"{k}={result[k]:.3g}" for k in self.headline if k in result)
-        note = f"{self._describe(trial)}: step {result.get('step')}/{result.get('iterations')} {metrics}"
+        note = f"{grid_point(trial.config)}: step {result.get('step')}/{result.get('iterations')} {metrics}"
         if time.monotonic() - self.last_print >= self.every_s:
             self._line(trials, note)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._line(trials, f"finished {self._describe(trial)}", finished=trial)
+        self._line(trials, f"finished {grid_point(trial.config)}", finished=trial)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._line(trials, f"ERROR in {self._describe(trial)}", errored=trial)
+        self._line(trials, f"ERROR in {grid_point(trial.config)}", errored=trial)

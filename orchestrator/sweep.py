@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 from trainables import experiments
 from trainables.data.mnist import DatasetError
-from trainables.results import trial_key
 
 from .progress import SweepProgress
 from .spec import SweepError, SweepSpec, check_address_reachable, check_storage_writable, storage_uri
@@ -72,7 +71,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, progress: bool = True
     import ray
     from ray import tune
 
-    from trainables.ray_adapter import train_trial
+    from trainables.ray_adapter import grid_point, train_trial
 
     started_here = not ray.is_initialized()
     if started_here:
@@ -89,8 +88,8 @@ def run_sweep(spec: SweepSpec, address: str | None = None, progress: bool = True
         param_space = _param_space(spec, path)
         if resumed and not _tune_state_complete(path, spec.num_trials):
             if progress:
-                print(f"{spec.name}: the earlier run stopped before Tune saved a usable record of it; starting its "
-                      f"trials again (they rewrite the same result files)", flush=True)
+                print(f"{spec.name}: the earlier run stopped before Tune saved a usable record of it; starting Tune "
+                      f"afresh, each trial continuing from its own saved state", flush=True)
             tuner = _new_tuner(trainable, param_space, spec, storage, experiment, progress, progress_every_s)
         elif resumed:
             # The grid goes in again: should Tune still fail to restore, it starts the sweep
@@ -100,7 +99,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, progress: bool = True
             tuner = _new_tuner(trainable, param_space, spec, storage, experiment, progress, progress_every_s)
             _write_spec(path, spec)
         grid = tuner.fit()
-        errors = [f"{_grid_point(r.config)}: {_last_line(r.error)} ({r.path})" for r in grid if r.error is not None]
+        errors = [f"{grid_point(r.config)}: {_last_line(r.error)} ({r.path})" for r in grid if r.error is not None]
         return SweepResult(spec, path, f"{path}/parquet", resumed, grid.num_terminated, errors)
     finally:
         if started_here:
@@ -137,15 +136,10 @@ def _param_space(spec: SweepSpec, path: str) -> dict:
     return space
 
 
-def _grid_point(config: dict) -> str:
-    from trainables.ray_adapter import SWEEP_KEYS
-
-    axes = {k: v for k, v in config.items() if k not in (*SWEEP_KEYS, "seed", "unroll_steps")}
-    return trial_key(config.get("seed"), config.get("unroll_steps"), axes)
-
-
 def _trial_dirname(trial) -> str:
-    return f"trial_{trial.trial_id}_{_grid_point(trial.config)}"
+    from trainables.ray_adapter import grid_point
+
+    return f"trial_{trial.trial_id}_{grid_point(trial.config)}"
 
 
 def _tune_state_complete(path: str, num_trials: int) -> bool:

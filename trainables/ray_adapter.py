@@ -14,11 +14,17 @@ import ray
 from ray import tune
 
 from . import experiments
-from .results import ResultsWriter, TrialIdentity, TrialStateFile
+from .results import ResultsWriter, TrialIdentity, TrialStateFile, trial_key
 from .trial import Trial
 
 # Keys the orchestrator puts in every trial's Tune config beside the experiment's own fields.
 SWEEP_KEYS = ("experiment", "profile", "sweep", "results_dir", "state_dir", "overrides")
+
+
+def grid_point(config: dict[str, Any]) -> str:
+    """A trial's Tune config as its name in the sweep, e.g. ``seed=0,unroll_steps=10``."""
+    axes = {k: v for k, v in config.items() if k not in (*SWEEP_KEYS, "seed", "unroll_steps")}
+    return trial_key(config.get("seed"), config.get("unroll_steps"), axes)
 
 
 @dataclass(frozen=True)
