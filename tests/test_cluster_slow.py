@@ -247,6 +247,8 @@ def test_s3_storage_on_a_local_server(cluster, tmp_path):
         listing = run([sys.executable, "-c", "import boto3; print('\\n'.join(o['Key'] for o in boto3.client('s3')"
                        ".list_objects_v2(Bucket='sweeps')['Contents']))"], env).stdout.splitlines()
         assert any(key.endswith("tuner.pkl") for key in listing)
+        assert sorted(k.rsplit("/", 1)[1] for k in listing if "/trial_state/" in k and k.endswith(".pt")) == [
+            "seed=0,unroll_steps=0.pt", "seed=0,unroll_steps=2.pt"]  # the smoke grid's final states
         rows = [k for k in listing if "/parquet/metrics/experiment=mog/" in k and k.endswith(".parquet")]
         assert len(rows) == 2 * 3 and not any("/.tmp-" in k for k in rows)  # S3 also keeps folder markers
     finally:
