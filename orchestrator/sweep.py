@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from trainables import experiments
 from trainables.data.mnist import DatasetError
+from trainables.results import filesystem_and_path, read_file
 
 from .progress import SweepProgress
 from .spec import SweepError, SweepSpec, check_address_reachable, check_storage_writable, storage_uri
@@ -152,14 +153,14 @@ def _tune_state_complete(path: str, num_trials: int) -> bool:
     """
     import pyarrow.fs as pafs
 
-    fs, root = pafs.FileSystem.from_uri(path)
+    fs, root = filesystem_and_path(path)
     names = {info.base_name for info in fs.get_file_info(pafs.FileSelector(root))}
     states = sorted(n for n in names if n.startswith("experiment_state-") and n.endswith(".json"))
     if not states:
         return False
     session = states[-1][len("experiment_state-"):-len(".json")]
     try:
-        trials = json.loads(_read_text(f"{path}/{states[-1]}"))["trial_data"]
+        trials = json.loads(read_file(fs, f"{root}/{states[-1]}"))["trial_data"]
     except (ValueError, KeyError, TypeError):
         return False
     searcher = f"basic-variant-state-{session}.json"
@@ -168,7 +169,7 @@ def _tune_state_complete(path: str, num_trials: int) -> bool:
     from ray import cloudpickle  # the searcher's state is a pickle despite its name
 
     try:
-        cloudpickle.loads(_read_bytes(f"{path}/{searcher}"))
+        cloudpickle.loads(read_file(fs, f"{root}/{searcher}"))
     except Exception:  # noqa: BLE001 - any failure here means Tune could not load it either
         return False
     return bool(trials)
@@ -190,18 +191,8 @@ def _headline(experiment) -> tuple[str, ...]:
     return tuple(list(experiment.metrics)[:2])
 
 
-def _read_bytes(uri: str) -> bytes | None:
-    import pyarrow.fs as pafs
-
-    fs, path = pafs.FileSystem.from_uri(uri)
-    if fs.get_file_info(path).type != pafs.FileType.File:
-        return None
-    with fs.open_input_stream(path) as f:
-        return f.read()
-
-
 def _read_text(uri: str) -> str | None:
-    data = _read_bytes(uri)
+    data = read_file(*filesystem_and_path(uri))
     return None if data is None else data.decode()
 
 

@@ -8,6 +8,7 @@ host's routable one (`services.resolve_ip_for_localhost`) and its GCS and raylet
 interface; only the dashboard honours --dashboard-host. The cluster's own token is what keeps
 other clients out, which a test below checks.
 """
+import contextlib
 import json
 import os
 import re
@@ -62,11 +63,9 @@ def _process_group_of(node_root: Path) -> int:
     raise AssertionError(f"no raylet for {node_root}")
 
 
-def kill_node(cluster, name):
-    try:
-        os.killpg(cluster["groups"][name], signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+def kill_node(group: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the node is already gone
+        os.killpg(group, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +90,8 @@ def cluster():
     yield {"address": f"127.0.0.1:{port}", "dashboard": f"http://127.0.0.1:{dashboard}", "env": env, "root": root,
            "groups": groups}
     # End this cluster's processes only (never `ray stop`, which would end every cluster of the user).
-    for name in groups:
-        kill_node({"groups": groups}, name)
+    for group in groups.values():
+        kill_node(group)
     shutil.rmtree(root, ignore_errors=True)
 
 
@@ -210,7 +209,7 @@ def test_worker_node_lost_mid_sweep(cluster, tmp_path):
     else:
         pytest.fail("no row from the worker node in time")
     rows_before = len(list(partition.glob("*.parquet")))
-    kill_node(cluster, "worker")  # every process of the node, agents included
+    kill_node(cluster["groups"]["worker"])  # every process of the node, agents included
     output, _ = driver.communicate(timeout=900)
     assert driver.returncode == 0, output[-3000:]
     assert "4/4 trials finished" in output

@@ -39,10 +39,10 @@ class TrialSettings:
 
     @classmethod
     def from_tune_config(cls, config: dict[str, Any]) -> "TrialSettings":
-        grid_point = {k: v for k, v in config.items() if k not in SWEEP_KEYS}
+        point = {k: v for k, v in config.items() if k not in SWEEP_KEYS}
         return cls(experiment=config["experiment"], profile=config["profile"], sweep=config["sweep"],
                    results_dir=config["results_dir"], state_dir=config["state_dir"],
-                   values={**config.get("overrides", {}), **grid_point})
+                   values={**config.get("overrides", {}), **point})
 
 
 def train_trial(config: dict[str, Any]) -> None:

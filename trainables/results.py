@@ -98,6 +98,14 @@ def filesystem_and_path(uri: str) -> tuple[pafs.FileSystem, str]:
     return pafs.FileSystem.from_uri(uri)
 
 
+def read_file(fs: pafs.FileSystem, path: str) -> bytes | None:
+    """A whole file's bytes, or None where there is no file."""
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    with fs.open_input_stream(path) as f:
+        return f.read()
+
+
 def write_atomically(fs: pafs.FileSystem, path: str, write: Callable[[pa.NativeFile], None]) -> None:
     directory, name = path.rsplit("/", 1)
     fs.create_dir(directory, recursive=True)
@@ -129,10 +137,8 @@ class TrialStateFile:
         self.path = f"{root}/{trial_id}.pt"
 
     def load(self, map_location: str) -> dict[str, Any] | None:
-        if self.fs.get_file_info(self.path).type != pafs.FileType.File:
-            return None
-        with self.fs.open_input_stream(self.path) as f:
-            return torch.load(io.BytesIO(f.read()), map_location=map_location, weights_only=False)
+        data = read_file(self.fs, self.path)
+        return None if data is None else torch.load(io.BytesIO(data), map_location=map_location, weights_only=False)
 
     def save(self, state: dict[str, Any]) -> None:
         buffer = io.BytesIO()
