@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from trainables import experiments
 from trainables.data.mnist import DatasetError
-from trainables.results import filesystem_and_path, read_file
+from trainables.results import filesystem_and_path, read_file, write_atomically
 
 from .progress import SweepProgress
 from .spec import SweepError, SweepSpec, check_address_reachable, check_storage_writable, storage_uri
@@ -53,7 +53,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, progress: bool = True
     check_storage_writable(storage)
     check_address_reachable(address)
     path = f"{storage}/{spec.name}"
-    _check_same_grid(path, spec)
+    spec_saved = _check_same_grid(path, spec)
     experiment = experiments.get(spec.experiment)
     if experiment.prepare is not None:
         if progress:
@@ -84,6 +84,10 @@ def run_sweep(spec: SweepSpec, address: str | None = None, progress: bool = True
                    "~/.ray/auth_token)" if address else ""
             raise SweepError(f"could not connect to Ray at {address or 'a new local cluster'}: {error}{hint}") from None
     try:
+        if not spec_saved:
+            # Before Tune writes anything: a sweep folder Tune can restore always has its grid
+            # on record, however early the driver is killed.
+            _write_spec(path, spec)
         trainable = tune.with_resources(train_trial, {"cpu": spec.cpus_per_trial, "gpu": _gpus_per_trial(spec, experiment)})
         resumed = tune.Tuner.can_restore(path)
         param_space = _param_space(spec, path)
@@ -98,7 +102,6 @@ def run_sweep(spec: SweepSpec, address: str | None = None, progress: bool = True
             tuner = tune.Tuner.restore(path, trainable=trainable, param_space=param_space, resume_errored=True)
         else:
             tuner = _new_tuner(trainable, param_space, spec, storage, experiment, progress, progress_every_s)
-            _write_spec(path, spec)
         grid = tuner.fit()
         errors = [f"{grid_point(r.config)}: {_last_line(r.error)} ({r.path})" for r in grid if r.error is not None]
         return SweepResult(spec, path, f"{path}/parquet", resumed, grid.num_terminated, errors)
@@ -150,13 +153,15 @@ def _tune_state_complete(path: str, num_trials: int) -> bool:
     session folder and copies them to storage in the background; a driver killed in the
     first seconds, or in the middle of that copy, leaves no experiment state, a truncated
     one, or one without the searcher's (trials it had not yet created would never run).
+    Tune writes tuner.pkl in place too, so it is checked as well.
     """
     import pyarrow.fs as pafs
+    from ray import cloudpickle  # tuner.pkl and the searcher's state (a pickle despite its name)
 
     fs, root = filesystem_and_path(path)
     names = {info.base_name for info in fs.get_file_info(pafs.FileSelector(root))}
     states = sorted(n for n in names if n.startswith("experiment_state-") and n.endswith(".json"))
-    if not states:
+    if not states or not _loads(cloudpickle, read_file(fs, f"{root}/tuner.pkl")):
         return False
     session = states[-1][len("experiment_state-"):-len(".json")]
     try:
@@ -166,13 +171,15 @@ def _tune_state_complete(path: str, num_trials: int) -> bool:
     searcher = f"basic-variant-state-{session}.json"
     if searcher not in names:
         return len(trials) == num_trials
-    from ray import cloudpickle  # the searcher's state is a pickle despite its name
+    return bool(trials) and _loads(cloudpickle, read_file(fs, f"{root}/{searcher}"))
 
+
+def _loads(cloudpickle, data: bytes | None) -> bool:
     try:
-        cloudpickle.loads(read_file(fs, f"{root}/{searcher}"))
+        cloudpickle.loads(data)
     except Exception:  # noqa: BLE001 - any failure here means Tune could not load it either
         return False
-    return bool(trials)
+    return True
 
 
 def _gpus_per_trial(spec: SweepSpec, experiment) -> float:
@@ -196,10 +203,11 @@ def _read_text(uri: str) -> str | None:
     return None if data is None else data.decode()
 
 
-def _check_same_grid(path: str, spec: SweepSpec) -> None:
+def _check_same_grid(path: str, spec: SweepSpec) -> bool:
+    """False when the sweep has no grid on record yet; raises when it has another grid."""
     text = _read_text(f"{path}/{SPEC_FILE}")
     if text is None:
-        return
+        return False
     try:
         saved = json.loads(text)["grid"]
     except (ValueError, KeyError):
@@ -208,15 +216,14 @@ def _check_same_grid(path: str, spec: SweepSpec) -> None:
         changed = sorted(k for k in saved if saved.get(k) != json.loads(json.dumps(spec.grid_identity())).get(k))
         raise SweepError(f"sweep {spec.name!r} at {path} was started with a different {', '.join(changed)}; "
                          f"re-run it unchanged to resume, or pass --name for a new sweep")
+    return True
 
 
 def _write_spec(path: str, spec: SweepSpec) -> None:
-    import pyarrow.fs as pafs
-
-    fs, root = pafs.FileSystem.from_uri(path)
-    fs.create_dir(root, recursive=True)
-    with fs.open_output_stream(f"{root}/{SPEC_FILE}") as f:
-        f.write(json.dumps({"grid": spec.grid_identity(), "spec": json.loads(spec.to_json())}, indent=2).encode())
+    fs, root = filesystem_and_path(path)
+    text = json.dumps({"grid": spec.grid_identity(), "spec": json.loads(spec.to_json())}, indent=2)
+    # Atomic: a driver killed mid-write must not leave a half file that blocks every re-run.
+    write_atomically(fs, f"{root}/{SPEC_FILE}", lambda out: out.write(text.encode()))
 
 
 def _last_line(error: BaseException) -> str:

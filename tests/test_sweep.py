@@ -8,6 +8,7 @@ import pytest
 from analysis.report import build_report
 from analysis.results import load_metrics, load_samples
 from orchestrator import SweepError, SweepSpec, run_sweep
+from orchestrator import sweep as sweep_module
 from trainables import experiments
 from trainables.trial import Trial
 
@@ -73,6 +74,7 @@ DAMAGE = {
     "experiment state truncated": lambda folder: [_truncate(p) for p in folder.glob("experiment_state-*.json")],
     "searcher state truncated": lambda folder: [_truncate(p) for p in folder.glob("basic-variant-state-*.json")],
     "a trial and the searcher state missing": _forget_a_trial,
+    "tuner.pkl truncated": lambda folder: _truncate(folder / "tuner.pkl"),
 }
 
 
@@ -114,6 +116,35 @@ def test_a_sweep_missing_only_its_searcher_state_resumes_as_it_is(sweep, tmp_pat
     again = run_sweep(SweepSpec(**SPEC, storage=str(tmp_path)), progress=False)
     assert again.resumed and again.ok and again.finished == 4
     assert all(p.stat().st_mtime_ns == mtime for p, mtime in files.items())
+
+
+def test_a_sweep_without_its_grid_on_record_resumes_and_records_it(sweep, tmp_path):
+    # A driver killed by an older version between Tune's first write and the grid's.
+    storage, _ = sweep
+    shutil.copytree(storage / "mog-smoke", tmp_path / "mog-smoke")
+    (tmp_path / "mog-smoke" / "sweep.json").unlink()
+    files = {p: p.stat().st_mtime_ns for p in (tmp_path / "mog-smoke" / "parquet").rglob("*.parquet")}
+    again = run_sweep(SweepSpec(**SPEC, storage=str(tmp_path)), progress=False)
+    assert again.resumed and again.ok and again.finished == 4
+    assert all(p.stat().st_mtime_ns == mtime for p, mtime in files.items())
+    assert json.loads((tmp_path / "mog-smoke" / "sweep.json").read_text())["grid"]["seeds"] == [0, 1]
+
+
+def test_the_grid_is_on_record_before_tune_writes_anything(ray_local, tmp_path, monkeypatch):
+    # So a driver killed at any moment leaves a folder whose re-run is checked against its grid.
+    seen = {}
+
+    def killed_while_creating_the_tuner(*args, **kwargs):
+        folder = tmp_path / "mog-smoke"
+        seen["grid"] = json.loads((folder / "sweep.json").read_text())["grid"]
+        seen["tune files"] = sorted(p.name for p in folder.iterdir() if p.name != "sweep.json")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep_module, "_new_tuner", killed_while_creating_the_tuner)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(SweepSpec(**SPEC, storage=str(tmp_path)), progress=False)
+    assert seen == {"grid": json.loads(json.dumps(SweepSpec(**SPEC).resolved().grid_identity())), "tune files": []}
+    assert not [p for p in (tmp_path / "mog-smoke").iterdir() if p.name.startswith(".tmp-")]
 
 
 def test_a_changed_grid_under_the_same_name_is_refused_and_nothing_is_touched(sweep):
