@@ -1,13 +1,20 @@
-"""Milliseconds per training iteration (one D update + one G update) against unroll steps.
+"""Milliseconds per training iteration (one D update + one G update) against unroll steps,
+and what a profile's whole grid of trials would cost to train on this machine.
 
-    python -m bench.unroll_cost [--json] [--repeats 7] [--iterations 20]
+    python -m bench.unroll_cost [--experiment mog] [--profile paper] [--device cpu] [--json]
+                                [--repeats 7] [--iterations 20]
 
-The paper's MoG model at batch 512, one torch thread; each row is the median over
-`repeats` timed blocks of `iterations` iterations, after a warm-up block.
+Each row is one point of the profile's grid (unroll steps x its further axes, seeds aside) with
+the profile's config, one torch thread (what a one-CPU trial gets); the time is the median over
+`repeats` timed blocks of `iterations` iterations, after a warm-up block. For K > 0 the
+stop-gradient variant is timed too. The projection multiplies by the profile's iterations and
+seeds; it leaves out evaluation and snapshots. Trials sharing a GPU (the sweeps ask for a
+fraction) run side by side, so divide by how many fit.
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import statistics
@@ -19,44 +26,81 @@ from trainables import experiments
 from trainables.trainer import GANTrainer
 
 
-def time_iteration(unroll_steps: int, second_order: bool, repeats: int, iterations: int) -> float:
-    experiment = experiments.get("mog")
-    config = experiment.config("paper", {"unroll_steps": unroll_steps, "second_order": second_order,
-                                         "batch_size": 512})
+def time_iteration(experiment: experiments.Experiment, config, device: torch.device, repeats: int,
+                   iterations: int) -> float:
     torch.manual_seed(0)
-    trainer = GANTrainer(experiment.build(config, torch.device("cpu")).parts, config)
+    trainer = GANTrainer(experiment.build(config, device).parts, config)
+    # CUDA runs asynchronously: wait for the queued work before reading the clock.
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(iterations):  # warm-up: allocator, Adam state, first-call overheads
         trainer.train_iteration()
     blocks = []
     for _ in range(repeats):
+        synchronize()
         start = time.perf_counter()
         for _ in range(iterations):
             trainer.train_iteration()
+        synchronize()
         blocks.append((time.perf_counter() - start) * 1000 / iterations)
     return statistics.median(blocks)
 
 
+def measure(experiment_name: str, profile_name: str, repeats: int, iterations: int,
+            device: torch.device = torch.device("cpu")) -> tuple[list[dict], dict]:
+    experiment = experiments.get(experiment_name)
+    profile = experiment.profiles[profile_name]
+    base = experiment.config(profile_name)
+    if experiment.prepare is not None:
+        experiment.prepare(base)
+    rows = []
+    axes = list(profile.axes.items())
+    for point in itertools.product(*(values for _, values in axes)):
+        axis_values = {name: value for (name, _), value in zip(axes, point)}
+        for unroll_steps in profile.unroll_steps:
+            for second_order in ((True,) if unroll_steps == 0 else (True, False)):
+                config = base.with_values({**axis_values, "unroll_steps": unroll_steps, "second_order": second_order})
+                ms = time_iteration(experiment, config, device, repeats, iterations)
+                rows.append({**axis_values, "unroll_steps": unroll_steps, "second_order": second_order,
+                             "ms_per_iter": round(ms, 3)})
+    # The profile trains the second-order variant: one trial per seed and grid point.
+    trained_ms = sum(r["ms_per_iter"] for r in rows if r["second_order"])
+    projection = {"trials": len(profile.seeds) * sum(r["second_order"] for r in rows),
+                  "iterations_per_trial": base.iterations,
+                  "hours": trained_ms * len(profile.seeds) * base.iterations / 3.6e6}
+    return rows, projection
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", action="store_true", help="print the rows as one JSON list")
+    parser.add_argument("--experiment", default="mog", choices=experiments.names())
+    parser.add_argument("--profile", default="paper")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU machine")
+    parser.add_argument("--json", action="store_true", help="print the rows and the projection as one JSON object")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--iterations", type=int, default=20)
     args = parser.parse_args()
+    profiles = experiments.get(args.experiment).profiles
+    if args.profile not in profiles:
+        parser.error(f"unknown profile {args.profile!r} for {args.experiment}; choose from {', '.join(profiles)}")
     torch.set_num_threads(1)
-    rows = []
-    for unroll_steps in (0, 1, 5, 10):
-        for second_order in ((True,) if unroll_steps == 0 else (True, False)):
-            ms = time_iteration(unroll_steps, second_order, args.repeats, args.iterations)
-            rows.append({"unroll_steps": unroll_steps, "second_order": second_order, "ms_per_iter": round(ms, 3)})
-    base = rows[0]["ms_per_iter"]
+    rows, projection = measure(args.experiment, args.profile, args.repeats, args.iterations, torch.device(args.device))
     if args.json:
-        print(json.dumps(rows))
+        print(json.dumps({"rows": rows, "projection": projection}))
         return
-    print(f"MoG model, batch 512, 1 torch thread, torch {torch.__version__}, {platform.processor() or platform.machine()}")
-    print(f"{'unroll_steps':>12} {'second_order':>12} {'ms/iter':>9} {'x K=0':>7}")
+    axes = [k for k in rows[0] if k not in ("unroll_steps", "second_order", "ms_per_iter")]
+    where = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or platform.machine()
+    print(f"{args.experiment}, {args.profile} profile, {args.device}, 1 torch thread, torch {torch.__version__}, {where}")
+    print("".join(f"{name:>8}" for name in axes) + f"{'unroll_steps':>13} {'second_order':>12} {'ms/iter':>9} "
+          f"{'x K=0':>7}")
+    base = {}
     for row in rows:
-        print(f"{row['unroll_steps']:>12} {str(row['second_order']):>12} {row['ms_per_iter']:>9.2f} "
-              f"{row['ms_per_iter'] / base:>7.2f}")
+        key = tuple(row[name] for name in axes)
+        base.setdefault(key, row["ms_per_iter"])
+        print("".join(f"{row[name]!s:>8}" for name in axes) + f"{row['unroll_steps']:>13} "
+              f"{str(row['second_order']):>12} {row['ms_per_iter']:>9.2f} {row['ms_per_iter'] / base[key]:>7.2f}")
+    print(f"the whole profile: {projection['trials']} trials x {projection['iterations_per_trial']:,} iterations, "
+          f"one at a time on {args.device} (one thread): {projection['hours']:.2f} h of training, evaluation not "
+          f"included")
 
 
 if __name__ == "__main__":
