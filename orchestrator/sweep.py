@@ -1,8 +1,11 @@
 """Turn a SweepSpec into a Ray Tune run: new, or resumed where an earlier run of it stopped."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
+import tempfile
 from dataclasses import dataclass, field
 
 from trainables import experiments
@@ -76,13 +79,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, progress: bool = True
 
     started_here = not ray.is_initialized()
     if started_here:
-        try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                     runtime_env={"env_vars": trial_env}, configure_logging=True, logging_level="WARNING")
-        except (ConnectionError, RuntimeError) as error:
-            hint = " (with token authentication, the client needs the cluster's token: RAY_AUTH_TOKEN_PATH or " \
-                   "~/.ray/auth_token)" if address else ""
-            raise SweepError(f"could not connect to Ray at {address or 'a new local cluster'}: {error}{hint}") from None
+        _start_ray(address, trial_env)
     try:
         if not spec_saved:
             # Before Tune writes anything: a sweep folder Tune can restore always has its grid
@@ -108,6 +105,60 @@ def run_sweep(spec: SweepSpec, address: str | None = None, progress: bool = True
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _start_ray(address: str | None, trial_env: dict[str, str]) -> None:
+    import ray
+    from ray.exceptions import AuthenticationError
+
+    def start() -> None:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": trial_env}, configure_logging=True, logging_level="WARNING")
+
+    if address is None:  # a new local cluster: its daemons inherit this process's stderr, leave it be
+        try:
+            start()
+        except (ConnectionError, RuntimeError) as error:
+            raise SweepError(f"could not start a local Ray cluster: {error}") from None
+        return
+    # Refused by a cluster, Ray's C++ client logs a warning a second for about 20 s before
+    # giving up, straight to file descriptor 2; hold that back to name the cause in one line.
+    with _stderr_held() as held:
+        try:
+            start()
+            error = None
+        except (ConnectionError, RuntimeError, AuthenticationError) as raised:
+            error = raised
+    if error is None:
+        sys.stderr.write(held.text)  # connected: nothing is hidden
+        return
+    if "InvalidAuthToken" in held.text or isinstance(error, AuthenticationError):
+        raise SweepError(f"could not connect to Ray at {address}: the cluster refused this client's token (none "
+                         f"found, or not the cluster's); point RAY_AUTH_TOKEN_PATH at the cluster's token or copy "
+                         f"it to ~/.ray/auth_token") from None
+    raise SweepError(f"could not connect to Ray at {address}: {_last_line(error)}") from None
+
+
+@dataclass
+class _Held:
+    text: str = ""
+
+
+@contextlib.contextmanager
+def _stderr_held():
+    held = _Held()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as buffer:
+        os.dup2(buffer.fileno(), 2)
+        try:
+            yield held
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            buffer.seek(0)
+            held.text = buffer.read().decode(errors="replace")
 
 
 def _new_tuner(trainable, param_space: dict, spec: SweepSpec, storage: str, experiment, progress: bool,

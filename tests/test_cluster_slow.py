@@ -128,14 +128,19 @@ def test_sweep_runs_on_both_nodes(cluster, tmp_path):
     assert set(metrics["node_id"]) == set(node_ids(cluster).values())
 
 
-def test_client_without_the_cluster_token_is_refused(cluster, tmp_path):
-    wrong = tmp_path / "wrong-token"
-    wrong.write_text(secrets.token_hex(32))
-    env = {**cluster["env"], "RAY_AUTH_TOKEN_PATH": str(wrong)}
+@pytest.mark.parametrize("token", ["another token", "no token at all"])
+def test_client_without_the_cluster_token_is_refused(cluster, tmp_path, token):
+    wrong = tmp_path / "token"
+    if token == "another token":
+        wrong.write_text(secrets.token_hex(32))
+    # An empty home: no ~/.ray/auth_token to fall back on either.
+    (tmp_path / "home").mkdir()
+    env = {**cluster["env"], "RAY_AUTH_TOKEN_PATH": str(wrong), "HOME": str(tmp_path / "home")}
     done = run([sys.executable, "-m", "orchestrator", "sweep", "mog", "--profile", "smoke", "--storage",
                 str(tmp_path), "--address", cluster["address"]], env, timeout=300)
     assert done.returncode != 0
-    assert "could not connect to Ray" in done.stderr and "token" in done.stderr
+    assert "could not connect to Ray at 127.0.0.1" in done.stderr and "refused this client's token" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert not (tmp_path / "mog-smoke").exists()
 
 

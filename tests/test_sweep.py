@@ -230,3 +230,13 @@ def test_an_errored_trial_is_retried_by_the_rerun_and_finished_ones_are_not(ray_
     assert len(metrics) == 4 * 3 and not metrics.duplicated(["trial_id", "step"]).any()
     done_before = {p: t for p, t in finished.items() if not p.name.startswith("seed=1,unroll_steps=2")}
     assert all(p.stat().st_mtime_ns == t for p, t in done_before.items())  # finished trials were not rerun
+
+
+def test_stderr_held_while_connecting_catches_what_cpp_code_writes_to_fd_2_and_gives_it_back(capfd):
+    import os
+
+    with sweep_module._stderr_held() as held:
+        os.write(2, b"W gcs_client.cc: InvalidAuthToken\n")
+    os.write(2, b"after\n")
+    assert held.text == "W gcs_client.cc: InvalidAuthToken\n"
+    assert capfd.readouterr().err == "after\n"
