@@ -111,32 +111,26 @@ def _start_ray(address: str | None, trial_env: dict[str, str]) -> None:
     import ray
     from ray.exceptions import AuthenticationError
 
-    def start() -> None:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": trial_env}, configure_logging=True, logging_level="WARNING")
-
-    if address is None:  # a new local cluster: its daemons inherit this process's stderr, leave it be
-        try:
-            start()
-        except (ConnectionError, RuntimeError) as error:
-            raise SweepError(f"could not start a local Ray cluster: {error}") from None
-        return
     # Refused by a cluster, Ray's C++ client logs a warning a second for about 20 s before
     # giving up, straight to file descriptor 2; hold that back to name the cause in one line.
-    with _stderr_held() as held:
+    # A new local cluster's daemons inherit this process's stderr, so there it is left be.
+    with _stderr_held() if address else contextlib.nullcontext(_Held()) as held:
         try:
-            start()
+            ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                     runtime_env={"env_vars": trial_env}, configure_logging=True, logging_level="WARNING")
             error = None
         except (ConnectionError, RuntimeError, AuthenticationError) as raised:
             error = raised
     if error is None:
         sys.stderr.write(held.text)  # connected: nothing is hidden
-        return
-    if "InvalidAuthToken" in held.text or isinstance(error, AuthenticationError):
+    elif address is None:
+        raise SweepError(f"could not start a local Ray cluster: {error}") from None
+    elif "InvalidAuthToken" in held.text or isinstance(error, AuthenticationError):
         raise SweepError(f"could not connect to Ray at {address}: the cluster refused this client's token (none "
                          f"found, or not the cluster's); point RAY_AUTH_TOKEN_PATH at the cluster's token or copy "
                          f"it to ~/.ray/auth_token") from None
-    raise SweepError(f"could not connect to Ray at {address}: {_last_line(error)}") from None
+    else:
+        raise SweepError(f"could not connect to Ray at {address}: {_last_line(error)}") from None
 
 
 @dataclass
@@ -207,12 +201,11 @@ def _tune_state_complete(path: str, num_trials: int) -> bool:
     Tune writes tuner.pkl in place too, so it is checked as well.
     """
     import pyarrow.fs as pafs
-    from ray import cloudpickle  # tuner.pkl and the searcher's state (a pickle despite its name)
 
     fs, root = filesystem_and_path(path)
     names = {info.base_name for info in fs.get_file_info(pafs.FileSelector(root))}
     states = sorted(n for n in names if n.startswith("experiment_state-") and n.endswith(".json"))
-    if not states or not _loads(cloudpickle, read_file(fs, f"{root}/tuner.pkl")):
+    if not states or not _unpickles(read_file(fs, f"{root}/tuner.pkl")):
         return False
     session = states[-1][len("experiment_state-"):-len(".json")]
     try:
@@ -222,10 +215,13 @@ def _tune_state_complete(path: str, num_trials: int) -> bool:
     searcher = f"basic-variant-state-{session}.json"
     if searcher not in names:
         return len(trials) == num_trials
-    return bool(trials) and _loads(cloudpickle, read_file(fs, f"{root}/{searcher}"))
+    return bool(trials) and _unpickles(read_file(fs, f"{root}/{searcher}"))
 
 
-def _loads(cloudpickle, data: bytes | None) -> bool:
+def _unpickles(data: bytes | None) -> bool:
+    """tuner.pkl and the searcher's state (a pickle despite its .json name) as Tune loads them."""
+    from ray import cloudpickle
+
     try:
         cloudpickle.loads(data)
     except Exception:  # noqa: BLE001 - any failure here means Tune could not load it either
@@ -249,22 +245,18 @@ def _headline(experiment) -> tuple[str, ...]:
     return tuple(list(experiment.metrics)[:2])
 
 
-def _read_text(uri: str) -> str | None:
-    data = read_file(*filesystem_and_path(uri))
-    return None if data is None else data.decode()
-
-
 def _check_same_grid(path: str, spec: SweepSpec) -> bool:
     """False when the sweep has no grid on record yet; raises when it has another grid."""
-    text = _read_text(f"{path}/{SPEC_FILE}")
-    if text is None:
+    data = read_file(*filesystem_and_path(f"{path}/{SPEC_FILE}"))
+    if data is None:
         return False
     try:
-        saved = json.loads(text)["grid"]
+        saved = json.loads(data)["grid"]
     except (ValueError, KeyError):
         raise SweepError(f"{path}/{SPEC_FILE} is corrupt; move the sweep away or pass --name") from None
-    if saved != json.loads(json.dumps(spec.grid_identity())):
-        changed = sorted(k for k in saved if saved.get(k) != json.loads(json.dumps(spec.grid_identity())).get(k))
+    wanted = json.loads(json.dumps(spec.grid_identity()))  # as it reads back: tuples become lists
+    if saved != wanted:
+        changed = sorted(k for k in saved if saved.get(k) != wanted.get(k))
         raise SweepError(f"sweep {spec.name!r} at {path} was started with a different {', '.join(changed)}; "
                          f"re-run it unchanged to resume, or pass --name for a new sweep")
     return True

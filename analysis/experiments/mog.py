@@ -53,7 +53,8 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
     for _, trial in shown_trials.iterrows():
         cells = model[(model["trial_id"] == trial["trial_id"]) & model["step"].isin(steps)]
         rows[trial["setting"]] = {int(s): points(g) for s, g in cells.groupby("step")}
-    files.append(heatmap_grid(rows, points(data_of_one_trial(samples)), extent=1.3 * config["radius"], out=out / "figure1_samples.png",
+    files.append(heatmap_grid(rows, points(data_of_one_trial(samples)), extent=1.3 * config["radius"],
+                              out=out / "figure1_samples.png",
                               title=f"Generated samples (seed {seed}); last column: data"))
     files.append(metric_curves(metrics, METRICS, "setting", out / "metrics_over_steps.png",
                                "Mode coverage during training (mean, 95% CI over seeds)"))
