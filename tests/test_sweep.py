@@ -7,6 +7,7 @@ import pytest
 
 from analysis.report import build_report
 from analysis.results import load_metrics, load_samples
+from conftest import assert_report_stands_alone
 from orchestrator import SweepError, SweepSpec, run_sweep
 from orchestrator import sweep as sweep_module
 from trainables import experiments
@@ -160,6 +161,8 @@ def test_report_renders_table_and_png_figures(sweep, tmp_path):
     _, result = sweep
     report = build_report(result.path, tmp_path)
     assert "| 2 | True | 2 |" in report.text  # K=2 row with both seeds
+    assert "VEEGAN (Srivastava et al., NIPS 2017, Table 1)" in report.text
+    assert_report_stands_alone(report)
     for name in ("figure1_samples.png", "metrics_over_steps.png"):
         png = (tmp_path / name).read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
@@ -177,6 +180,7 @@ def test_stacked_mnist_smoke_sweep_to_table_1(ray_local, tmp_path):
     assert metrics["modes"].between(1, 1000).all() and metrics["kl"].between(0, math.log(1000)).all()
     report = build_report(result.path, tmp_path / "report")
     assert "D = 1/4 G" in report.text and "paper: 30.6 ± 20.73" in report.text
+    assert_report_stands_alone(report)
     assert (tmp_path / "report" / "samples.png").read_bytes()[:4] == b"\x89PNG"
     assert "d_size" in (tmp_path / "report" / "table1.csv").read_text().splitlines()[0]
 
@@ -192,6 +196,7 @@ def test_mnist_experiments_smoke_sweep_to_report(ray_local, tmp_path, experiment
     assert len(metrics) == 2 * 3 and not metrics.duplicated(["trial_id", "step"]).any()
     report = build_report(result.path, tmp_path / "report")
     assert (tmp_path / "report" / table).exists() and report.text.startswith("# Report")
+    assert_report_stands_alone(report)
     for name in figures:
         assert (tmp_path / "report" / name).read_bytes()[:4] == b"\x89PNG"
 
@@ -204,6 +209,7 @@ def test_image_smoke_sweep_on_mnist_to_table_3(ray_local, tmp_path):
     assert last["inference_mse"].notna().all() and metrics[metrics["step"] < 4]["inference_mse"].isna().all()
     report = build_report(result.path, tmp_path / "report")
     assert "Data used: **mnist**" in report.text and "percent best rank" in report.text
+    assert_report_stands_alone(report)
     table = (tmp_path / "report" / "table3.csv").read_text().splitlines()
     rank = [float(line.split(",")[-1]) for line in table[1:]]
     assert abs(sum(rank) - 100) < 1e-9  # every image is won by some setting

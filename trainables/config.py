@@ -2,8 +2,9 @@
 
 Each experiment subclasses :class:`GANConfig`, adds its own fields and sets paper
 defaults; a profile (smoke / quick / paper) is a set of field changes on top of those.
-Values that ``../shared/paper.md`` marks [R] or [S] are reasoned defaults, not the
-paper's printed numbers: the field docs say so, and every field can be overridden
+Values the paper does not print (reconstructed from its appendix wording, the authors'
+demo notebook or a later re-implementation such as PacGAN's) are reasoned defaults, marked
+[R] or [S] in the field docs, and every field can be overridden
 (``--set name=value`` on the command line).
 """
 from __future__ import annotations

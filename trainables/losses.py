@@ -2,26 +2,41 @@
 
 Written with softplus so that log D = -softplus(-logit) and log(1 - D) = -softplus(logit)
 stay finite for saturated discriminators.
+
+A generator loss is a function of the discriminator *at the parameters it is evaluated at*
+(theta_D^K for the unrolled surrogate) and of the minibatch, not of precomputed fake logits:
+the minimax objective f needs the real batch's logits at theta_D^K too, and only it does, so
+the losses that need no real logits never pay for that forward pass.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import torch.nn.functional as F
 from torch import Tensor
 
+Discriminator = Callable[[Tensor], Tensor]
+"""x -> logits, the discriminator at fixed parameters."""
+
 
 def discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-    """-E[log D(x)] - E[log(1 - D(G(z)))]: what the discriminator minimises."""
+    """-E[log D(x)] - E[log(1 - D(G(z)))]: what the discriminator minimises, i.e. -f."""
     return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
 
 
-def generator_loss_minimax(fake_logits: Tensor) -> Tensor:
-    """E[log(1 - D(G(z)))]: the minimax generator loss (paper's 2-D experiment)."""
-    return -F.softplus(fake_logits).mean()
+def generator_loss_minimax(discriminator: Discriminator, real: Tensor, fake: Tensor) -> Tensor:
+    """f = E[log D(x)] + E[log(1 - D(G(z)))], the paper's minimax objective (its 2-D experiment).
+
+    Both terms are kept: at theta_D^K with K >= 1 the real term depends on the generator
+    through the unrolled steps (Metz et al. 2017, Section 2: f_K = f(theta_G, theta_D^K)).
+    """
+    return -discriminator_loss(discriminator(real), discriminator(fake))
 
 
-def generator_loss_non_saturating(fake_logits: Tensor) -> Tensor:
-    """-E[log D(G(z))]: the non-saturating loss (paper's MNIST and image experiments)."""
-    return F.softplus(-fake_logits).mean()
+def generator_loss_non_saturating(discriminator: Discriminator, real: Tensor, fake: Tensor) -> Tensor:
+    """-E[log D(G(z))]: the non-saturating loss (the paper's MNIST and image experiments)."""
+    del real  # the non-saturating loss has no real-data term
+    return F.softplus(-discriminator(fake)).mean()
 
 
 GENERATOR_LOSSES = {"minimax": generator_loss_minimax, "non_saturating": generator_loss_non_saturating}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -89,7 +90,7 @@ def train_classifier(mnist: Mnist, epochs: int = 5, seed: int = 0, batch_size: i
         scheduler.step()
         if log:
             print(f"epoch {epoch + 1}/{epochs}: last loss {loss.item():.4f} ({time.perf_counter() - start:.0f}s)",
-                  flush=True)
+                  file=sys.stderr, flush=True)
     return model.eval()
 
 

@@ -30,8 +30,8 @@ from torch.func import functional_call
 
 DiscriminatorLoss = Callable[[Tensor, Tensor], Tensor]
 """(logits on real, logits on fake) -> scalar loss the discriminator minimises."""
-GeneratorLoss = Callable[[Tensor], Tensor]
-"""(logits on fake) -> scalar loss the generator minimises."""
+GeneratorLoss = Callable[[Callable[[Tensor], Tensor], Tensor, Tensor], Tensor]
+"""(discriminator at theta_D^K, real, fake) -> scalar loss the generator minimises (see ``losses``)."""
 UnrollBatches = Callable[[int], "tuple[Tensor, Tensor]"]
 """k -> (real, fake) minibatch for unrolled step k (fake must carry the generator's graph)."""
 
@@ -178,7 +178,9 @@ def unrolled_generator_loss(
         fake: generator samples G(z), attached to the generator's graph.
         real: a real minibatch.
         unroll_steps: K >= 0. K=0 is the standard GAN generator loss.
-        d_loss, g_loss: the discriminator's loss (unrolled) and the generator's (evaluated at theta_D^K).
+        d_loss: the discriminator's loss on (real logits, fake logits), unrolled.
+        g_loss: the generator's loss, given the discriminator at theta_D^K and ``(real, fake)``; for the
+            minimax loss this is the whole objective f, real term included.
         second_order: False = stop-gradient variant (theta_D^K treated as a constant).
         unroll_batches: None (the paper's choice) reuses ``(real, fake)`` for every unrolled step;
             otherwise called with k to give step k's ``(real, fake)``.
@@ -201,4 +203,4 @@ def unrolled_generator_loss(
                 theta = theta.detach().requires_grad_(True)
         if not second_order:
             theta = theta.detach()
-    return g_loss(flat_d(theta, fake))
+    return g_loss(lambda x: flat_d(theta, x), real, fake)

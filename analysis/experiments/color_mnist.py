@@ -11,7 +11,7 @@ from ..figures import colour_scatter, images
 from ..results import final_rows, last_snapshots, load_samples, mean_and_standard_error
 from ..tables import mean_pm_se, to_markdown, write_table
 
-PAPER_READING = ("The paper's Table 2 numbers could not be confirmed (`../shared/paper.md` §2.4); its reading: "
+PAPER_READING = ("The numbers of the paper's Table 2 (Section 3.3.2) are not shown: they could not be confirmed; its reading: "
                  "5 unroll steps gives the best models, larger models are better, 1 unroll step *hurts* "
                  "(oscillatory dynamics) and more steps help again.")
 

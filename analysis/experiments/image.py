@@ -11,7 +11,7 @@ from ..figures import distance_histograms, image_grid, images
 from ..results import final_rows, load_samples, mean_and_standard_error
 from ..tables import mean_pm_se, to_markdown, write_table
 
-# ../shared/paper.md §2.5, tagged [P] (arXiv v1): mean MSE ± s.e. and percent best rank per unroll steps.
+# The paper's Table 3 (Section 3.4, arXiv v1): mean MSE ± s.e. and percent best rank per unroll steps.
 PAPER_TABLE_3 = {0: ("0.0231 ± 0.0024", "0.63%"), 1: ("0.0195 ± 0.0021", "22.97%"),
                  5: ("0.0200 ± 0.0023", "15.31%"), 10: ("0.0181 ± 0.0018", "61.09%")}
 

@@ -11,9 +11,11 @@ from ..results import data_of_one_trial, final_rows, load_samples, mean_and_stan
 from ..tables import mean_pm_se, to_markdown, write_table
 
 METRICS = ["modes", "high_quality_pct", "reverse_kl"]
-REFERENCE = ("Published numbers for comparison (`../shared/paper.md` §3; other papers' runs, not Metz et al.'s): "
-             "VEEGAN's run of the unrolled GAN with 5 unroll steps, 2,500 samples: 7.6 modes, 35.6% high quality; "
-             "PacGAN's best on the ring: 7.9 ± 0.1 modes, 95.6 ± 2.0% high quality, reverse KL 0.07 ± 0.03. "
+REFERENCE = ("Published numbers for comparison (other papers' runs, not Metz et al.'s): "
+             "VEEGAN (Srivastava et al., NIPS 2017, Table 1) ran the unrolled GAN with 5 unroll steps, 2,500 samples: "
+             "7.6 modes, 35.6% high quality; PacGAN (Lin et al., NeurIPS 2018, Table 1), best on the ring: "
+             "7.9 ± 0.1 modes, 95.6 ± 2.0% high quality, reverse KL 0.07 ± 0.03, on a ring of radius 1 and std 0.01 "
+             "(a different protocol from the paper's ring), 10 trials. "
              "The paper's own Figure 1 is qualitative: 10 unroll steps covers all 8 modes, 0 steps visits one at a time.")
 RECONSTRUCTED = ("radius", "std", "hidden", "init_gain", "d_input_scale", "g_lr", "d_lr", "beta1", "batch_size")
 
@@ -65,6 +67,7 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
         f"(mean ± standard error over seeds; {config['eval_samples']} samples per model)",
         table,
         REFERENCE,
-        f"Reasoned defaults used (tagged [R]/[S] in `../shared/paper.md`, not the paper's printed values): {notes}.",
+        f"Reasoned defaults used (reconstructed from the paper's Appendix A wording or from the authors' demo "
+        f"notebook, not the paper's printed values; each can be changed with --set): {notes}.",
     ])
     return text, files

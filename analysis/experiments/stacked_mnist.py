@@ -10,7 +10,7 @@ from ..figures import image_grid, images, metric_curves
 from ..results import data_of_one_trial, final_rows, last_snapshots, load_samples, mean_and_standard_error
 from ..tables import mean_pm_se, to_markdown, write_table
 
-# The paper's Table 1 as PacGAN reprinted it (../shared/paper.md, tagged [T]): (modes, s.e.), (KL, s.e.).
+# Metz et al.'s Table 1 as PacGAN (Lin et al. 2018, Table 3) reprinted it: (modes, ±), (KL, ±).
 PAPER_TABLE_1 = {
     (0.25, 0): ((30.6, 20.73), (5.99, 0.42)), (0.25, 1): ((65.4, 34.75), (5.91, 0.14)),
     (0.25, 5): ((236.4, 63.30), (4.67, 0.43)), (0.25, 10): ((327.2, 74.67), (4.66, 0.46)),
@@ -67,7 +67,7 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
         f"{int(summary['modes_n'].max())} seed(s), after {int(final['step'].max())} iterations, "
         f"{config['eval_samples']} generated samples per model",
         markdown,
-        "Paper numbers: Metz et al.'s Table 1 as reprinted by PacGAN (`../shared/paper.md` §2.3), "
+        "Paper numbers: Metz et al.'s Table 1 as reprinted by PacGAN (Lin et al., NeurIPS 2018, Table 3), "
         "from 25,600-ish samples and full-length training; a profile with fewer samples or iterations is not "
         "directly comparable.",
         f"Channels labelled by the `{config['classifier']}` MNIST classifier, test accuracy {accuracy:.4f}. "
