@@ -2,6 +2,7 @@
 import pickle
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -9,7 +10,7 @@ from trainables.config import ConfigError
 from trainables.data.cifar10 import load_cifar10
 from trainables.data.mnist import DatasetError
 from trainables.experiments import get
-from trainables.metrics.inference import invert_generator, pairwise_distances
+from trainables.metrics.inference import batched_lbfgs, invert_generator, pairwise_distances
 
 rng = np.random.default_rng(0)
 
@@ -79,6 +80,50 @@ def test_inference_keeps_the_best_start_per_image_and_leaves_the_generator_alone
     assert all(p.grad is None for p in net.parameters())
 
 
+def _two_scale_problem():
+    """Two images whose objectives differ in curvature by 10^4: a shared step length cannot suit both."""
+    g = torch.Generator().manual_seed(3)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 12)).double()
+    scale = torch.tensor([[1.0], [100.0]], dtype=torch.float64)
+
+    def generator(z):  # row-wise: image 1 is image 0's network with its output scaled 100x
+        return net(z) * scale[: len(z)] if len(z) == 2 else net(z)
+
+    targets = (net(torch.randn(2, 4, generator=g, dtype=torch.float64)) * scale).detach()
+    z0 = torch.randn(2, 4, generator=g, dtype=torch.float64)
+    return net, generator, targets, z0, scale
+
+
+def test_each_image_is_optimised_as_if_alone():
+    net, generator, targets, z0, scale = _two_scale_problem()
+    objective = lambda z: (generator(z) - targets).pow(2).sum(dim=1)  # noqa: E731
+    batched = batched_lbfgs(objective, z0, max_iterations=8)
+    for i in range(2):
+        alone = batched_lbfgs(lambda z: (net(z) * scale[i] - targets[i]).pow(2).sum(dim=1), z0[i:i + 1],
+                              max_iterations=8)
+        torch.testing.assert_close(batched[i:i + 1], alone, rtol=1e-9, atol=1e-11)
+
+
+def test_one_lbfgs_over_all_images_is_not_per_image_optimisation():
+    # The former method: one torch.optim.LBFGS over the summed objective shares its line search and
+    # curvature memory across images, so the small-scale image is not optimised as it would be alone.
+    net, generator, targets, z0, scale = _two_scale_problem()
+    objective = lambda z: (generator(z) - targets).pow(2).sum(dim=1)  # noqa: E731
+    per_image = objective(batched_lbfgs(objective, z0, max_iterations=8)).detach()
+    z = z0.clone().requires_grad_(True)
+    joint = torch.optim.LBFGS([z], max_iter=8, line_search_fn="strong_wolfe")
+
+    def closure():
+        loss = objective(z).sum()
+        (z.grad,) = torch.autograd.grad(loss, [z])
+        return loss.detach()
+
+    joint.step(closure)
+    joint_losses = objective(z).detach()
+    relative = (joint_losses - per_image).abs() / per_image.clamp_min(1e-12)
+    assert relative[0] > 0.02, (joint_losses, per_image)
+
+
 def test_pairwise_distances_of_known_points():
     points = torch.tensor([[0.0, 0.0], [3.0, 4.0]])
     d = pairwise_distances(points, 100, torch.Generator().manual_seed(0))
@@ -92,3 +137,20 @@ def test_cifar_without_a_folder_is_refused():
         load_images(get("image").config("quick", {"dataset": "cifar10"}))
     with pytest.raises(ConfigError, match="dataset must be one of"):
         get("image").config("quick", {"dataset": "svhn"})
+
+
+def test_percent_best_rank_compares_settings_within_each_seed():
+    from analysis.experiments.image import percent_best_rank
+
+    # K=10's two seeds vary wildly: one beats K=0 on every image, the other loses on every image.
+    errors = pd.DataFrame([
+        {"seed": seed, "unroll_steps": k, "sample_index": i, "error": error}
+        for seed, k, error in [(0, 0, 1.0), (0, 10, 0.1), (1, 0, 1.0), (1, 10, 9.0)] for i in range(4)
+    ])
+    ranks = percent_best_rank(errors).set_index("unroll_steps")
+    assert ranks["percent_best_rank_mean"].tolist() == [50.0, 50.0]
+    assert ranks["percent_best_rank_se"].tolist() == [50.0, 50.0]
+    assert ranks["percent_best_rank_n"].tolist() == [2, 2]
+    # The former definition, each image's best over every run of the sweep, gives K=10 everything.
+    global_best = errors.loc[errors.groupby("sample_index")["error"].idxmin(), "unroll_steps"]
+    assert global_best.tolist() == [10] * 4
