@@ -25,6 +25,10 @@ def points(samples: pd.DataFrame) -> np.ndarray:
     return np.stack(samples["values"].to_numpy()).astype(np.float64)
 
 
+ITERATION_AXIS = "iteration (1 D + 1 G update = 2 of the paper's steps)"
+"""What the `step` column counts, for every axis that shows it (see ``notes.ITERATION_NOTE``)."""
+
+
 def heatmap_grid(rows: dict[str, dict[int, np.ndarray]], data: np.ndarray, extent: float, out: Path,
                  title: str) -> Path:
     """Rows of 2-D sample histograms at increasing steps; the last column is the data (paper's Figure 1)."""
@@ -43,7 +47,7 @@ def heatmap_grid(rows: dict[str, dict[int, np.ndarray]], data: np.ndarray, exten
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
-                ax.set_title("data" if step == "data" else f"step {step}", fontsize=9)
+                ax.set_title("data" if step == "data" else f"iteration {step:,}", fontsize=9)
             if c == 0:
                 ax.set_ylabel(label, fontsize=9)
     return save(fig, out, title)
@@ -56,6 +60,7 @@ def metric_curves(metrics: pd.DataFrame, columns: list[str], hue: str, out: Path
     for ax, column in zip(axes[0], columns):
         sns.lineplot(data=metrics, x="step", y=column, hue=hue, errorbar=("ci", 95), ax=ax, palette="viridis")
         ax.set_title(column)
+        ax.set_xlabel(ITERATION_AXIS)
     return save(fig, out, title)
 
 

@@ -5,6 +5,7 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from .notes import ITERATION_NOTE
 from .results import ResultsError, load_metrics
 
 _REPORTS = {name: f"analysis.experiments.{name}" for name in ("mog", "stacked_mnist", "color_mnist", "rnn_mnist", "image")}
@@ -34,6 +35,6 @@ def build_report(path: str, out_dir: str | Path | None = None) -> ReportResult:
     out.mkdir(parents=True, exist_ok=True)
     text, files = importlib.import_module(_REPORTS[names[0]]).report(path, metrics, out)
     sweep = metrics["sweep"].iloc[0]
-    text = f"# Report for sweep `{sweep}`\n\n{text}\n"
+    text = f"# Report for sweep `{sweep}`\n\n{text}\n\n{ITERATION_NOTE}\n"
     (out / "report.md").write_text(text)
     return ReportResult(out, text, [out / "report.md", *files])

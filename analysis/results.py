@@ -77,10 +77,15 @@ def final_rows(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def mean_and_standard_error(frame: pd.DataFrame, by: list[str], columns: list[str]) -> pd.DataFrame:
-    """Per group: mean, standard error of the mean (ddof=1; NaN for one seed) and the count, over seeds."""
+    """Per group: mean, standard error of the mean (ddof=1; NaN for one seed) and the count, over seeds.
+
+    ``<metric>_n`` counts the seeds in the mean and ``<metric>_missing`` those whose value is NaN,
+    which the mean leaves out; tables must show the latter (``tables.summary_cells`` does).
+    """
     grouped = frame.groupby(by, sort=True)[columns]
     mean, sem, count = grouped.mean(), grouped.sem(), grouped.count()
-    out = pd.concat({"mean": mean, "se": sem, "n": count}, axis=1)
+    missing = grouped.size().to_frame().values - count
+    out = pd.concat({"mean": mean, "se": sem, "n": count, "missing": missing}, axis=1)
     out.columns = [f"{metric}_{stat}" for stat, metric in out.columns]
-    ordered = [f"{metric}_{stat}" for metric in columns for stat in ("mean", "se", "n")]
+    ordered = [f"{metric}_{stat}" for metric in columns for stat in ("mean", "se", "n", "missing")]
     return out[ordered].reset_index()

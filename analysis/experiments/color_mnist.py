@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 
 from ..figures import colour_scatter, images
+from ..notes import batchnorm_note
 from ..results import final_rows, last_snapshots, load_samples, mean_and_standard_error
-from ..tables import mean_pm_se, to_markdown, write_table
+from ..tables import summary_cells, to_markdown, write_table
 
 PAPER_READING = ("The numbers of the paper's Table 2 (Section 3.3.2) are not shown: they could not be confirmed; its reading: "
                  "5 unroll steps gives the best models, larger models are better, 1 unroll step *hurts* "
@@ -17,12 +18,15 @@ PAPER_READING = ("The numbers of the paper's Table 2 (Section 3.3.2) are not sho
 
 
 def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]]:
-    from trainables.metrics.colours import recover_colours  # the same recovery the trials used
+    from trainables.metrics.colours import (
+        recover_colours,  # the same recovery the trials used
+    )
 
     final = final_rows(metrics[metrics["second_order"]])
     summary = mean_and_standard_error(final, ["unroll_steps", "layer_size"], ["js", "colour_spread"])
     files = write_table(summary, out, "table2")[:1]
-    wide = summary.assign(cell=[mean_pm_se(m, s, 4) for m, s in zip(summary["js_mean"], summary["js_se"])])
+    wide = summary.assign(cell=[f"{cell}, {n + missing} seeds" for cell, n, missing in zip(
+        summary_cells(summary, "js", 4), summary["js_n"], summary["js_missing"])])
     shown = wide.pivot(index="unroll_steps", columns="layer_size", values="cell").reset_index()
     shown.columns = ["unroll steps"] + [f"X = {c}" for c in shown.columns[1:]]
     markdown = to_markdown(shown.fillna(""))
@@ -54,5 +58,6 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
         f"JS from Gaussian KDEs of {config['eval_samples']} colours each, {config['js_points']} Monte Carlo points "
         f"per density; colour_std={config['colour_std']}, noise_std={config['noise_std']}, iterations and "
         f"optimiser settings are reasoned defaults ([R]).",
+        batchnorm_note(config),
     ])
     return text, files

@@ -7,8 +7,13 @@ from pathlib import Path
 import pandas as pd
 
 from ..figures import evenly_spaced, heatmap_grid, metric_curves, points
-from ..results import data_of_one_trial, final_rows, load_samples, mean_and_standard_error
-from ..tables import mean_pm_se, to_markdown, write_table
+from ..results import (
+    data_of_one_trial,
+    final_rows,
+    load_samples,
+    mean_and_standard_error,
+)
+from ..tables import summary_cells, to_markdown, write_table
 
 METRICS = ["modes", "high_quality_pct", "reverse_kl"]
 REFERENCE = ("Published numbers for comparison (other papers' runs, not Metz et al.'s): "
@@ -34,11 +39,11 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
     shown = pd.DataFrame({
         "unroll steps": summary["unroll_steps"],
         "second order": summary["second_order"],
-        "seeds": summary["modes_n"],
-        "modes (of 8)": [mean_pm_se(m, s) for m, s in zip(summary["modes_mean"], summary["modes_se"])],
-        "high quality %": [mean_pm_se(m, s, 1) for m, s in
-                           zip(summary["high_quality_pct_mean"], summary["high_quality_pct_se"])],
-        "reverse KL": [mean_pm_se(m, s) for m, s in zip(summary["reverse_kl_mean"], summary["reverse_kl_se"])],
+        "seeds": summary["modes_n"] + summary["modes_missing"],
+        "modes (of 8)": summary_cells(summary, "modes"),
+        "high quality %": summary_cells(summary, "high_quality_pct", 1),
+        # A seed with no high-quality sample has no reverse KL: it collapsed, and the cell says so.
+        "reverse KL": summary_cells(summary, "reverse_kl", 3, "collapsed: no high-quality sample"),
     })
     table = to_markdown(shown)
     (out / "results.md").write_text(table + "\n")

@@ -7,8 +7,9 @@ from pathlib import Path
 import pandas as pd
 
 from ..figures import evenly_spaced, image_grid, images, metric_curves
+from ..notes import batchnorm_note
 from ..results import data_of_one_trial, load_samples, mean_and_standard_error
-from ..tables import mean_pm_se, to_markdown, write_table
+from ..tables import summary_cells, to_markdown, write_table
 
 
 def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]]:
@@ -17,10 +18,9 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
     files = write_table(summary, out, "collapse")[:1]
     shown = pd.DataFrame({
         "unroll steps": summary["unroll_steps"], "step": summary["step"],
-        "label entropy (max 2.30)": [mean_pm_se(m, s) for m, s in
-                                     zip(summary["label_entropy_mean"], summary["label_entropy_se"])],
-        "most common label %": [mean_pm_se(m, s, 1) for m, s in
-                                zip(summary["top_label_pct_mean"], summary["top_label_pct_se"])],
+        "seeds": summary["label_entropy_n"] + summary["label_entropy_missing"],
+        "label entropy (max 2.30)": summary_cells(summary, "label_entropy"),
+        "most common label %": summary_cells(summary, "top_label_pct", 1),
     })
     markdown = to_markdown(shown)
     (out / "collapse.md").write_text(markdown + "\n")
@@ -37,7 +37,7 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
     steps = evenly_spaced(sorted(model["step"].unique()), 6)
     cells = {}
     for (k, step), group in model[model["step"].isin(steps)].groupby(["unroll_steps", "step"]):
-        cells[(f"K={k}", f"step {step}")] = images(group)
+        cells[(f"K={k}", f"iteration {step:,}")] = images(group)
     cells[(next(iter(cells))[0], "data")] = images(data_of_one_trial(samples))
     files.append(image_grid(cells, out / "figure2_samples.png", f"LSTM generator samples (seed {seed}); data last"))
     curves = metrics.assign(setting=[f"K={k}" for k in metrics["unroll_steps"]])
@@ -55,6 +55,8 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
         "through single modes. A collapsed generator shows as low label entropy and a large most-common-label share.",
         f"Classifier `{config['classifier']}` (test accuracy {metrics['classifier_accuracy'].min():.4f}); "
         f"hidden={config['hidden']}, batch_size={config['batch_size']}, iterations={config['iterations']} are "
-        f"reasoned defaults ([R]).",
+        f"reasoned defaults ([R]). The generator is Appendix C's: the FC + ReLU output is the LSTM's initial "
+        f"state (both h and c, [R]) and no column is fed back.",
+        batchnorm_note(config),
     ])
     return text, files

@@ -7,7 +7,14 @@ from pathlib import Path
 import pandas as pd
 
 from ..figures import image_grid, images, metric_curves
-from ..results import data_of_one_trial, final_rows, last_snapshots, load_samples, mean_and_standard_error
+from ..notes import batchnorm_note
+from ..results import (
+    data_of_one_trial,
+    final_rows,
+    last_snapshots,
+    load_samples,
+    mean_and_standard_error,
+)
 from ..tables import mean_pm_se, to_markdown, write_table
 
 # Metz et al.'s Table 1 as PacGAN (Lin et al. 2018, Table 3) reprinted it: (modes, ±), (KL, ±).
@@ -34,7 +41,8 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
     for d_size, rows in summary.groupby("d_size"):
         table[""].append(SIZE_NAMES.get(d_size, f"D = {d_size} G"))
         for row in rows.itertuples():
-            cell = (f"{mean_pm_se(row.modes_mean, row.modes_se, 1)} modes, KL {mean_pm_se(row.kl_mean, row.kl_se)}")
+            cell = (f"{mean_pm_se(row.modes_mean, row.modes_se, 1)} modes, KL {mean_pm_se(row.kl_mean, row.kl_se)}, "
+                    f"{row.modes_n + row.modes_missing} seeds" + (f" ({row.kl_missing} without KL)" if row.kl_missing else ""))
             p = PAPER_TABLE_1.get((d_size, row.unroll_steps))
             if p:
                 cell += f" (paper: {p[0][0]} ± {p[0][1]}, KL {p[1][0]} ± {p[1][1]})"
@@ -67,10 +75,15 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
         f"{int(summary['modes_n'].max())} seed(s), after {int(final['step'].max())} iterations, "
         f"{config['eval_samples']} generated samples per model",
         markdown,
-        "Paper numbers: Metz et al.'s Table 1 as reprinted by PacGAN (Lin et al., NeurIPS 2018, Table 3), "
-        "from 25,600-ish samples and full-length training; a profile with fewer samples or iterations is not "
-        "directly comparable.",
+        "Paper numbers: Metz et al.'s Table 1 as reprinted by PacGAN (Lin et al., NeurIPS 2018, Table 3), with "
+        "its ± as printed (the paper does not say whether it is a standard error), from full-length training; "
+        "the paper does not state how many samples it counted (PacGAN's re-implementation counts 25,600, VEEGAN "
+        "26,000). A profile with fewer samples or iterations is not directly comparable.",
         f"Channels labelled by the `{config['classifier']}` MNIST classifier, test accuracy {accuracy:.4f}. "
-        f"Iterations ({config['iterations']}) and the network details are reasoned defaults ([R]/[S]).",
+        f"Reasoned defaults, not printed in the paper: iterations ({config['iterations']}; one iteration is one "
+        f"discriminator and one generator update, two of the paper's 'steps'), {config['eval_samples']} evaluation "
+        f"samples, the network details (PacGAN's re-implementation), and digits padded from 28x28 to 32x32 with "
+        f"the background value (PacGAN keeps 28x28).",
+        batchnorm_note(config),
     ])
     return text, files

@@ -1,0 +1,22 @@
+"""Summary tables: a seed with no value is counted and named, never dropped from view."""
+import math
+
+import pandas as pd
+
+from analysis.results import mean_and_standard_error
+from analysis.tables import summary_cells
+
+
+def test_a_collapsed_seed_is_counted_not_silently_left_out_of_the_mean():
+    final = pd.DataFrame({"unroll_steps": [0] * 5 + [10] * 5,
+                          "reverse_kl": [math.nan, math.nan, math.nan, 2.0, 2.2, 0.01, 0.02, 0.03, 0.02, 0.02]})
+    summary = mean_and_standard_error(final, ["unroll_steps"], ["reverse_kl"])
+    assert summary["reverse_kl_n"].tolist() == [2, 5]
+    assert summary["reverse_kl_missing"].tolist() == [3, 0]
+    cells = summary_cells(summary, "reverse_kl", 3, "collapsed")
+    assert cells == ["2.100 ± 0.100 (2 seeds; 3 collapsed)", "0.020 ± 0.003"]
+
+
+def test_every_seed_missing_reads_na_with_the_count():
+    summary = mean_and_standard_error(pd.DataFrame({"k": [0, 0], "kl": [math.nan, math.nan]}), ["k"], ["kl"])
+    assert summary_cells(summary, "kl", missing_means="collapsed") == ["n/a (0 seeds; 2 collapsed)"]
