@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -11,6 +12,10 @@ from typing import Any
 
 from trainables import experiments
 from trainables.config import ConfigError
+
+
+# A sweep lands in <storage>/<name>/: no separator, no '..', nothing a shell or a URI reads specially.
+SWEEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 class SweepError(ValueError):
@@ -71,6 +76,10 @@ class SweepSpec:
         if unknown_axes:
             raise SweepError(f"{self.experiment} has no sweep axis {', '.join(unknown_axes)}; "
                              f"axes: {', '.join(experiment.axis_columns) or 'none'}")
+        name = self.name or f"{self.experiment}-{self.profile}"
+        if not SWEEP_NAME.fullmatch(name) or name.strip(".") == "":
+            raise SweepError(f"sweep name {name!r} is not allowed: use letters, digits, '.', '_' and '-' "
+                             f"(at most 100, starting with a letter or digit), so the sweep stays inside its storage")
         if self.cpus_per_trial < 1:
             raise SweepError(f"cpus per trial must be at least 1, got {self.cpus_per_trial}")
         if self.gpus_per_trial is not None and self.gpus_per_trial < 0:
@@ -90,7 +99,7 @@ class SweepSpec:
             raise SweepError(str(error)) from None
         return SweepSpec(
             experiment=self.experiment, profile=self.profile, seeds=seeds, unroll_steps=unroll, axes=axes,
-            overrides=dict(self.overrides), storage=self.storage, name=self.name or f"{self.experiment}-{self.profile}",
+            overrides=dict(self.overrides), storage=self.storage, name=name,
             cpus_per_trial=self.cpus_per_trial, gpus_per_trial=self.gpus_per_trial,
             max_concurrent_trials=self.max_concurrent_trials, max_failures=self.max_failures,
         )
@@ -124,9 +133,17 @@ def _grid_points(axes: dict[str, tuple]) -> list[dict[str, Any]]:
 
 
 def storage_uri(storage: str) -> str:
-    """Absolute path or URI: Tune rejects relative storage paths."""
+    """Absolute path or normalised URI: Tune rejects relative storage paths.
+
+    A URI's path is normalised too (no '.', '..' or empty segments), so that nothing a sweep
+    writes under ``<storage>/<name>/`` can land elsewhere in the bucket.
+    """
     if "://" in storage:
-        return storage.rstrip("/")
+        scheme, _, rest = storage.partition("://")
+        segments = [s for s in rest.split("/") if s not in ("", ".")]
+        if ".." in segments or not segments:
+            raise SweepError(f"storage {storage!r}: a URI needs a bucket and no '..' segment")
+        return f"{scheme}://{'/'.join(segments)}"
     return str(Path(storage).expanduser().resolve())
 
 

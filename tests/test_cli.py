@@ -80,3 +80,27 @@ def test_help_documents_every_option():
     for option in ("--profile", "--seeds", "--unroll-steps", "--storage", "--address", "--set", "--axis",
                    "--name", "--gpus-per-trial", "--max-failures"):
         assert option in out
+
+
+@pytest.mark.parametrize("name", ["../../etc2", "..", "a/b", "/abs", ".hidden", "a\\b", "x" * 101, "with space",
+                                  "s3://other-bucket/x", "ok/../../up"])
+@pytest.mark.parametrize("storage", ["local", "s3://bucket/team"])
+def test_a_sweep_name_cannot_leave_its_storage(name, storage, capsys, existing_results, monkeypatch):
+    monkeypatch.chdir(existing_results)
+    import ray
+
+    where = str(existing_results) if storage == "local" else storage
+    code, err = run(["sweep", "mog", "--name", name, "--storage", where], capsys)
+    assert code == 2 and "sweep name" in err and "is not allowed" in err and len(err.splitlines()) == 1, err
+    assert not ray.is_initialized()
+    assert sorted(p.name for p in existing_results.iterdir()) == ["mog-quick"]
+    assert sorted(p.name for p in existing_results.parent.iterdir() if p.name == "etc2") == []
+
+
+def test_storage_uris_are_normalised_and_cannot_climb():
+    from orchestrator.spec import SweepError, storage_uri
+
+    assert storage_uri("s3://bucket//team/./sweeps/") == "s3://bucket/team/sweeps"
+    for bad in ("s3://bucket/../other", "s3://", "s3://bucket/a/../../b"):
+        with pytest.raises(SweepError, match="no '..' segment"):
+            storage_uri(bad)
