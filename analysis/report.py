@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
 from .notes import ITERATION_NOTE
 from .results import ResultsError, load_metrics
-
-_REPORTS = {name: f"analysis.experiments.{name}" for name in ("mog", "stacked_mnist", "color_mnist", "rnn_mnist", "image")}
 
 
 @dataclass
@@ -29,11 +28,13 @@ def build_report(path: str, out_dir: str | Path | None = None) -> ReportResult:
     names = sorted(metrics["experiment"].unique())
     if len(names) != 1:
         raise ResultsError(f"{path} mixes experiments {names}; report one sweep at a time")
-    if names[0] not in _REPORTS:
-        raise ResultsError(f"no report for experiment {names[0]!r} yet")
+    # Each experiment's report is analysis/experiments/<name>.py, named like its trainables module.
+    name = names[0]
+    if not name.isidentifier() or importlib.util.find_spec(f"analysis.experiments.{name}") is None:
+        raise ResultsError(f"no report for experiment {name!r} (no analysis/experiments/{name}.py)")
     out = Path(out_dir) if out_dir else default_out_dir(path)
     out.mkdir(parents=True, exist_ok=True)
-    text, files = importlib.import_module(_REPORTS[names[0]]).report(path, metrics, out)
+    text, files = importlib.import_module(f"analysis.experiments.{name}").report(path, metrics, out)
     sweep = metrics["sweep"].iloc[0]
     text = f"# Report for sweep `{sweep}`\n\n{text}\n\n{ITERATION_NOTE}\n"
     (out / "report.md").write_text(text)

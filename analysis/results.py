@@ -1,6 +1,8 @@
 """Reading a sweep's Parquet results (layout and schema: ``trainables/results.py``)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
@@ -24,8 +26,6 @@ def parquet_root(path: str) -> tuple[pafs.FileSystem, str]:
 
 
 def _absolute(path: str) -> str:
-    from pathlib import Path
-
     return str(Path(path).expanduser().resolve())
 
 
@@ -52,22 +52,22 @@ def load_metrics(path: str) -> pd.DataFrame:
 
 
 def load_samples(path: str, kind: str | None = None) -> pd.DataFrame:
-    """Sample snapshots; ``kind`` = 'model' or 'data' to read only those."""
+    """Sample snapshots; ``kind`` (e.g. 'model' or 'data') to read only those."""
     filter = None if kind is None else pads.field("kind") == kind
     frame = _read(path, "samples", filter=filter)
     frame["experiment"] = frame["experiment"].astype(str)
     return frame.sort_values(["trial_id", "step", "kind", "sample_index"], kind="stable").reset_index(drop=True)
 
 
-def data_of_one_trial(samples: pd.DataFrame) -> pd.DataFrame:
+def data_of_one_trial(samples: pd.DataFrame, kind: str = "data") -> pd.DataFrame:
     """The real samples a single trial wrote (every trial of a sweep draws them the same way)."""
-    data = samples[samples["kind"] == "data"]
+    data = samples[samples["kind"] == kind]
     return data[data["trial_id"] == data["trial_id"].iloc[0]]
 
 
-def last_snapshots(samples: pd.DataFrame) -> pd.DataFrame:
-    """Each trial's generated samples at its last snapshot step."""
-    model = samples[samples["kind"] == "model"]
+def last_snapshots(samples: pd.DataFrame, kind: str = "model") -> pd.DataFrame:
+    """Each trial's samples of `kind` (generated ones by default) at its last snapshot step."""
+    model = samples[samples["kind"] == kind]
     return model[model["step"] == model.groupby("trial_id")["step"].transform("max")]
 
 

@@ -5,10 +5,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from analysis.report import build_report
+from analysis.results import ResultsError
 from trainables import experiments
-from trainables.config import ConfigError
+from trainables.config import parse_value
+from trainables.errors import ConfigError
 
 from .spec import SweepError, SweepSpec
+from .sweep import run_sweep
 
 EPILOG = """examples:
   python -m orchestrator sweep mog --profile quick
@@ -102,14 +106,10 @@ def _axis_values(experiment: str, name: str, values: list[str]) -> tuple:
     kind = config_type.field_types().get(name)
     if kind is None:
         raise SweepError(f"{experiment} has no config field {name!r}")
-    from trainables.config import parse_value
-
     return tuple(parse_value(name, v, kind) for v in values)
 
 
 def cmd_sweep(args) -> int:
-    from .sweep import run_sweep
-
     if args.experiment not in experiments.names():
         raise SweepError(f"unknown experiment {args.experiment!r}; available: {', '.join(experiments.names())}")
     axes = {name: _axis_values(args.experiment, name, values) for name, values in args.axis} or None
@@ -140,9 +140,6 @@ def cmd_sweep(args) -> int:
         print(f"trial failed: {line}", file=sys.stderr)
     print(f"results: {result.results_dir}")
     if not args.no_report and result.finished:
-        from analysis.report import build_report
-        from analysis.results import ResultsError
-
         try:
             report = build_report(result.path)
         except ResultsError as error:

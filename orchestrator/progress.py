@@ -5,7 +5,7 @@ import time
 
 from ray import tune
 
-from trainables.ray_adapter import grid_point
+from trainables.ray_adapter import trial_id_of
 
 
 class SweepProgress(tune.Callback):
@@ -15,8 +15,9 @@ class SweepProgress(tune.Callback):
         self.total, self.headline, self.every_s = total, headline, every_s
         self.start = time.monotonic()
         self.last_print = -float("inf")
+
     def setup(self, **info):
-        # A resumed sweep unpickles this callback: time from the new start.
+        # Time from when Tune starts the trials, not from when the sweep was prepared.
         self.start = time.monotonic()
         self.last_print = -float("inf")
 
@@ -33,12 +34,12 @@ class SweepProgress(tune.Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         metrics = " ".join(f"{k}={result[k]:.3g}" for k in self.headline if k in result)
-        note = f"{grid_point(trial.config)}: step {result.get('step')}/{result.get('iterations')} {metrics}"
+        note = f"{trial_id_of(trial.config)}: step {result.get('step')}/{result.get('iterations')} {metrics}"
         if time.monotonic() - self.last_print >= self.every_s:
             self._line(trials, note)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._line(trials, f"finished {grid_point(trial.config)}", finished=trial)
+        self._line(trials, f"finished {trial_id_of(trial.config)}", finished=trial)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._line(trials, f"ERROR in {grid_point(trial.config)}", errored=trial)
+        self._line(trials, f"ERROR in {trial_id_of(trial.config)}", errored=trial)

@@ -10,9 +10,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainables import experiments
-from trainables.config import ConfigError
+import pyarrow.fs as pafs
 
+from trainables import experiments
+from trainables.errors import ConfigError
 
 # A sweep lands in <storage>/<name>/: no separator, no '..', nothing a shell or a URI reads specially.
 SWEEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -93,8 +94,8 @@ class SweepSpec:
             for seed in seeds[:1]:
                 for k in unroll:
                     for point in _grid_points(axes):
-                        experiment.config(self.profile, {**self.overrides, "seed": seed, "unroll_steps": k,
-                                                         "torch_threads": self.cpus_per_trial, **point})
+                        experiment.config(self.profile, {**self.trial_overrides(), "seed": seed, "unroll_steps": k,
+                                                         **point})
         except ConfigError as error:
             raise SweepError(str(error)) from None
         return SweepSpec(
@@ -111,8 +112,13 @@ class SweepSpec:
             n *= len(values)
         return n
 
+    def trial_overrides(self) -> dict[str, Any]:
+        """Config fields every trial gets: the --set values, and one torch thread per CPU it was given."""
+        return {**self.overrides, "torch_threads": self.cpus_per_trial}
+
     def grid_identity(self) -> dict[str, Any]:
-        """What must match for a re-run to resume this sweep (Tune cannot change a grid on restore)."""
+        """What must match for a re-run to resume this sweep: its rows and trial states are per grid point,
+        and its trials' configs must be those that wrote them."""
         return {"experiment": self.experiment, "profile": self.profile, "seeds": list(self.seeds),
                 "unroll_steps": list(self.unroll_steps), "axes": {k: list(v) for k, v in self.axes.items()},
                 "overrides": self.overrides, "cpus_per_trial": self.cpus_per_trial}
@@ -150,8 +156,6 @@ def storage_uri(storage: str) -> str:
 def check_storage_writable(storage: str) -> None:
     """Fail early, with one line, on a storage location that cannot take files."""
     if "://" in storage:
-        import pyarrow.fs as pafs
-
         try:
             fs, path = pafs.FileSystem.from_uri(storage)
             fs.create_dir(path, recursive=True)

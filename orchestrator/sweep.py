@@ -1,4 +1,9 @@
-"""Turn a SweepSpec into a Ray Tune run: new, or resumed where an earlier run of it stopped."""
+"""Turn a SweepSpec into a Ray Tune run: new, or resumed where an earlier run of it stopped.
+
+Resuming is the trials' own business: each keeps its state in ``<sweep>/trial_state/`` (see
+``trainables.results.TrialStateFile``), so a re-run starts a new Tune run over the same grid and
+every trial continues from its state, a finished one returning at once.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -8,9 +13,15 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 
+import pyarrow.fs as pafs
+import ray
+from ray import tune
+from ray.exceptions import AuthenticationError
+
 from trainables import experiments
-from trainables.data.mnist import DatasetError
-from trainables.results import filesystem_and_path, read_file, write_atomically
+from trainables.errors import DatasetError
+from trainables.ray_adapter import TrialSettings, train_trial, trial_id_of
+from trainables.storage import filesystem_and_path, read_file, write_atomically
 
 from .progress import SweepProgress
 from .spec import SweepError, SweepSpec, check_address_reachable, check_storage_writable, storage_uri
@@ -40,6 +51,7 @@ class SweepResult:
     results_dir: str
     """Its Parquet datasets (``metrics/``, ``samples/``)."""
     resumed: bool
+    """An earlier run of this sweep had left its grid or trial state in storage."""
     finished: int
     errors: list[str] = field(default_factory=list)
 
@@ -57,6 +69,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, progress: bool = True
     check_address_reachable(address)
     path = f"{storage}/{spec.name}"
     spec_saved = _check_same_grid(path, spec)
+    resumed = spec_saved or _has_trial_state(path)
     experiment = experiments.get(spec.experiment)
     if experiment.prepare is not None:
         if progress:
@@ -72,35 +85,23 @@ def run_sweep(spec: SweepSpec, address: str | None = None, progress: bool = True
         # pyarrow reads the S3 endpoint and credentials from the environment; trials on other
         # nodes need the driver's values (an S3-compatible store's endpoint, for instance).
         trial_env.update({k: os.environ[k] for k in S3_ENV if k in os.environ})
-    import ray
-    from ray import tune
-
-    from trainables.ray_adapter import grid_point, train_trial
 
     started_here = not ray.is_initialized()
     if started_here:
         _start_ray(address, trial_env)
     try:
         if not spec_saved:
-            # Before Tune writes anything: a sweep folder Tune can restore always has its grid
-            # on record, however early the driver is killed.
+            # Before Tune writes anything: a sweep folder always has its grid on record,
+            # however early the driver is killed.
             _write_spec(path, spec)
         trainable = tune.with_resources(train_trial, {"cpu": spec.cpus_per_trial, "gpu": _gpus_per_trial(spec, experiment)})
-        resumed = tune.Tuner.can_restore(path)
-        param_space = _param_space(spec, path)
-        if resumed and not _tune_state_complete(path, spec.num_trials):
-            if progress:
-                print(f"{spec.name}: the earlier run stopped before Tune saved a usable record of it; starting Tune "
-                      f"afresh, each trial continuing from its own saved state", flush=True)
-            tuner = _new_tuner(trainable, param_space, spec, storage, experiment, progress, progress_every_s)
-        elif resumed:
-            # The grid goes in again: should Tune still fail to restore, it starts the sweep
-            # over from it instead of from an empty config.
-            tuner = tune.Tuner.restore(path, trainable=trainable, param_space=param_space, resume_errored=True)
-        else:
-            tuner = _new_tuner(trainable, param_space, spec, storage, experiment, progress, progress_every_s)
+        # Always a new Tune run, never Tuner.restore: each trial's own state file says how far
+        # it got (a finished one returns at once), so Tune's record of an earlier run is not
+        # needed, and nothing depends on the layout of Tune's private state files.
+        tuner = _new_tuner(trainable, _param_space(spec, path), spec, storage, experiment, progress,
+                           progress_every_s)
         grid = tuner.fit()
-        errors = [f"{grid_point(r.config)}: {_last_line(r.error)} ({r.path})" for r in grid if r.error is not None]
+        errors = [f"{trial_id_of(r.config)}: {_last_line(r.error)} ({r.path})" for r in grid if r.error is not None]
         return SweepResult(spec, path, f"{path}/parquet", resumed, grid.num_terminated, errors)
     finally:
         if started_here:
@@ -108,8 +109,6 @@ def run_sweep(spec: SweepSpec, address: str | None = None, progress: bool = True
 
 
 def _start_ray(address: str | None, trial_env: dict[str, str]) -> None:
-    import ray
-    from ray.exceptions import AuthenticationError
 
     # Refused by a cluster, Ray's C++ client logs a warning a second for about 20 s before
     # giving up, straight to file descriptor 2; hold that back to name the cause in one line.
@@ -157,8 +156,6 @@ def _stderr_held():
 
 def _new_tuner(trainable, param_space: dict, spec: SweepSpec, storage: str, experiment, progress: bool,
                progress_every_s: float):
-    from ray import tune
-
     return tune.Tuner(
         trainable,
         param_space=param_space,
@@ -176,62 +173,18 @@ def _new_tuner(trainable, param_space: dict, spec: SweepSpec, storage: str, expe
 
 
 def _param_space(spec: SweepSpec, path: str) -> dict:
-    from ray import tune
-
-    space = {"seed": tune.grid_search(list(spec.seeds)), "unroll_steps": tune.grid_search(list(spec.unroll_steps))}
-    space.update({name: tune.grid_search(list(values)) for name, values in spec.axes.items()})
-    space.update(experiment=spec.experiment, profile=spec.profile, sweep=spec.name, results_dir=f"{path}/parquet",
-                 state_dir=f"{path}/{STATE_DIR}", overrides={**spec.overrides, "torch_threads": spec.cpus_per_trial})
-    return space
+    settings = TrialSettings(experiment=spec.experiment, profile=spec.profile, sweep=spec.name,
+                             results_dir=f"{path}/parquet", state_dir=f"{path}/{STATE_DIR}",
+                             overrides=spec.trial_overrides())
+    grid = {"seed": list(spec.seeds), "unroll_steps": list(spec.unroll_steps), **spec.axes}
+    return settings.tune_config({name: tune.grid_search(list(values)) for name, values in grid.items()})
 
 
 def _trial_dirname(trial) -> str:
-    from trainables.ray_adapter import grid_point
-
-    return f"trial_{trial.trial_id}_{grid_point(trial.config)}"
-
-
-def _tune_state_complete(path: str, num_trials: int) -> bool:
-    """Whether Tune's record of an earlier run can be restored.
-
-    Tune writes its experiment state and its search algorithm's state in the driver's
-    session folder and copies them to storage in the background; a driver killed in the
-    first seconds, or in the middle of that copy, leaves no experiment state, a truncated
-    one, or one without the searcher's (trials it had not yet created would never run).
-    Tune writes tuner.pkl in place too, so it is checked as well.
-    """
-    import pyarrow.fs as pafs
-
-    fs, root = filesystem_and_path(path)
-    names = {info.base_name for info in fs.get_file_info(pafs.FileSelector(root))}
-    states = sorted(n for n in names if n.startswith("experiment_state-") and n.endswith(".json"))
-    if not states or not _unpickles(read_file(fs, f"{root}/tuner.pkl")):
-        return False
-    session = states[-1][len("experiment_state-"):-len(".json")]
-    try:
-        trials = json.loads(read_file(fs, f"{root}/{states[-1]}"))["trial_data"]
-    except (ValueError, KeyError, TypeError):
-        return False
-    searcher = f"basic-variant-state-{session}.json"
-    if searcher not in names:
-        return len(trials) == num_trials
-    return bool(trials) and _unpickles(read_file(fs, f"{root}/{searcher}"))
-
-
-def _unpickles(data: bytes | None) -> bool:
-    """tuner.pkl and the searcher's state (a pickle despite its .json name) as Tune loads them."""
-    from ray import cloudpickle
-
-    try:
-        cloudpickle.loads(data)
-    except Exception:  # noqa: BLE001 - any failure here means Tune could not load it either
-        return False
-    return True
+    return f"trial_{trial.trial_id}_{trial_id_of(trial.config)}"
 
 
 def _gpus_per_trial(spec: SweepSpec, experiment) -> float:
-    import ray
-
     cluster_gpus = ray.cluster_resources().get("GPU", 0)
     if spec.gpus_per_trial is None:
         return experiment.gpu_fraction if cluster_gpus else 0.0
@@ -260,6 +213,13 @@ def _check_same_grid(path: str, spec: SweepSpec) -> bool:
         raise SweepError(f"sweep {spec.name!r} at {path} was started with a different {', '.join(changed)}; "
                          f"re-run it unchanged to resume, or pass --name for a new sweep")
     return True
+
+
+def _has_trial_state(path: str) -> bool:
+    fs, root = filesystem_and_path(f"{path}/{STATE_DIR}")
+    if fs.get_file_info(root).type != pafs.FileType.Directory:
+        return False
+    return any(info.base_name.endswith(".pt") for info in fs.get_file_info(pafs.FileSelector(root)))
 
 
 def _write_spec(path: str, spec: SweepSpec) -> None:

@@ -53,3 +53,19 @@ def assert_report_stands_alone(report) -> None:
     """A report names its sources itself: nothing in it points at a file outside the user's checkout."""
     texts = [report.text] + [f.read_text() for f in report.out_dir.iterdir() if f.suffix in (".md", ".csv")]
     assert not any("shared/" in text or "paper.md" in text for text in texts)
+
+
+def build_report_without_torch(path, out) -> str:
+    """Build a sweep's report in a fresh interpreter where torch and trainables cannot be imported.
+
+    analysis/ reads Parquet only, so a report can be rebuilt on a laptop with pandas alone.
+    """
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['torch'] = None; sys.modules['trainables'] = None\n"
+            "from analysis.report import build_report\n"
+            f"print(build_report({str(path)!r}, {str(out)!r}).text)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout

@@ -4,8 +4,8 @@ import sys
 
 import pytest
 
-from orchestrator.cli import main as orchestrator_main
 from analysis.__main__ import main as analysis_main
+from orchestrator.cli import main as orchestrator_main
 
 
 @pytest.fixture

@@ -85,14 +85,19 @@ def cluster():
     groups["head"] = start_node(["--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=1",
                                 "--include-dashboard=true", "--dashboard-host=127.0.0.1",
                                 f"--dashboard-port={dashboard}", "--disable-usage-stats"], env, root, "h")
-    groups["worker"] = start_node([f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1", "--num-cpus=1"],
-                                env, root, "w")
-    yield {"address": f"127.0.0.1:{port}", "dashboard": f"http://127.0.0.1:{dashboard}", "env": env, "root": root,
-           "groups": groups}
+    cluster = {"address": f"127.0.0.1:{port}", "dashboard": f"http://127.0.0.1:{dashboard}", "env": env, "root": root,
+               "groups": groups}
+    start_worker(cluster)
+    yield cluster
     # End this cluster's processes only (never `ray stop`, which would end every cluster of the user).
     for group in groups.values():
         kill_node(group)
     shutil.rmtree(root, ignore_errors=True)
+
+
+def start_worker(cluster, name="w") -> None:
+    cluster["groups"]["worker"] = start_node([f"--address={cluster['address']}", "--node-ip-address=127.0.0.1",
+                                              "--num-cpus=1"], cluster["env"], cluster["root"], name)
 
 
 def sweep(cluster, storage, *extra, name="two-node", background=False):
@@ -111,7 +116,7 @@ def node_ids(cluster) -> dict[str, str]:
               % cluster["address"])
     out = run([sys.executable, "-c", script], cluster["env"])
     nodes = json.loads(out.stdout.strip().splitlines()[-1])
-    return {("worker" if f"{cluster['root']}/w/" in socket_name else "head"): node for node, socket_name in nodes}
+    return {("head" if f"{cluster['root']}/h/" in socket_name else "worker"): node for node, socket_name in nodes}
 
 
 def assert_every_row_once(path, trials, steps):
@@ -215,7 +220,11 @@ def test_worker_node_lost_mid_sweep(cluster, tmp_path):
         pytest.fail("no row from the worker node in time")
     rows_before = len(list(partition.glob("*.parquet")))
     kill_node(cluster["groups"]["worker"])  # every process of the node, agents included
-    output, _ = driver.communicate(timeout=900)
+    try:
+        output, _ = driver.communicate(timeout=900)
+    finally:
+        # A new worker node, so the tests after this one run on two nodes whatever their order.
+        start_worker(cluster, name=f"w{time.monotonic_ns()}")
     assert driver.returncode == 0, output[-3000:]
     assert "4/4 trials finished" in output
     metrics = assert_every_row_once(tmp_path / "worker-loss", 4, steps)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from trainables.config import ConfigError
 from trainables.data.color_mnist import ColorMnist
+from trainables.errors import ConfigError
 from trainables.experiments import get
 from trainables.metrics.colours import GaussianKde, js_divergence_monte_carlo, kde_js_divergence, recover_colours
 

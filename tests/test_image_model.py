@@ -6,9 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
-from trainables.config import ConfigError
 from trainables.data.cifar10 import load_cifar10
-from trainables.data.mnist import DatasetError
+from trainables.errors import ConfigError, DatasetError
 from trainables.experiments import get
 from trainables.metrics.inference import batched_lbfgs, invert_generator, pairwise_distances
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from trainables.data.mnist import DatasetError, load_mnist, read_idx
+from trainables.data.mnist import load_mnist, read_idx
 from trainables.data.stacked_mnist import StackedMnist, crop_to_digits, to_gan_range
+from trainables.errors import DatasetError
 
 rng = np.random.default_rng(0)
 TRAIN_X = rng.integers(0, 256, (50, 28, 28), dtype=np.uint8)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from trainables import experiments
-from trainables.config import ConfigError
+from trainables.errors import ConfigError
 from trainables.trial import Trial
 
 MOG = experiments.get("mog")

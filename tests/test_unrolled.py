@@ -16,7 +16,6 @@ from trainables.losses import discriminator_loss, generator_loss_minimax, genera
 from trainables.unrolled import unrolled_generator_loss
 
 
-
 @pytest.fixture(autouse=True)
 def float64():
     previous = torch.get_default_dtype()

@@ -15,11 +15,9 @@ import typing
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from .errors import ConfigError
+
 C = TypeVar("C", bound="GANConfig")
-
-
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message is one line meant for the user."""
 
 
 @dataclass(frozen=True)

@@ -3,65 +3,81 @@
 Resume from the trial's state file if there is one, then for every report: write the
 Parquet rows, save the state, report to Tune, in that order, so that rows for a step
 exist before the state that lets a retry skip it (see trainables.results). Tune's own
-checkpoints are not used: why is in ``TrialStateFile``.
+checkpoints are not used: why is in ``TrialStateFile``. A trial whose state says it is
+finished returns at once, which is how a re-run sweep skips what is done.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import ray
 from ray import tune
 
 from . import experiments
-from .results import ResultsWriter, TrialIdentity, TrialStateFile, trial_key
+from .results import ResultsWriter, TrialIdentity, TrialStateFile, trial_id
 from .trial import Trial
-
-# Keys the orchestrator puts in every trial's Tune config beside the experiment's own fields.
-SWEEP_KEYS = ("experiment", "profile", "sweep", "results_dir", "state_dir", "overrides")
-
-
-def grid_point(config: dict[str, Any]) -> str:
-    """A trial's Tune config as its name in the sweep, e.g. ``seed=0,unroll_steps=10``."""
-    axes = {k: v for k, v in config.items() if k not in (*SWEEP_KEYS, "seed", "unroll_steps")}
-    return trial_key(config.get("seed"), config.get("unroll_steps"), axes)
 
 
 @dataclass(frozen=True)
 class TrialSettings:
+    """What every trial of a sweep shares, and how it travels in a Tune config (both directions).
+
+    A trial's Tune config is these settings' keys plus its grid point: ``seed``,
+    ``unroll_steps`` and any experiment config field (a sweep axis or a search dimension).
+    """
+
     experiment: str
     profile: str
     sweep: str
     results_dir: str
+    """The sweep's Parquet folder (local path or URI)."""
     state_dir: str
-    values: dict[str, Any]
-    """Experiment config fields: --set overrides plus this trial's grid point (seed, unroll_steps, axes)."""
+    """Where each trial keeps its resumable state."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Config fields set for every trial (``--set``), torch_threads included."""
+
+    KEYS = ("experiment", "profile", "sweep", "results_dir", "state_dir", "overrides")
+
+    def tune_config(self, grid: dict[str, Any]) -> dict[str, Any]:
+        """Encode: a Tune param_space of these settings plus `grid` (values or Tune search spaces)."""
+        clash = sorted(set(grid) & set(self.KEYS))
+        if clash:
+            raise ValueError(f"{', '.join(clash)} cannot be a grid axis")
+        return {**grid, **{key: getattr(self, key) for key in self.KEYS}}
 
     @classmethod
-    def from_tune_config(cls, config: dict[str, Any]) -> "TrialSettings":
-        point = {k: v for k, v in config.items() if k not in SWEEP_KEYS}
-        return cls(experiment=config["experiment"], profile=config["profile"], sweep=config["sweep"],
-                   results_dir=config["results_dir"], state_dir=config["state_dir"],
-                   values={**config.get("overrides", {}), **point})
+    def from_tune_config(cls, config: dict[str, Any]) -> tuple[TrialSettings, dict[str, Any]]:
+        """Decode: the settings, and this trial's config fields (overrides, then its grid point)."""
+        settings = cls(**{key: config[key] for key in cls.KEYS})
+        point = {k: v for k, v in config.items() if k not in cls.KEYS}
+        return settings, {**settings.overrides, **point}
+
+
+def trial_id_of(config: dict[str, Any]) -> str:
+    """A trial's id within its sweep, from its Tune config, e.g. ``seed=0,unroll_steps=10``."""
+    axes = {k: v for k, v in config.items() if k not in (*TrialSettings.KEYS, "seed", "unroll_steps")}
+    return trial_id(config.get("seed"), config.get("unroll_steps"), axes)
 
 
 def train_trial(config: dict[str, Any]) -> None:
-    settings = TrialSettings.from_tune_config(config)
+    settings, values = TrialSettings.from_tune_config(config)
     experiment = experiments.get(settings.experiment)
-    cfg = experiment.config(settings.profile, settings.values)
-    # The trial's resources decide the device; torch.cuda.is_available() would also be
-    # true for a CPU-only trial placed on a GPU node.
-    device = "cuda" if ray.get_gpu_ids() else "cpu"
-    trial = Trial(experiment, cfg, device)
-
+    cfg = experiment.config(settings.profile, values)
     identity = TrialIdentity(
         sweep=settings.sweep, tune_trial_id=tune.get_context().get_trial_id(), experiment=experiment.name,
         profile=settings.profile, seed=cfg.seed, unroll_steps=cfg.unroll_steps, second_order=cfg.second_order,
         axes={name: getattr(cfg, name) for name in experiment.axis_columns},
         node_id=ray.get_runtime_context().get_node_id(),
     )
+    # The trial's resources decide the device; torch.cuda.is_available() would also be
+    # true for a CPU-only trial placed on a GPU node.
+    device = "cuda" if ray.get_gpu_ids() else "cpu"
     state_file = TrialStateFile(settings.state_dir, identity.trial_id)
     state = state_file.load(map_location=device)
+    if state is not None and Trial.finished_state(state, cfg):
+        return  # its rows and final models are written; nothing to do
+    trial = Trial(experiment, cfg, device)
     if state is not None:
         trial.load_state_dict(state)
     writer = ResultsWriter(settings.results_dir, identity, list(experiment.metrics), cfg.to_json())

@@ -25,7 +25,10 @@ A sweep's results live under ``<storage>/<sweep>/parquet/`` as two hive-partitio
 
 ``samples/experiment=<name>/<trial_id>-<step>.parquet``
     generated (and, once per trial, real) samples for the figures: the identity columns
-    above through ``step``, then ``kind`` (string: model | data), ``sample_index`` (int32),
+    above through ``step``, then ``kind`` (string: ``model`` and ``data`` for every experiment,
+    plus what an experiment's ``describe``/``final`` add, e.g. ``model_colour``, ``data_colour``,
+    ``inference_error``, ``inference_target``, ``reconstruction``, ``model_distance``,
+    ``data_distance``), ``sample_index`` (int32),
     ``shape`` (list<int32>, one sample's shape) and ``values`` (list<float32>, the sample
     flattened in C order).
 
@@ -44,15 +47,14 @@ from __future__ import annotations
 import io
 import math
 import socket
-import uuid
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 import torch
+
+from .storage import filesystem_and_path, read_file, write_atomically, write_table_atomically
 
 IDENTITY_COLUMNS: list[pa.Field] = [
     pa.field("sweep", pa.string()),
@@ -93,33 +95,6 @@ def samples_schema(axes: dict[str, type]) -> pa.Schema:
     return pa.schema(IDENTITY_COLUMNS + axis_fields(axes) + SAMPLE_COLUMNS)
 
 
-def filesystem_and_path(uri: str) -> tuple[pafs.FileSystem, str]:
-    """pyarrow's filesystem for an absolute local path or a URI such as s3://bucket/prefix."""
-    return pafs.FileSystem.from_uri(uri)
-
-
-def read_file(fs: pafs.FileSystem, path: str) -> bytes | None:
-    """A whole file's bytes, or None where there is no file."""
-    if fs.get_file_info(path).type != pafs.FileType.File:
-        return None
-    with fs.open_input_stream(path) as f:
-        return f.read()
-
-
-def write_atomically(fs: pafs.FileSystem, path: str, write: Callable[[pa.NativeFile], None]) -> None:
-    directory, name = path.rsplit("/", 1)
-    fs.create_dir(directory, recursive=True)
-    temporary = f"{directory}/.tmp-{uuid.uuid4().hex}-{name}"
-    with fs.open_output_stream(temporary) as out:
-        write(out)
-    # A rename on local disks; object stores copy, but an object appears only once complete.
-    fs.move(temporary, path)
-
-
-def write_table_atomically(fs: pafs.FileSystem, path: str, table: pa.Table) -> None:
-    write_atomically(fs, path, lambda out: pq.write_table(table, out))
-
-
 class TrialStateFile:
     """A trial's resumable state: ``<sweep>/trial_state/<trial_id>.pt``, replaced atomically
     after the rows of each report are written, so it never runs ahead of the results.
@@ -146,7 +121,7 @@ class TrialStateFile:
         write_atomically(self.fs, self.path, lambda out: out.write(buffer.getvalue()))
 
 
-def trial_key(seed: int, unroll_steps: int, axes: dict) -> str:
+def trial_id(seed: int, unroll_steps: int, axes: dict) -> str:
     """A trial's name within its sweep: its grid point, axes in sorted order."""
     return ",".join(f"{k}={v}" for k, v in [("seed", seed), ("unroll_steps", unroll_steps), *sorted(axes.items())])
 
@@ -167,7 +142,7 @@ class TrialIdentity:
 
     @property
     def trial_id(self) -> str:
-        return trial_key(self.seed, self.unroll_steps, self.axes)
+        return trial_id(self.seed, self.unroll_steps, self.axes)
 
     def columns(self) -> dict:
         return {"sweep": self.sweep, "trial_id": self.trial_id, "profile": self.profile, "seed": self.seed,
@@ -191,7 +166,7 @@ class ResultsWriter:
         ident = self.identity
         row = {**ident.columns(), "step": step, "time_s": time_s, "node_id": ident.node_id,
                "tune_trial_id": ident.tune_trial_id, "hostname": ident.hostname, "config_json": self.config_json}
-        row.update({m: _finite_or_nan(metrics.get(m)) for m in self.metric_names})
+        row.update({m: _float_or_nan(metrics.get(m)) for m in self.metric_names})
         table = pa.Table.from_pylist([row], schema=self.metrics_schema)
         if samples:
             self._write_samples(step, samples)
@@ -215,5 +190,5 @@ class ResultsWriter:
         write_table_atomically(self.fs, self._path("samples", step), table)
 
 
-def _finite_or_nan(value) -> float:
+def _float_or_nan(value) -> float:
     return math.nan if value is None else float(value)

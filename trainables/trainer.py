@@ -15,6 +15,12 @@ from .config import GANConfig
 from .losses import GENERATOR_LOSSES, discriminator_loss
 from .unrolled import GeneratorLoss, unrolled_generator_loss
 
+TRAINER_METRICS = {
+    "d_loss": "discriminator loss at the last iteration before the report",
+    "g_loss": "generator surrogate loss f_K at the last iteration before the report",
+}
+"""What the trainer itself reports for every experiment (``GANTrainer.last_losses``)."""
+
 Sampler = Callable[[int, torch.Generator], Tensor]
 """(batch size, CPU random generator) -> a batch on the training device."""
 

@@ -1,6 +1,7 @@
 """One trial, start to finish, without Ray: seed, build, train, evaluate at every report.
 
-The Ray adapter drives :meth:`Trial.reports`; tests and the benchmark use it directly.
+The Ray adapter drives :meth:`Trial.reports`; the tests use it directly, to check that a
+trial under Ray gives the numbers of the same trial without it.
 """
 from __future__ import annotations
 
@@ -56,6 +57,10 @@ class Trial:
             samples["model"] = self.run.model_samples(rng)
         if step == 0:
             samples["data"] = self.run.data_samples(rng)
+        describe = getattr(self.run, "describe", None)
+        if describe is not None:
+            for kind, values in list(samples.items()):
+                samples.update(describe(kind, values))
         final = getattr(self.run, "final", None)
         if final is not None and step == self.config.iterations:
             # Work too costly for every report (e.g. inference by optimisation), done once at the end.
@@ -81,6 +86,11 @@ class Trial:
     def state_dict(self) -> dict[str, Any]:
         return {"trainer": self.trainer.state_dict(), "elapsed_s": self.elapsed_s,
                 "torch_rng": torch.get_rng_state(), "config": self.config.to_dict()}
+
+    @staticmethod
+    def finished_state(state: dict[str, Any], config: GANConfig) -> bool:
+        """Whether a saved state (``state_dict``) is this config's trial run to its end."""
+        return state["config"] == config.to_dict() and state["trainer"]["iteration"] >= config.iterations
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state["config"] != self.config.to_dict():

@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..figures import colour_scatter, images
 from ..notes import batchnorm_note
-from ..results import final_rows, last_snapshots, load_samples, mean_and_standard_error
+from ..results import data_of_one_trial, final_rows, last_snapshots, load_samples, mean_and_standard_error
 from ..tables import summary_cells, to_markdown, write_table
 
 PAPER_READING = ("The numbers of the paper's Table 2 (Section 3.3.2) are not shown: they could not be confirmed; its reading: "
@@ -18,10 +18,6 @@ PAPER_READING = ("The numbers of the paper's Table 2 (Section 3.3.2) are not sho
 
 
 def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]]:
-    from trainables.metrics.colours import (
-        recover_colours,  # the same recovery the trials used
-    )
-
     final = final_rows(metrics[metrics["second_order"]])
     summary = mean_and_standard_error(final, ["unroll_steps", "layer_size"], ["js", "colour_spread"])
     files = write_table(summary, out, "table2")[:1]
@@ -33,18 +29,16 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
     (out / "table2.md").write_text(markdown + "\n")
     files.append(out / "table2.md")
 
+    # Colours the trials recovered from their own snapshots (the same recovery as the JS metric).
     samples = load_samples(path)
-    last = last_snapshots(samples)
-    data = samples[samples["kind"] == "data"]
-    import torch
-
-    data_colours = recover_colours(torch.as_tensor(images(data), dtype=torch.float32)).numpy()
+    last = last_snapshots(samples, "model_colour")
+    data_colours = images(data_of_one_trial(samples, "data_colour"))
     cells = {}
     for trial in final.sort_values(["layer_size", "unroll_steps", "seed"]).itertuples():
         chosen = last[last["trial_id"] == trial.trial_id]
         if len(chosen):
             key = (f"X = {trial.layer_size}", f"K={trial.unroll_steps}")
-            colours = recover_colours(torch.as_tensor(images(chosen), dtype=torch.float32)).numpy()
+            colours = images(chosen)
             cells[key] = np.concatenate([cells[key], colours]) if key in cells else colours
     files.append(colour_scatter(cells, data_colours, out / "colours.png",
                                 "Recovered digit colours (R vs G) at the last step, all seeds: model (colour) vs data (grey)"))

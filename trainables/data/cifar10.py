@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .mnist import DatasetError
+from ..errors import DatasetError
 
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 

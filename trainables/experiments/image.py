@@ -8,15 +8,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..config import ConfigError, check_choice
+from ..config import check_choice
 from ..data.cifar10 import load_cifar10
-from ..data.mnist import DatasetError, load_mnist
+from ..data.mnist import load_mnist
+from ..errors import ConfigError, DatasetError
 from ..metrics.inference import invert_generator, pairwise_distances
 from ..models.dcgan import DcganDiscriminator, DcganGenerator, scaled_widths
 from ..sampling import evaluation_mode
 from ..trainer import GANParts
 from . import Experiment, Profile
-from .mnist_common import MnistGANConfig
+from ._mnist import MnistGANConfig
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ class ImageRun:
 
 EXPERIMENT = Experiment(
     name="image",
+    paper_section="3.4",
     config_type=ImageConfig,
     build=ImageRun,
     prepare=prepare,
@@ -128,8 +130,6 @@ EXPERIMENT = Experiment(
                          "reconstruction min_z ||G(z) - x||^2 (last step only; Table 3)",
         "distance_median": "median L2 distance between random pairs of generated samples (Figure 8)",
         "data_distance_median": "the same for pairs of training images",
-        "d_loss": "discriminator loss at the last iteration before the report",
-        "g_loss": "generator surrogate loss f_K at the last iteration before the report",
     },
     profiles={
         "smoke": Profile("seconds per trial, for tests",

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..config import ConfigError, GANConfig
+from ..config import GANConfig
 from ..data.ring import ring_centers, sample_ring
+from ..errors import ConfigError
 from ..metrics.modes import mode_metrics
 from ..models.mlp import ScaledInput, mlp
 from ..trainer import GANParts
@@ -71,14 +72,13 @@ class MogRun:
 
 EXPERIMENT = Experiment(
     name="mog",
+    paper_section="3.1",
     config_type=MogConfig,
     build=MogRun,
     metrics={
         "modes": "modes (of 8) nearest to at least one high-quality sample (VEEGAN/PacGAN)",
         "high_quality_pct": "% of samples within 3 std of their nearest mode centre (VEEGAN/PacGAN)",
         "reverse_kl": "KL(histogram of high-quality samples over modes || uniform) (PacGAN); NaN if none",
-        "d_loss": "discriminator loss at the last iteration before the report",
-        "g_loss": "generator surrogate loss f_K at the last iteration before the report",
     },
     profiles={
         "smoke": Profile("seconds per trial, for tests", dict(iterations=40, report_every=20, snapshot_every=20,

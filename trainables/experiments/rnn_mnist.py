@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..config import ConfigError
 from ..data.mnist import load_mnist
+from ..errors import ConfigError
 from ..metrics.histograms import kl_to_uniform
 from ..mnist_classifier import predict
 from ..models.dcgan import DcganDiscriminator
@@ -16,11 +16,11 @@ from ..models.lstm import LstmGenerator
 from ..sampling import generate
 from ..trainer import GANParts
 from . import Experiment, Profile
-from .mnist_common import MnistGANConfig, load_classifier, prepare_mnist_and_classifier
+from ._mnist import LabelledMnistConfig, load_classifier, prepare_mnist_and_classifier
 
 
 @dataclass(frozen=True)
-class RnnMnistConfig(MnistGANConfig):
+class RnnMnistConfig(LabelledMnistConfig):
     hidden: int = 256
     """[R] LSTM units (and the width of the FC layer that sets its initial state)."""
     beta1: float = 0.5
@@ -79,6 +79,7 @@ class RnnMnistRun:
 
 EXPERIMENT = Experiment(
     name="rnn_mnist",
+    paper_section="3.2",
     config_type=RnnMnistConfig,
     build=RnnMnistRun,
     prepare=prepare_mnist_and_classifier,
@@ -89,8 +90,6 @@ EXPERIMENT = Experiment(
         "top_label_pct": "share of generated digits given the most common label (collapse pushes it to 100)",
         **{f"label_{d}_pct": f"share of generated digits labelled {d}" for d in range(10)},
         "classifier_accuracy": "the labelling classifier's accuracy on the real MNIST test split",
-        "d_loss": "discriminator loss at the last iteration before the report",
-        "g_loss": "generator surrogate loss f_K at the last iteration before the report",
     },
     profiles={
         "smoke": Profile("seconds per trial, for tests",

@@ -6,22 +6,22 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..config import ConfigError
 from ..data.mnist import load_mnist
 from ..data.stacked_mnist import StackedMnist, crop_to_digits
+from ..errors import ConfigError
 from ..metrics.discrete_modes import discrete_mode_metrics, stacked_labels
 from ..mnist_classifier import predict
 from ..models.dcgan import DcganDiscriminator, DcganGenerator, scaled_widths
 from ..sampling import generate
 from ..trainer import GANParts
 from . import Experiment, Profile
-from .mnist_common import MnistGANConfig, load_classifier, prepare_mnist_and_classifier
+from ._mnist import LabelledMnistConfig, load_classifier, prepare_mnist_and_classifier
 
 DISCRIMINATOR_SIZES = (0.25, 0.5, 1.0)
 
 
 @dataclass(frozen=True)
-class StackedMnistConfig(MnistGANConfig):
+class StackedMnistConfig(LabelledMnistConfig):
     d_size: float = 0.25
     """Discriminator width relative to the generator: conv widths 8X, 16X, 32X [S]; Table 1 uses 1/4 and 1/2."""
     g_base_channels: int = 64
@@ -71,6 +71,7 @@ class StackedMnistRun:
 
 EXPERIMENT = Experiment(
     name="stacked_mnist",
+    paper_section="3.3.1",
     config_type=StackedMnistConfig,
     build=StackedMnistRun,
     prepare=prepare_mnist_and_classifier,
@@ -81,8 +82,6 @@ EXPERIMENT = Experiment(
                  "how many have at least one generated sample",
         "kl": "KL(model || data) over the 1000 classes, data uniform: log(1000) - H(q)",
         "classifier_accuracy": "the labelling classifier's accuracy on the real MNIST test split",
-        "d_loss": "discriminator loss at the last iteration before the report",
-        "g_loss": "generator surrogate loss f_K at the last iteration before the report",
     },
     profiles={
         "smoke": Profile("seconds per trial, for tests",

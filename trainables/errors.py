@@ -1,0 +1,14 @@
+"""Errors every layer may raise or catch; each carries one line meant for the user.
+
+No imports beyond the standard library, so the orchestrator and the analysis can use them
+without pulling in torch.
+"""
+from __future__ import annotations
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid."""
+
+
+class DatasetError(ValueError):
+    """A data file is missing or malformed; the message names it."""
