@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed-$(shell echo '$(TORCH)' | tr -c 'a-zA-Z0-9.\n' _)
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install demo test test-slow lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test: install
 test-slow: install
 	cache=$$(mktemp -d); UNROLLED_GAN_CACHE=$$cache $(BIN)/python -m pytest -q -m slow; status=$$?; rm -rf $$cache; \
 	[ $$status -eq 0 ] || [ $$status -eq 5 ]
+
+# ruff: lint and formatting (pyproject.toml holds its settings); CI fails on either.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: install
 	$(BIN)/python -m bench.unroll_cost

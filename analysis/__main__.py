@@ -1,4 +1,5 @@
 """Command line: `python -m analysis report PATH [--out DIR]`."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,11 @@ class OneLineParser(argparse.ArgumentParser):
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m analysis", description="Tables and figures from a sweep's Parquet results.")
     commands = parser.add_subparsers(dest="command", required=True)
-    report = commands.add_parser("report", help="build the report of one sweep",
-                                 description="Print the results table and write it (Markdown, CSV) with the figures (PNG).")
+    report = commands.add_parser(
+        "report",
+        help="build the report of one sweep",
+        description="Print the results table and write it (Markdown, CSV) with the figures (PNG).",
+    )
     report.add_argument("path", help="the sweep folder (<storage>/<sweep>), its parquet/ folder, or an s3:// URI")
     report.add_argument("--out", help="where to write the report (default: <sweep>/report)")
     args = parser.parse_args(argv)

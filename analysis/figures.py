@@ -1,4 +1,5 @@
 """Figures rendered to PNG (matplotlib's Agg backend: no display needed)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,12 +30,14 @@ ITERATION_AXIS = "iteration (1 D + 1 G update = 2 of the paper's steps)"
 """What the `step` column counts, for every axis that shows it (see ``notes.ITERATION_NOTE``)."""
 
 
-def heatmap_grid(rows: dict[str, dict[int, np.ndarray]], data: np.ndarray, extent: float, out: Path,
-                 title: str) -> Path:
+def heatmap_grid(
+    rows: dict[str, dict[int, np.ndarray]], data: np.ndarray, extent: float, out: Path, title: str
+) -> Path:
     """Rows of 2-D sample histograms at increasing steps; the last column is the data (paper's Figure 1)."""
     steps = sorted({s for cells in rows.values() for s in cells})
-    fig, axes = plt.subplots(len(rows), len(steps) + 1, figsize=(1.9 * (len(steps) + 1), 2.0 * len(rows)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), len(steps) + 1, figsize=(1.9 * (len(steps) + 1), 2.0 * len(rows)), squeeze=False
+    )
     bins = np.linspace(-extent, extent, 101)
     for r, (label, cells) in enumerate(rows.items()):
         for c, step in enumerate(steps + ["data"]):
@@ -42,8 +45,13 @@ def heatmap_grid(rows: dict[str, dict[int, np.ndarray]], data: np.ndarray, exten
             xy = data if step == "data" else cells.get(step)
             if xy is not None:
                 hist, _, _ = np.histogram2d(xy[:, 0], xy[:, 1], bins=[bins, bins])
-                ax.imshow(np.log1p(hist.T), origin="lower", extent=[-extent, extent, -extent, extent],
-                          cmap="viridis", interpolation="nearest")
+                ax.imshow(
+                    np.log1p(hist.T),
+                    origin="lower",
+                    extent=[-extent, extent, -extent, extent],
+                    cmap="viridis",
+                    interpolation="nearest",
+                )
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
@@ -72,7 +80,7 @@ def montage(images: np.ndarray, columns: int = 8) -> np.ndarray:
     canvas = np.ones((rows * h, columns * w, c))
     for i, image in enumerate(images):
         r, col = divmod(i, columns)
-        canvas[r * h:(r + 1) * h, col * w:(col + 1) * w] = image
+        canvas[r * h : (r + 1) * h, col * w : (col + 1) * w] = image
     return canvas
 
 
@@ -80,8 +88,7 @@ def panel_grid(cells: dict[tuple[str, str], object], width: float, height: float
     """Row and column labels in first-seen order, and a figure with one panel per (row, column)."""
     rows = list(dict.fromkeys(r for r, _ in cells))
     columns = list(dict.fromkeys(c for _, c in cells))
-    fig, axes = plt.subplots(len(rows), len(columns), figsize=(width * len(columns), height * len(rows)),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(width * len(columns), height * len(rows)), squeeze=False)
     return rows, columns, fig, axes
 
 
@@ -101,8 +108,9 @@ def image_grid(cells: dict[tuple[str, str], np.ndarray], out: Path, title: str) 
             ax = axes[i][j]
             if (row, column) in cells:
                 picture = montage(cells[(row, column)])
-                ax.imshow(picture.squeeze(-1) if picture.shape[-1] == 1 else picture, cmap="gray",
-                          interpolation="nearest")
+                ax.imshow(
+                    picture.squeeze(-1) if picture.shape[-1] == 1 else picture, cmap="gray", interpolation="nearest"
+                )
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
@@ -127,8 +135,15 @@ def colour_scatter(cells: dict[tuple[str, str], np.ndarray], data: np.ndarray, o
             ax.scatter(data[:, 0], data[:, 1], s=4, c="0.75", label="data")
             if (row, column) in cells:
                 model = cells[(row, column)]
-                ax.scatter(model[:, 0], model[:, 1], s=8, c=np.clip((model + 1) / 2, 0, 1), edgecolors="k",
-                           linewidths=0.2, label="model")
+                ax.scatter(
+                    model[:, 0],
+                    model[:, 1],
+                    s=8,
+                    c=np.clip((model + 1) / 2, 0, 1),
+                    edgecolors="k",
+                    linewidths=0.2,
+                    label="model",
+                )
             ax.set_xlim(-1.05, 1.05)
             ax.set_ylim(-1.05, 1.05)
             ax.set_title(f"{row}, {column}", fontsize=9)

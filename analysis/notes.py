@@ -1,16 +1,20 @@
 """Sentences every report that needs them shares: how steps are counted, and model deviations."""
+
 from __future__ import annotations
 
 ITERATION_NOTE = (
     "Counting: one iteration (the `step` column) is one discriminator update followed by the generator's "
     "update(s) (`generator_steps`, default 1), i.e. two of the paper's steps, which its appendices count as "
     "'one step consists of either G or D updating'. The `paper` profiles' 25,000 iterations follow the authors' "
-    "demo notebook, which updates D and G once each per iteration; the paper prints no iteration count of its own.")
+    "demo notebook, which updates D and G once each per iteration; the paper prints no iteration count of its own."
+)
 
 
 def batchnorm_note(config: dict) -> str:
     """Whether D had the paper's batch norm (Appendices C and D), stated from the trial's own config."""
     if config.get("d_batchnorm", True):
         return "Discriminator: batch norm after every convolution, as the paper's Appendices C and D describe."
-    return ("Discriminator: **no batch norm** (`d_batchnorm=false`), a deviation from the paper's Appendices C "
-            "and D, kept as an option for comparison; the README's 'Batch norm in the discriminator' measures both.")
+    return (
+        "Discriminator: **no batch norm** (`d_batchnorm=false`), a deviation from the paper's Appendices C "
+        "and D, kept as an option for comparison; the README's 'Batch norm in the discriminator' measures both."
+    )

@@ -1,4 +1,5 @@
 """`python -m analysis report PATH`: tables and figures of one sweep, from its Parquet files alone."""
+
 from __future__ import annotations
 
 import importlib

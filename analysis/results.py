@@ -1,4 +1,5 @@
 """Reading a sweep's Parquet results (layout and schema: ``trainables/results.py``)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Tables as Markdown and CSV."""
+
 from __future__ import annotations
 
 import math
@@ -15,16 +16,18 @@ def mean_pm_se(mean: float, se: float, digits: int = 2) -> str:
     return f"{mean:.{digits}f} ± {se:.{digits}f}"
 
 
-def summary_cells(summary: pd.DataFrame, metric: str, digits: int = 2, missing_means: str = "without a value",
-                  unit: str = "") -> list[str]:
+def summary_cells(
+    summary: pd.DataFrame, metric: str, digits: int = 2, missing_means: str = "without a value", unit: str = ""
+) -> list[str]:
     """One "mean ± se" cell per row of a ``mean_and_standard_error`` table.
 
     A seed whose value is missing (NaN) never silently leaves the mean: the cell then says how
     many seeds its mean is over and what the missing ones were, e.g. "(2 seeds; 3 collapsed)".
     """
     cells = []
-    for mean, se, n, missing in zip(summary[f"{metric}_mean"], summary[f"{metric}_se"], summary[f"{metric}_n"],
-                                    summary[f"{metric}_missing"]):
+    for mean, se, n, missing in zip(
+        summary[f"{metric}_mean"], summary[f"{metric}_se"], summary[f"{metric}_n"], summary[f"{metric}_missing"]
+    ):
         text = mean_pm_se(mean, se, digits)
         text = text if text == "n/a" else text + unit
         if missing:

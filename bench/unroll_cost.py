@@ -11,6 +11,7 @@ stop-gradient variant is timed too. The projection multiplies by the profile's i
 seeds; it leaves out evaluation and snapshots. Trials sharing a GPU (the sweeps ask for a
 fraction) run side by side, so divide by how many fit.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,9 @@ from trainables import experiments
 from trainables.trainer import GANTrainer
 
 
-def time_iteration(experiment: experiments.Experiment, config, device: torch.device, repeats: int,
-                   iterations: int) -> float:
+def time_iteration(
+    experiment: experiments.Experiment, config, device: torch.device, repeats: int, iterations: int
+) -> float:
     torch.manual_seed(0)
     trainer = GANTrainer(experiment.build(config, device).parts, config)
     # CUDA runs asynchronously: wait for the queued work before reading the clock.
@@ -45,8 +47,10 @@ def time_iteration(experiment: experiments.Experiment, config, device: torch.dev
     return statistics.median(blocks)
 
 
-def measure(experiment_name: str, profile_name: str, repeats: int, iterations: int,
-            device: torch.device = torch.device("cpu")) -> tuple[list[dict], dict]:
+def measure(
+    experiment_name: str, profile_name: str, repeats: int, iterations: int, device: str = "cpu"
+) -> tuple[list[dict], dict]:
+    device = torch.device(device)
     experiment = experiments.get(experiment_name)
     profile = experiment.profiles[profile_name]
     base = experiment.config(profile_name)
@@ -57,16 +61,24 @@ def measure(experiment_name: str, profile_name: str, repeats: int, iterations: i
     for point in itertools.product(*(values for _, values in axes)):
         axis_values = {name: value for (name, _), value in zip(axes, point)}
         for unroll_steps in profile.unroll_steps:
-            for second_order in ((True,) if unroll_steps == 0 else (True, False)):
+            for second_order in (True,) if unroll_steps == 0 else (True, False):
                 config = base.with_values({**axis_values, "unroll_steps": unroll_steps, "second_order": second_order})
                 ms = time_iteration(experiment, config, device, repeats, iterations)
-                rows.append({**axis_values, "unroll_steps": unroll_steps, "second_order": second_order,
-                             "ms_per_iter": round(ms, 3)})
+                rows.append(
+                    {
+                        **axis_values,
+                        "unroll_steps": unroll_steps,
+                        "second_order": second_order,
+                        "ms_per_iter": round(ms, 3),
+                    }
+                )
     # The profile trains the second-order variant: one trial per seed and grid point.
     trained_ms = sum(r["ms_per_iter"] for r in rows if r["second_order"])
-    projection = {"trials": len(profile.seeds) * sum(r["second_order"] for r in rows),
-                  "iterations_per_trial": base.iterations,
-                  "hours": trained_ms * len(profile.seeds) * base.iterations / 3.6e6}
+    projection = {
+        "trials": len(profile.seeds) * sum(r["second_order"] for r in rows),
+        "iterations_per_trial": base.iterations,
+        "hours": trained_ms * len(profile.seeds) * base.iterations / 3.6e6,
+    }
     return rows, projection
 
 
@@ -88,19 +100,29 @@ def main() -> None:
         print(json.dumps({"rows": rows, "projection": projection}))
         return
     axes = [k for k in rows[0] if k not in ("unroll_steps", "second_order", "ms_per_iter")]
-    where = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or platform.machine()
-    print(f"{args.experiment}, {args.profile} profile, {args.device}, 1 torch thread, torch {torch.__version__}, {where}")
-    print("".join(f"{name:>8}" for name in axes) + f"{'unroll_steps':>13} {'second_order':>12} {'ms/iter':>9} "
-          f"{'x K=0':>7}")
+    where = (
+        torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or platform.machine()
+    )
+    print(
+        f"{args.experiment}, {args.profile} profile, {args.device}, 1 torch thread, torch {torch.__version__}, {where}"
+    )
+    print(
+        "".join(f"{name:>8}" for name in axes) + f"{'unroll_steps':>13} {'second_order':>12} {'ms/iter':>9} "
+        f"{'x K=0':>7}"
+    )
     base = {}
     for row in rows:
         key = tuple(row[name] for name in axes)
         base.setdefault(key, row["ms_per_iter"])
-        print("".join(f"{row[name]!s:>8}" for name in axes) + f"{row['unroll_steps']:>13} "
-              f"{str(row['second_order']):>12} {row['ms_per_iter']:>9.2f} {row['ms_per_iter'] / base[key]:>7.2f}")
-    print(f"the whole profile: {projection['trials']} trials x {projection['iterations_per_trial']:,} iterations, "
-          f"one at a time on {args.device} (one thread): {projection['hours']:.2f} h of training, evaluation not "
-          f"included")
+        print(
+            "".join(f"{row[name]!s:>8}" for name in axes) + f"{row['unroll_steps']:>13} "
+            f"{str(row['second_order']):>12} {row['ms_per_iter']:>9.2f} {row['ms_per_iter'] / base[key]:>7.2f}"
+        )
+    print(
+        f"the whole profile: {projection['trials']} trials x {projection['iterations_per_trial']:,} iterations, "
+        f"one at a time on {args.device} (one thread): {projection['hours']:.2f} h of training, evaluation not "
+        f"included"
+    )
 
 
 if __name__ == "__main__":

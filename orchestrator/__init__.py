@@ -1,4 +1,5 @@
 """Sweeps of the paper's experiments as Ray Tune runs: ``run_sweep(SweepSpec(...))``."""
+
 from .spec import SweepError, SweepSpec
 from .sweep import SweepResult, run_sweep
 

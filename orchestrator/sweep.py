@@ -4,6 +4,7 @@ Resuming is the trials' own business: each keeps its state in ``<sweep>/trial_st
 ``trainables.results.TrialStateFile``), so a re-run starts a new Tune run over the same grid and
 every trial continues from its state, a finished one returning at once.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -39,8 +40,14 @@ TRIAL_ENV = {
 }
 
 
-S3_ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
-          "AWS_DEFAULT_REGION")
+S3_ENV = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+)
 
 
 @dataclass
@@ -60,8 +67,9 @@ class SweepResult:
         return not self.errors and self.finished == self.spec.num_trials
 
 
-def run_sweep(spec: SweepSpec, address: str | None = None, progress: bool = True,
-              progress_every_s: float = 10.0) -> SweepResult:
+def run_sweep(
+    spec: SweepSpec, address: str | None = None, progress: bool = True, progress_every_s: float = 10.0
+) -> SweepResult:
     """Run (or resume) a sweep to completion. Every input check happens before Ray starts."""
     spec = spec.resolved()
     storage = storage_uri(spec.storage)
@@ -94,12 +102,13 @@ def run_sweep(spec: SweepSpec, address: str | None = None, progress: bool = True
             # Before Tune writes anything: a sweep folder always has its grid on record,
             # however early the driver is killed.
             _write_spec(path, spec)
-        trainable = tune.with_resources(train_trial, {"cpu": spec.cpus_per_trial, "gpu": _gpus_per_trial(spec, experiment)})
+        trainable = tune.with_resources(
+            train_trial, {"cpu": spec.cpus_per_trial, "gpu": _gpus_per_trial(spec, experiment)}
+        )
         # Always a new Tune run, never Tuner.restore: each trial's own state file says how far
         # it got (a finished one returns at once), so Tune's record of an earlier run is not
         # needed, and nothing depends on the layout of Tune's private state files.
-        tuner = _new_tuner(trainable, _param_space(spec, path), spec, storage, experiment, progress,
-                           progress_every_s)
+        tuner = _new_tuner(trainable, _param_space(spec, path), spec, storage, experiment, progress, progress_every_s)
         grid = tuner.fit()
         errors = [f"{trial_id_of(r.config)}: {_last_line(r.error)} ({r.path})" for r in grid if r.error is not None]
         return SweepResult(spec, path, f"{path}/parquet", resumed, grid.num_terminated, errors)
@@ -115,8 +124,14 @@ def _start_ray(address: str | None, trial_env: dict[str, str]) -> None:
     # A new local cluster's daemons inherit this process's stderr, so there it is left be.
     with _stderr_held() if address else contextlib.nullcontext(_Held()) as held:
         try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                     runtime_env={"env_vars": trial_env}, configure_logging=True, logging_level="WARNING")
+            ray.init(
+                address=address,
+                include_dashboard=False,
+                log_to_driver=False,
+                runtime_env={"env_vars": trial_env},
+                configure_logging=True,
+                logging_level="WARNING",
+            )
             error = None
         except (ConnectionError, RuntimeError, AuthenticationError) as raised:
             error = raised
@@ -125,9 +140,11 @@ def _start_ray(address: str | None, trial_env: dict[str, str]) -> None:
     elif address is None:
         raise SweepError(f"could not start a local Ray cluster: {error}") from None
     elif "InvalidAuthToken" in held.text or isinstance(error, AuthenticationError):
-        raise SweepError(f"could not connect to Ray at {address}: the cluster refused this client's token (none "
-                         f"found, or not the cluster's); point RAY_AUTH_TOKEN_PATH at the cluster's token or copy "
-                         f"it to ~/.ray/auth_token") from None
+        raise SweepError(
+            f"could not connect to Ray at {address}: the cluster refused this client's token (none "
+            f"found, or not the cluster's); point RAY_AUTH_TOKEN_PATH at the cluster's token or copy "
+            f"it to ~/.ray/auth_token"
+        ) from None
     else:
         raise SweepError(f"could not connect to Ray at {address}: {_last_line(error)}") from None
 
@@ -154,28 +171,36 @@ def _stderr_held():
             held.text = buffer.read().decode(errors="replace")
 
 
-def _new_tuner(trainable, param_space: dict, spec: SweepSpec, storage: str, experiment, progress: bool,
-               progress_every_s: float):
+def _new_tuner(
+    trainable, param_space: dict, spec: SweepSpec, storage: str, experiment, progress: bool, progress_every_s: float
+):
     return tune.Tuner(
         trainable,
         param_space=param_space,
-        tune_config=tune.TuneConfig(max_concurrent_trials=spec.max_concurrent_trials, reuse_actors=True,
-                                    trial_dirname_creator=_trial_dirname),
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=spec.max_concurrent_trials, reuse_actors=True, trial_dirname_creator=_trial_dirname
+        ),
         run_config=tune.RunConfig(
             name=spec.name,
             storage_path=storage,
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             callbacks=[SweepProgress(spec.num_trials, headline=_headline(experiment), every_s=progress_every_s)]
-            if progress else [],
+            if progress
+            else [],
         ),
     )
 
 
 def _param_space(spec: SweepSpec, path: str) -> dict:
-    settings = TrialSettings(experiment=spec.experiment, profile=spec.profile, sweep=spec.name,
-                             results_dir=f"{path}/parquet", state_dir=f"{path}/{STATE_DIR}",
-                             overrides=spec.trial_overrides())
+    settings = TrialSettings(
+        experiment=spec.experiment,
+        profile=spec.profile,
+        sweep=spec.name,
+        results_dir=f"{path}/parquet",
+        state_dir=f"{path}/{STATE_DIR}",
+        overrides=spec.trial_overrides(),
+    )
     grid = {"seed": list(spec.seeds), "unroll_steps": list(spec.unroll_steps), **spec.axes}
     return settings.tune_config({name: tune.grid_search(list(values)) for name, values in grid.items()})
 
@@ -210,8 +235,10 @@ def _check_same_grid(path: str, spec: SweepSpec) -> bool:
     wanted = json.loads(json.dumps(spec.grid_identity()))  # as it reads back: tuples become lists
     if saved != wanted:
         changed = sorted(k for k in saved if saved.get(k) != wanted.get(k))
-        raise SweepError(f"sweep {spec.name!r} at {path} was started with a different {', '.join(changed)}; "
-                         f"re-run it unchanged to resume, or pass --name for a new sweep")
+        raise SweepError(
+            f"sweep {spec.name!r} at {path} was started with a different {', '.join(changed)}; "
+            f"re-run it unchanged to resume, or pass --name for a new sweep"
+        )
     return True
 
 

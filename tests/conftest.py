@@ -18,8 +18,13 @@ def ray_local():
     """A real two-CPU local Ray cluster, shared by the tests of one module (start-up costs ~6 s)."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
-             object_store_memory=300 * 2**20)
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        object_store_memory=300 * 2**20,
+    )
     yield ray
     ray.shutdown()
 
@@ -63,9 +68,11 @@ def build_report_without_torch(path, out) -> str:
     import subprocess
     import sys
 
-    code = ("import sys; sys.modules['torch'] = None; sys.modules['trainables'] = None\n"
-            "from analysis.report import build_report\n"
-            f"print(build_report({str(path)!r}, {str(out)!r}).text)")
+    code = (
+        "import sys; sys.modules['torch'] = None; sys.modules['trainables'] = None\n"
+        "from analysis.report import build_report\n"
+        f"print(build_report({str(path)!r}, {str(out)!r}).text)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     return done.stdout

@@ -1,4 +1,5 @@
 """The cost bench: one row per grid point and variant, and a projection that adds them up right."""
+
 import json
 import subprocess
 import sys
@@ -18,11 +19,28 @@ def test_rows_cover_the_profile_grid_and_the_projection_sums_them():
 
 
 def test_further_axes_become_columns_and_bad_profiles_one_line():
-    out = subprocess.run([sys.executable, "-m", "bench.unroll_cost", "--experiment", "stacked_mnist", "--profile",
-                          "smoke", "--repeats", "1", "--iterations", "1", "--json"], capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.unroll_cost",
+            "--experiment",
+            "stacked_mnist",
+            "--profile",
+            "smoke",
+            "--repeats",
+            "1",
+            "--iterations",
+            "1",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert {r["d_size"] for r in result["rows"]} == {0.25} and result["projection"]["trials"] == 2
-    bad = subprocess.run([sys.executable, "-m", "bench.unroll_cost", "--profile", "nope"], capture_output=True,
-                         text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "bench.unroll_cost", "--profile", "nope"], capture_output=True, text=True
+    )
     assert bad.returncode == 2 and "unknown profile 'nope' for mog" in bad.stderr.splitlines()[-1]

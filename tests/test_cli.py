@@ -1,4 +1,5 @@
 """Bad input on the command line: one clear line, a non-zero exit, no Ray started, no results touched."""
+
 import subprocess
 import sys
 
@@ -25,24 +26,27 @@ def run(argv, capsys):
     return code, err
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["sweep", "gan9000"], "unknown experiment 'gan9000'"),
-    (["sweep", "mog", "--unroll-steps", "0", "-3"], "unroll steps must be >= 0, got -3"),
-    (["sweep", "mog", "--unroll-steps", "2.5"], "'2.5' is not an integer"),
-    (["sweep", "mog", "--seeds"], "--seeds: expected at least one argument"),
-    (["sweep", "mog", "--seeds", "1", "1"], "seeds has repeated values"),
-    (["sweep", "mog", "--profile", "huge"], "unknown profile 'huge'"),
-    (["sweep", "mog", "--set", "iterations=-5"], "iterations must be a positive integer"),
-    (["sweep", "mog", "--set", "seed=3"], "sweep axes"),
-    (["sweep", "mog", "--address", "127.0.0.1:9"], "no Ray cluster reachable"),
-    (["sweep", "mog", "--address", "nonsense"], "not of the form host:port"),
-    (["sweep", "stacked_mnist", "--axis", "d_size=0.25,0.3"], "d_size must be one of 0.25, 0.5, 1.0, got 0.3"),
-    (["sweep", "stacked_mnist", "--mnist-dir", "/nonexistent/mnist"], "MNIST folder not found: /nonexistent/mnist"),
-    (["sweep", "mog", "--mnist-dir", "/tmp"], "--mnist-dir: mog has no such setting"),
-    (["sweep", "image", "--profile", "paper"], "dataset cifar10 needs --cifar-dir"),
-    (["sweep", "image", "--dataset", "cifar10", "--cifar-dir", "/nonexistent"], "CIFAR-10 folder not found"),
-    (["sweep", "image", "--dataset", "svhn"], "dataset must be one of cifar10, mnist"),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["sweep", "gan9000"], "unknown experiment 'gan9000'"),
+        (["sweep", "mog", "--unroll-steps", "0", "-3"], "unroll steps must be >= 0, got -3"),
+        (["sweep", "mog", "--unroll-steps", "2.5"], "'2.5' is not an integer"),
+        (["sweep", "mog", "--seeds"], "--seeds: expected at least one argument"),
+        (["sweep", "mog", "--seeds", "1", "1"], "seeds has repeated values"),
+        (["sweep", "mog", "--profile", "huge"], "unknown profile 'huge'"),
+        (["sweep", "mog", "--set", "iterations=-5"], "iterations must be a positive integer"),
+        (["sweep", "mog", "--set", "seed=3"], "sweep axes"),
+        (["sweep", "mog", "--address", "127.0.0.1:9"], "no Ray cluster reachable"),
+        (["sweep", "mog", "--address", "nonsense"], "not of the form host:port"),
+        (["sweep", "stacked_mnist", "--axis", "d_size=0.25,0.3"], "d_size must be one of 0.25, 0.5, 1.0, got 0.3"),
+        (["sweep", "stacked_mnist", "--mnist-dir", "/nonexistent/mnist"], "MNIST folder not found: /nonexistent/mnist"),
+        (["sweep", "mog", "--mnist-dir", "/tmp"], "--mnist-dir: mog has no such setting"),
+        (["sweep", "image", "--profile", "paper"], "dataset cifar10 needs --cifar-dir"),
+        (["sweep", "image", "--dataset", "cifar10", "--cifar-dir", "/nonexistent"], "CIFAR-10 folder not found"),
+        (["sweep", "image", "--dataset", "svhn"], "dataset must be one of cifar10, mnist"),
+    ],
+)
 def test_bad_sweep_arguments(argv, expected, capsys, existing_results, monkeypatch):
     monkeypatch.chdir(existing_results)
     import ray
@@ -75,15 +79,39 @@ def test_analysis_report_on_a_missing_or_corrupt_sweep(capsys, tmp_path):
 
 
 def test_help_documents_every_option():
-    out = subprocess.run([sys.executable, "-m", "orchestrator", "sweep", "--help"], capture_output=True, text=True,
-                         check=True).stdout
-    for option in ("--profile", "--seeds", "--unroll-steps", "--storage", "--address", "--set", "--axis",
-                   "--name", "--gpus-per-trial", "--max-failures"):
+    out = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "sweep", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for option in (
+        "--profile",
+        "--seeds",
+        "--unroll-steps",
+        "--storage",
+        "--address",
+        "--set",
+        "--axis",
+        "--name",
+        "--gpus-per-trial",
+        "--max-failures",
+    ):
         assert option in out
 
 
-@pytest.mark.parametrize("name", ["../../etc2", "..", "a/b", "/abs", ".hidden", "a\\b", "x" * 101, "with space",
-                                  "s3://other-bucket/x", "ok/../../up"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../../etc2",
+        "..",
+        "a/b",
+        "/abs",
+        ".hidden",
+        "a\\b",
+        "x" * 101,
+        "with space",
+        "s3://other-bucket/x",
+        "ok/../../up",
+    ],
+)
 @pytest.mark.parametrize("storage", ["local", "s3://bucket/team"])
 def test_a_sweep_name_cannot_leave_its_storage(name, storage, capsys, existing_results, monkeypatch):
     monkeypatch.chdir(existing_results)

@@ -8,6 +8,7 @@ host's routable one (`services.resolve_ip_for_localhost`) and its GCS and raylet
 interface; only the dashboard honours --dashboard-host. The cluster's own token is what keeps
 other clients out, which a test below checks.
 """
+
 import contextlib
 import json
 import os
@@ -45,9 +46,20 @@ def run(args, env, timeout=600, **kw):
 def start_node(args, env, root, name):
     """`ray start` in a session of its own: every daemon of the node stays in its process group
     (Ray renames its agents to ``ray::…``, so they cannot be found by command line)."""
-    done = subprocess.run([BIN / "ray", "start", *args, f"--temp-dir={root}/{name}",
-                           f"--dashboard-agent-listen-port={free_port()}"],  # two nodes, one host: not both 52365
-                          env=env, capture_output=True, text=True, timeout=300, start_new_session=True)
+    done = subprocess.run(
+        [
+            BIN / "ray",
+            "start",
+            *args,
+            f"--temp-dir={root}/{name}",
+            f"--dashboard-agent-listen-port={free_port()}",
+        ],  # two nodes, one host: not both 52365
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        start_new_session=True,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return _process_group_of(root / name)
 
@@ -55,7 +67,9 @@ def start_node(args, env, root, name):
 def _process_group_of(node_root: Path) -> int:
     """The process group of the node's raylet, i.e. of the `ray start` that made it."""
     for _ in range(300):
-        for line in subprocess.run(["ps", "-ww", "-eo", "pgid=,args="], capture_output=True, text=True).stdout.splitlines():
+        for line in subprocess.run(
+            ["ps", "-ww", "-eo", "pgid=,args="], capture_output=True, text=True
+        ).stdout.splitlines():
             pgid, _, args = line.strip().partition(" ")
             if "/raylet/raylet " in args and f"{node_root}/session_" in args:
                 return int(pgid)
@@ -77,16 +91,38 @@ def cluster():
     token.chmod(0o600)
     # Its own token, never the home directory's; authentication stays on. The venv's python
     # first on PATH, as on a cluster node where the project is installed.
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token),
-           "RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS": "0", "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(token),
+        "RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS": "0",
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+    }
     env.pop("RAY_ADDRESS", None)
     port, dashboard = free_port(), free_port()
     groups = {}
-    groups["head"] = start_node(["--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=1",
-                                "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-                                f"--dashboard-port={dashboard}", "--disable-usage-stats"], env, root, "h")
-    cluster = {"address": f"127.0.0.1:{port}", "dashboard": f"http://127.0.0.1:{dashboard}", "env": env, "root": root,
-               "groups": groups}
+    groups["head"] = start_node(
+        [
+            "--head",
+            "--node-ip-address=127.0.0.1",
+            f"--port={port}",
+            "--num-cpus=1",
+            "--include-dashboard=true",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={dashboard}",
+            "--disable-usage-stats",
+        ],
+        env,
+        root,
+        "h",
+    )
+    cluster = {
+        "address": f"127.0.0.1:{port}",
+        "dashboard": f"http://127.0.0.1:{dashboard}",
+        "env": env,
+        "root": root,
+        "groups": groups,
+    }
     start_worker(cluster)
     yield cluster
     # End this cluster's processes only (never `ray stop`, which would end every cluster of the user).
@@ -96,14 +132,38 @@ def cluster():
 
 
 def start_worker(cluster, name="w") -> None:
-    cluster["groups"]["worker"] = start_node([f"--address={cluster['address']}", "--node-ip-address=127.0.0.1",
-                                              "--num-cpus=1"], cluster["env"], cluster["root"], name)
+    cluster["groups"]["worker"] = start_node(
+        [f"--address={cluster['address']}", "--node-ip-address=127.0.0.1", "--num-cpus=1"],
+        cluster["env"],
+        cluster["root"],
+        name,
+    )
 
 
 def sweep(cluster, storage, *extra, name="two-node", background=False):
-    args = [sys.executable, "-m", "orchestrator", "sweep", "mog", "--profile", "smoke", "--seeds", "0", "1",
-            "--unroll-steps", "0", "2", "--storage", str(storage), "--address", cluster["address"], "--name", name,
-            "--no-report", *extra]
+    args = [
+        sys.executable,
+        "-m",
+        "orchestrator",
+        "sweep",
+        "mog",
+        "--profile",
+        "smoke",
+        "--seeds",
+        "0",
+        "1",
+        "--unroll-steps",
+        "0",
+        "2",
+        "--storage",
+        str(storage),
+        "--address",
+        cluster["address"],
+        "--name",
+        name,
+        "--no-report",
+        *extra,
+    ]
     if background:
         return subprocess.Popen(args, env=cluster["env"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     return run(args, cluster["env"])
@@ -111,9 +171,10 @@ def sweep(cluster, storage, *extra, name="two-node", background=False):
 
 def node_ids(cluster) -> dict[str, str]:
     """'head' / 'worker' -> Ray node id, told apart by their temp dirs."""
-    script = ("import json, ray; ray.init(address='%s', log_to_driver=False); "
-              "print(json.dumps([[n['NodeID'], n['RayletSocketName']] for n in ray.nodes() if n['Alive']]))"
-              % cluster["address"])
+    script = (
+        f"import json, ray; ray.init(address='{cluster['address']}', log_to_driver=False); "
+        "print(json.dumps([[n['NodeID'], n['RayletSocketName']] for n in ray.nodes() if n['Alive']]))"
+    )
     out = run([sys.executable, "-c", script], cluster["env"])
     nodes = json.loads(out.stdout.strip().splitlines()[-1])
     return {("head" if f"{cluster['root']}/h/" in socket_name else "worker"): node for node, socket_name in nodes}
@@ -141,8 +202,23 @@ def test_client_without_the_cluster_token_is_refused(cluster, tmp_path, token):
     # An empty home: no ~/.ray/auth_token to fall back on either.
     (tmp_path / "home").mkdir()
     env = {**cluster["env"], "RAY_AUTH_TOKEN_PATH": str(wrong), "HOME": str(tmp_path / "home")}
-    done = run([sys.executable, "-m", "orchestrator", "sweep", "mog", "--profile", "smoke", "--storage",
-                str(tmp_path), "--address", cluster["address"]], env, timeout=300)
+    done = run(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "sweep",
+            "mog",
+            "--profile",
+            "smoke",
+            "--storage",
+            str(tmp_path),
+            "--address",
+            cluster["address"],
+        ],
+        env,
+        timeout=300,
+    )
     assert done.returncode != 0
     assert "could not connect to Ray at 127.0.0.1" in done.stderr and "refused this client's token" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
@@ -163,9 +239,33 @@ def ray_job(cluster, command, *args):
 def test_sweep_submitted_as_a_ray_job(cluster, tmp_path):
     # The README's workflow: the code goes up as the job's working directory, the sweep's driver
     # runs on the head and finds the cluster with --address auto.
-    submitted = ray_job(cluster, "submit", "--no-wait", "--working-dir", str(REPO), "--",
-                        "python", "-m", "orchestrator", "sweep", "mog", "--profile", "smoke", "--seeds", "0", "1",
-                        "--unroll-steps", "0", "2", "--storage", str(tmp_path), "--name", "job", "--address", "auto")
+    submitted = ray_job(
+        cluster,
+        "submit",
+        "--no-wait",
+        "--working-dir",
+        str(REPO),
+        "--",
+        "python",
+        "-m",
+        "orchestrator",
+        "sweep",
+        "mog",
+        "--profile",
+        "smoke",
+        "--seeds",
+        "0",
+        "1",
+        "--unroll-steps",
+        "0",
+        "2",
+        "--storage",
+        str(tmp_path),
+        "--name",
+        "job",
+        "--address",
+        "auto",
+    )
     assert submitted.returncode == 0, submitted.stderr[-2000:]
     job_id = re.search(r"raysubmit_\w+", submitted.stdout + submitted.stderr).group(0)
     deadline = time.monotonic() + 600
@@ -204,8 +304,18 @@ def test_driver_lost_mid_sweep_then_the_same_command_resumes(cluster, tmp_path, 
 
 def test_worker_node_lost_mid_sweep(cluster, tmp_path):
     steps = list(range(0, 6001, 200))
-    driver = sweep(cluster, tmp_path, "--set", "iterations=6000", "report_every=200", "snapshot_every=3000",
-                   "--max-failures", "3", name="worker-loss", background=True)
+    driver = sweep(
+        cluster,
+        tmp_path,
+        "--set",
+        "iterations=6000",
+        "report_every=200",
+        "snapshot_every=3000",
+        "--max-failures",
+        "3",
+        name="worker-loss",
+        background=True,
+    )
     worker = node_ids(cluster)["worker"]
     partition = tmp_path / "worker-loss" / "parquet" / "metrics" / "experiment=mog"
     deadline = time.monotonic() + 300
@@ -229,8 +339,10 @@ def test_worker_node_lost_mid_sweep(cluster, tmp_path):
     assert "4/4 trials finished" in output
     metrics = assert_every_row_once(tmp_path / "worker-loss", 4, steps)
     temporaries = list(partition.glob(".tmp-*"))  # a write cut off by the kill; hidden from readers by its name
-    print(f"worker loss: killed after {rows_before} of {4 * len(steps)} rows; found {len(metrics)} rows, "
-          f"expected {4 * len(steps)}; {len(temporaries)} leftover temporary file(s)")
+    print(
+        f"worker loss: killed after {rows_before} of {4 * len(steps)} rows; found {len(metrics)} rows, "
+        f"expected {4 * len(steps)}; {len(temporaries)} leftover temporary file(s)"
+    )
     visible = [p for p in partition.glob("*.parquet") if not p.name.startswith(".")]
     assert len(visible) == 4 * len(steps)  # no extra or half-written visible file
     finished_on = metrics[metrics["step"] == 6000]["node_id"]
@@ -239,29 +351,71 @@ def test_worker_node_lost_mid_sweep(cluster, tmp_path):
 
 def test_s3_storage_on_a_local_server(cluster, tmp_path):
     port = free_port()
-    server = subprocess.Popen([BIN / "moto_server", "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
+    server = subprocess.Popen(
+        [BIN / "moto_server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
-        env = {**cluster["env"], "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test",
-               "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+        env = {
+            **cluster["env"],
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
         for _ in range(50):
             made = run([sys.executable, "-c", "import boto3; boto3.client('s3').create_bucket(Bucket='sweeps')"], env)
             if made.returncode == 0:
                 break
             time.sleep(0.2)
         assert made.returncode == 0, made.stderr[-1000:]
-        done = run([sys.executable, "-m", "orchestrator", "sweep", "mog", "--profile", "smoke", "--storage",
-                    "s3://sweeps/unrolled", "--address", cluster["address"]], env)
+        done = run(
+            [
+                sys.executable,
+                "-m",
+                "orchestrator",
+                "sweep",
+                "mog",
+                "--profile",
+                "smoke",
+                "--storage",
+                "s3://sweeps/unrolled",
+                "--address",
+                cluster["address"],
+            ],
+            env,
+        )
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-        report = run([sys.executable, "-m", "analysis", "report", "s3://sweeps/unrolled/mog-smoke", "--out",
-                      str(tmp_path / "report")], env)
+        report = run(
+            [
+                sys.executable,
+                "-m",
+                "analysis",
+                "report",
+                "s3://sweeps/unrolled/mog-smoke",
+                "--out",
+                str(tmp_path / "report"),
+            ],
+            env,
+        )
         assert report.returncode == 0, report.stderr[-2000:]
         assert (tmp_path / "report" / "figure1_samples.png").exists()
-        listing = run([sys.executable, "-c", "import boto3; print('\\n'.join(o['Key'] for o in boto3.client('s3')"
-                       ".list_objects_v2(Bucket='sweeps')['Contents']))"], env).stdout.splitlines()
+        listing = run(
+            [
+                sys.executable,
+                "-c",
+                "import boto3; print('\\n'.join(o['Key'] for o in boto3.client('s3')"
+                ".list_objects_v2(Bucket='sweeps')['Contents']))",
+            ],
+            env,
+        ).stdout.splitlines()
         assert any(key.endswith("tuner.pkl") for key in listing)
         assert sorted(k.rsplit("/", 1)[1] for k in listing if "/trial_state/" in k and k.endswith(".pt")) == [
-            "seed=0,unroll_steps=0.pt", "seed=0,unroll_steps=2.pt"]  # the smoke grid's final states
+            "seed=0,unroll_steps=0.pt",
+            "seed=0,unroll_steps=2.pt",
+        ]  # the smoke grid's final states
         rows = [k for k in listing if "/parquet/metrics/experiment=mog/" in k and k.endswith(".parquet")]
         assert len(rows) == 2 * 3 and not any("/.tmp-" in k for k in rows)  # S3 also keeps folder markers
     finally:

@@ -1,4 +1,5 @@
 """cluster.yaml against the schema in Ray's wheel and the checks `ray up` runs (Ray 2.60 private API, pinned)."""
+
 import copy
 import json
 import os
@@ -27,12 +28,15 @@ def test_cluster_yaml_passes_schema_and_ray_up_validation():
     assert CONFIG["available_node_types"][CONFIG["head_node_type"]]["resources"]["GPU"] == 0
 
 
-@pytest.mark.parametrize("break_it, message", [
-    (lambda c: c.update(typo_field=1), "Additional properties"),
-    (lambda c: c["available_node_types"]["gpu_worker"]["resources"].update(GPU=0.5), "is not of type 'integer'"),
-    (lambda c: c["available_node_types"]["gpu_worker"].pop("node_config"), "'node_config' is a required property"),
-    (lambda c: c.update(head_node_type="nope"), "head_node_type"),
-])
+@pytest.mark.parametrize(
+    "break_it, message",
+    [
+        (lambda c: c.update(typo_field=1), "Additional properties"),
+        (lambda c: c["available_node_types"]["gpu_worker"]["resources"].update(GPU=0.5), "is not of type 'integer'"),
+        (lambda c: c["available_node_types"]["gpu_worker"].pop("node_config"), "'node_config' is a required property"),
+        (lambda c: c.update(head_node_type="nope"), "head_node_type"),
+    ],
+)
 def test_the_validation_would_catch_mistakes(break_it, message):
     broken = copy.deepcopy(CONFIG)
     break_it(broken)

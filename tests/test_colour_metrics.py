@@ -1,4 +1,5 @@
 """Color MNIST: data generation, colour recovery on images of known colour, JS estimates with known answers."""
+
 import math
 
 import numpy as np
@@ -76,10 +77,16 @@ def test_colour_mnist_is_deterministic_given_a_seed_and_paints_the_stroke():
     assert torch.allclose(recover_colours(images), colours.clamp(-1, 1), atol=1e-6)
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"layer_size": 0.0}, "layer_size"), ({"layer_size": -0.5}, "layer_size"),
-    ({"colour_std": 0.0}, "colour_std"), ({"colour_std": 3.0}, "colour_std"), ({"noise_std": 1.5}, "noise_std"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"layer_size": 0.0}, "layer_size"),
+        ({"layer_size": -0.5}, "layer_size"),
+        ({"colour_std": 0.0}, "colour_std"),
+        ({"colour_std": 3.0}, "colour_std"),
+        ({"noise_std": 1.5}, "noise_std"),
+    ],
+)
 def test_bad_colour_parameters(values, message):
     with pytest.raises(ConfigError, match=message):
         get("color_mnist").config("smoke", values)

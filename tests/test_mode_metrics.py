@@ -1,4 +1,5 @@
 """Mode metrics on sample sets whose answers are known in closed form."""
+
 import math
 
 import torch

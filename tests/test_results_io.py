@@ -1,4 +1,6 @@
 """Parquet results: schema, atomic per-(trial, step) files, exactly-once rows, clear errors on bad files."""
+
+import json
 import math
 
 import numpy as np
@@ -13,9 +15,18 @@ METRICS = ["modes", "reverse_kl"]
 
 
 def writer(root, seed=0, unroll_steps=5, tune_trial_id="abc_00000"):
-    identity = TrialIdentity(sweep="s", experiment="mog", profile="smoke", seed=seed, unroll_steps=unroll_steps,
-                             second_order=True, axes={"d_size": 0.25}, node_id="n1", tune_trial_id=tune_trial_id)
-    return ResultsWriter(str(root), identity, METRICS, '{"seed": %d}' % seed)
+    identity = TrialIdentity(
+        sweep="s",
+        experiment="mog",
+        profile="smoke",
+        seed=seed,
+        unroll_steps=unroll_steps,
+        second_order=True,
+        axes={"d_size": 0.25},
+        node_id="n1",
+        tune_trial_id=tune_trial_id,
+    )
+    return ResultsWriter(str(root), identity, METRICS, json.dumps({"seed": seed}))
 
 
 def test_rows_round_trip_with_the_documented_schema(tmp_path):
@@ -28,14 +39,28 @@ def test_rows_round_trip_with_the_documented_schema(tmp_path):
     # The schema users' pandas code relies on, spelled out (README, "Parquet schema").
     schema = pq.read_schema(files[0])
     assert [(f.name, str(f.type)) for f in schema] == [
-        ("sweep", "string"), ("trial_id", "string"), ("profile", "string"), ("seed", "int64"),
-        ("unroll_steps", "int64"), ("second_order", "bool"), ("d_size", "double"), ("step", "int64"),
-        ("time_s", "double"), ("node_id", "string"), ("tune_trial_id", "string"), ("hostname", "string"),
-        ("config_json", "string"), ("modes", "double"), ("reverse_kl", "double"),
+        ("sweep", "string"),
+        ("trial_id", "string"),
+        ("profile", "string"),
+        ("seed", "int64"),
+        ("unroll_steps", "int64"),
+        ("second_order", "bool"),
+        ("d_size", "double"),
+        ("step", "int64"),
+        ("time_s", "double"),
+        ("node_id", "string"),
+        ("tune_trial_id", "string"),
+        ("hostname", "string"),
+        ("config_json", "string"),
+        ("modes", "double"),
+        ("reverse_kl", "double"),
     ]
     samples_schema = pq.read_schema(sorted((tmp_path / "samples" / "experiment=mog").iterdir())[0])
     assert [(f.name, str(f.type)) for f in samples_schema][7:] == [
-        ("step", "int64"), ("kind", "string"), ("sample_index", "int32"), ("shape", "list<element: int32>"),
+        ("step", "int64"),
+        ("kind", "string"),
+        ("sample_index", "int32"),
+        ("shape", "list<element: int32>"),
         ("values", "list<element: float>"),
     ]
 

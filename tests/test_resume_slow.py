@@ -1,4 +1,5 @@
 """Driver loss: kill the sweep command mid-run, run it again, and get exactly the uninterrupted results."""
+
 import os
 import signal
 import subprocess
@@ -15,8 +16,26 @@ OVERRIDES = ["iterations=3000", "report_every=250", "snapshot_every=1500"]
 
 
 def sweep_command(storage):
-    return [sys.executable, "-m", "orchestrator", "sweep", "mog", "--profile", "smoke", "--seeds", "0", "1",
-            "--unroll-steps", "0", "2", "--set", *OVERRIDES, "--storage", str(storage), "--no-report"]
+    return [
+        sys.executable,
+        "-m",
+        "orchestrator",
+        "sweep",
+        "mog",
+        "--profile",
+        "smoke",
+        "--seeds",
+        "0",
+        "1",
+        "--unroll-steps",
+        "0",
+        "2",
+        "--set",
+        *OVERRIDES,
+        "--storage",
+        str(storage),
+        "--no-report",
+    ]
 
 
 # When to kill the driver: as soon as Tune has created the sweep (its own record of the
@@ -30,8 +49,9 @@ KILL_WHEN = {
 @pytest.mark.parametrize("moment", KILL_WHEN)
 def test_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path, moment, same_as_without_ray):
     partition = tmp_path / "mog-smoke" / "parquet" / "metrics" / "experiment=mog"
-    driver = subprocess.Popen(sweep_command(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+    driver = subprocess.Popen(
+        sweep_command(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.time() + 180
     while time.time() < deadline:
         written = list((tmp_path / "mog-smoke").glob(KILL_WHEN[moment]))

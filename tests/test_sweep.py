@@ -1,4 +1,5 @@
 """End to end on a real local Ray: sweep -> Parquet -> report, resume, and numbers equal to a run without Ray."""
+
 import json
 import math
 import shutil
@@ -76,8 +77,7 @@ DAMAGE = {
 
 @pytest.mark.parametrize("trial_state", ["kept", "lost too"])
 @pytest.mark.parametrize("damage", DAMAGE)
-def test_a_sweep_whose_tune_record_is_unusable_is_run_again_into_the_same_rows(sweep, tmp_path, damage,
-                                                                               trial_state):
+def test_a_sweep_whose_tune_record_is_unusable_is_run_again_into_the_same_rows(sweep, tmp_path, damage, trial_state):
     storage, result = sweep
     shutil.copytree(storage / "mog-smoke", tmp_path / "mog-smoke")
     folder = tmp_path / "mog-smoke"
@@ -168,10 +168,13 @@ def test_stacked_mnist_smoke_sweep_to_table_1(ray_local, tmp_path):
     assert "d_size" in (tmp_path / "report" / "table1.csv").read_text().splitlines()[0]
 
 
-@pytest.mark.parametrize("experiment, table, figures", [
-    ("color_mnist", "table2.csv", ["colours.png"]),
-    ("rnn_mnist", "collapse.csv", ["figure2_samples.png", "collapse_over_steps.png"]),
-])
+@pytest.mark.parametrize(
+    "experiment, table, figures",
+    [
+        ("color_mnist", "table2.csv", ["colours.png"]),
+        ("rnn_mnist", "collapse.csv", ["figure2_samples.png", "collapse_over_steps.png"]),
+    ],
+)
 def test_mnist_experiments_smoke_sweep_to_report(ray_local, tmp_path, experiment, table, figures):
     result = run_sweep(SweepSpec(experiment, "smoke", storage=str(tmp_path)), progress=False)
     assert result.ok and result.finished == 2

@@ -1,4 +1,5 @@
 """Summary tables: a seed with no value is counted and named, never dropped from view."""
+
 import math
 
 import pandas as pd
@@ -8,8 +9,12 @@ from analysis.tables import summary_cells
 
 
 def test_a_collapsed_seed_is_counted_not_silently_left_out_of_the_mean():
-    final = pd.DataFrame({"unroll_steps": [0] * 5 + [10] * 5,
-                          "reverse_kl": [math.nan, math.nan, math.nan, 2.0, 2.2, 0.01, 0.02, 0.03, 0.02, 0.02]})
+    final = pd.DataFrame(
+        {
+            "unroll_steps": [0] * 5 + [10] * 5,
+            "reverse_kl": [math.nan, math.nan, math.nan, 2.0, 2.2, 0.01, 0.02, 0.03, 0.02, 0.02],
+        }
+    )
     summary = mean_and_standard_error(final, ["unroll_steps"], ["reverse_kl"])
     assert summary["reverse_kl_n"].tolist() == [2, 5]
     assert summary["reverse_kl_missing"].tolist() == [3, 0]

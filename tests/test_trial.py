@@ -1,4 +1,5 @@
 """The trial loop without Ray: determinism by seed, and resume-from-checkpoint equals an uninterrupted run."""
+
 import copy
 import math
 
@@ -58,8 +59,7 @@ def test_resume_from_a_checkpoint_replays_the_uninterrupted_run():
     resumed = Trial(MOG, cfg)
     resumed.load_state_dict(state)
     tail = run_all(resumed)
-    same_reports(uninterrupted, [(s, m, smp) for s, m, smp in
-                                 [(r.step, r.metrics, r.samples) for r in head]] + tail)
+    same_reports(uninterrupted, [(s, m, smp) for s, m, smp in [(r.step, r.metrics, r.samples) for r in head]] + tail)
 
 
 def test_checkpoint_of_another_config_is_refused():
@@ -68,14 +68,17 @@ def test_checkpoint_of_another_config_is_refused():
         Trial(MOG, smoke(unroll_steps=0)).load_state_dict(state)
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"unroll_steps": -1}, "unroll_steps"),
-    ({"unroll_steps": 1.5}, "unroll_steps"),
-    ({"iterations": 0}, "iterations"),
-    ({"snapshot_every": 30, "report_every": 20}, "multiple"),
-    ({"generator_loss": "hinge"}, "generator_loss"),
-    ({"nonsense": 1}, "unknown MogConfig field"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"unroll_steps": -1}, "unroll_steps"),
+        ({"unroll_steps": 1.5}, "unroll_steps"),
+        ({"iterations": 0}, "iterations"),
+        ({"snapshot_every": 30, "report_every": 20}, "multiple"),
+        ({"generator_loss": "hinge"}, "generator_loss"),
+        ({"nonsense": 1}, "unknown MogConfig field"),
+    ],
+)
 def test_bad_config_values_are_rejected_with_a_clear_message(values, message):
     with pytest.raises(ConfigError, match=message):
         MOG.config("smoke", values)

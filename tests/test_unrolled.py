@@ -5,6 +5,7 @@ with none of the project's loss functions or its inner optimizer: theta_D^K come
 ``torch.optim`` steps on copies of the discriminator and its optimizer, and f is spelled out with
 log and sigmoid. Central finite differences of it give the generator's true gradient of f_K.
 """
+
 import copy
 
 import higher
@@ -81,8 +82,17 @@ def fake_term_only(discriminator, real, fake):
 
 
 def surrogate(gen, disc, opt, z, real, k, second_order=True, g_loss=generator_loss_minimax, **kw):
-    return unrolled_generator_loss(disc, opt, gen(z), real, unroll_steps=k, d_loss=discriminator_loss,
-                                   g_loss=g_loss, second_order=second_order, **kw)
+    return unrolled_generator_loss(
+        disc,
+        opt,
+        gen(z),
+        real,
+        unroll_steps=k,
+        d_loss=discriminator_loss,
+        g_loss=g_loss,
+        second_order=second_order,
+        **kw,
+    )
 
 
 def grad_wrt(gen, loss):
@@ -123,8 +133,9 @@ def test_minimax_gradient_matches_finite_differences_of_the_papers_f_k(optimizer
     gen, disc, opt, z, real = make_pair(optimizer)
     numeric = finite_difference_grad(gen, lambda: paper_f_k(gen, disc, opt, z, real, k))
     # The surrogate's value is f_K itself, not just something with the same gradient.
-    torch.testing.assert_close(surrogate(gen, disc, opt, z, real, k).detach(),
-                               paper_f_k(gen, disc, opt, z, real, k), rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(
+        surrogate(gen, disc, opt, z, real, k).detach(), paper_f_k(gen, disc, opt, z, real, k), rtol=1e-12, atol=1e-14
+    )
     analytic = grad_wrt(gen, surrogate(gen, disc, opt, z, real, k))
     assert relative_error(analytic, numeric) < 1e-6
     # The second-order term must matter here, or the check above proves little.

@@ -7,6 +7,7 @@ demo notebook or a later re-implementation such as PacGAN's) are reasoned defaul
 [R] or [S] in the field docs, and every field can be overridden
 (``--set name=value`` on the command line).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -63,7 +64,9 @@ class GANConfig:
         if self.noise_dim < 1 or not (self.g_lr > 0 and self.d_lr > 0 and 0 <= self.beta1 < 1):
             raise ConfigError("noise_dim, g_lr and d_lr must be positive and beta1 in [0, 1)")
         if self.snapshot_every % self.report_every:
-            raise ConfigError(f"snapshot_every ({self.snapshot_every}) must be a multiple of report_every ({self.report_every})")
+            raise ConfigError(
+                f"snapshot_every ({self.snapshot_every}) must be a multiple of report_every ({self.report_every})"
+            )
 
     @classmethod
     def field_types(cls) -> dict[str, type]:
@@ -75,7 +78,9 @@ class GANConfig:
         types = self.field_types()
         unknown = sorted(set(values) - set(types))
         if unknown:
-            raise ConfigError(f"unknown {type(self).__name__} field(s): {', '.join(unknown)}; known: {', '.join(types)}")
+            raise ConfigError(
+                f"unknown {type(self).__name__} field(s): {', '.join(unknown)}; known: {', '.join(types)}"
+            )
         return dataclasses.replace(self, **{k: parse_value(k, v, types[k]) for k, v in values.items()})
 
     def to_dict(self) -> dict[str, Any]:

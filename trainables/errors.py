@@ -3,6 +3,7 @@
 No imports beyond the standard library, so the orchestrator and the analysis can use them
 without pulling in torch.
 """
+
 from __future__ import annotations
 
 

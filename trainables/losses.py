@@ -8,9 +8,10 @@ A generator loss is a function of the discriminator *at the parameters it is eva
 the minimax objective f needs the real batch's logits at theta_D^K too, and only it does, so
 the losses that need no real logits never pay for that forward pass.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch.nn.functional as F
 from torch import Tensor

@@ -6,6 +6,7 @@ Trains once (3 epochs) on the 60,000 training digits and caches the weights with
 real 10,000-digit test split; later calls load the cache. The last line printed is
 ``test_accuracy=<value>``, measured on the test split every time the command runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,10 +41,18 @@ class MnistClassifier(nn.Module):
         def block(c_in: int, c_out: int) -> list[nn.Module]:
             return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
 
-        self.features = nn.Sequential(*block(1, 32), *block(32, 32), nn.MaxPool2d(2),
-                                      *block(32, 64), *block(64, 64), nn.MaxPool2d(2), nn.Flatten())
-        self.head = nn.Sequential(nn.Dropout(0.25), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.25),
-                                  nn.Linear(128, 10))
+        self.features = nn.Sequential(
+            *block(1, 32),
+            *block(32, 32),
+            nn.MaxPool2d(2),
+            *block(32, 64),
+            *block(64, 64),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+        )
+        self.head = nn.Sequential(
+            nn.Dropout(0.25), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.25), nn.Linear(128, 10)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features((x - 0.1307) / 0.3081))
@@ -60,8 +69,10 @@ def as_input(images: np.ndarray | Tensor) -> Tensor:
 def predict(model: MnistClassifier, images: Tensor, batch: int = 2_000) -> Tensor:
     """Labels of [N, 28, 28] (or [N, 1, 28, 28]) images with values in [0, 1]."""
     model.eval()
-    out = [model(as_input(images[i:i + batch]).to(next(model.parameters()).device)).argmax(1).cpu()
-           for i in range(0, len(images), batch)]
+    out = [
+        model(as_input(images[i : i + batch]).to(next(model.parameters()).device)).argmax(1).cpu()
+        for i in range(0, len(images), batch)
+    ]
     return torch.cat(out)
 
 
@@ -70,8 +81,9 @@ def test_accuracy(model: MnistClassifier, mnist: Mnist) -> float:
     return (labels.numpy() == mnist.test_labels).mean().item()
 
 
-def train_classifier(mnist: Mnist, epochs: int = 5, seed: int = 0, batch_size: int = 128, train_digits: int = 60_000,
-                     log: bool = True) -> MnistClassifier:
+def train_classifier(
+    mnist: Mnist, epochs: int = 5, seed: int = 0, batch_size: int = 128, train_digits: int = 60_000, log: bool = True
+) -> MnistClassifier:
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     model = MnistClassifier()
@@ -89,13 +101,21 @@ def train_classifier(mnist: Mnist, epochs: int = 5, seed: int = 0, batch_size: i
             optimizer.step()
         scheduler.step()
         if log:
-            print(f"epoch {epoch + 1}/{epochs}: last loss {loss.item():.4f} ({time.perf_counter() - start:.0f}s)",
-                  file=sys.stderr, flush=True)
+            print(
+                f"epoch {epoch + 1}/{epochs}: last loss {loss.item():.4f} ({time.perf_counter() - start:.0f}s)",
+                file=sys.stderr,
+                flush=True,
+            )
     return model.eval()
 
 
-def load_or_train(mnist_dir: str | None = None, cache_dir: str | Path | None = None, retrain: bool = False,
-                  log: bool = True, variant: str = "full") -> tuple[MnistClassifier, float]:
+def load_or_train(
+    mnist_dir: str | None = None,
+    cache_dir: str | Path | None = None,
+    retrain: bool = False,
+    log: bool = True,
+    variant: str = "full",
+) -> tuple[MnistClassifier, float]:
     """The cached classifier (training and caching it first if needed) and its recorded test accuracy."""
     path = Path(cache_dir or default_cache_dir()) / f"mnist_classifier-{variant}.pt"
     model = MnistClassifier()

@@ -6,6 +6,7 @@ exist before the state that lets a retry skip it (see trainables.results). Tune'
 checkpoints are not used: why is in ``TrialStateFile``. A trial whose state says it is
 finished returns at once, which is how a re-run sweep skips what is done.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -65,8 +66,13 @@ def train_trial(config: dict[str, Any]) -> None:
     experiment = experiments.get(settings.experiment)
     cfg = experiment.config(settings.profile, values)
     identity = TrialIdentity(
-        sweep=settings.sweep, tune_trial_id=tune.get_context().get_trial_id(), experiment=experiment.name,
-        profile=settings.profile, seed=cfg.seed, unroll_steps=cfg.unroll_steps, second_order=cfg.second_order,
+        sweep=settings.sweep,
+        tune_trial_id=tune.get_context().get_trial_id(),
+        experiment=experiment.name,
+        profile=settings.profile,
+        seed=cfg.seed,
+        unroll_steps=cfg.unroll_steps,
+        second_order=cfg.second_order,
         axes={name: getattr(cfg, name) for name in experiment.axis_columns},
         node_id=ray.get_runtime_context().get_node_id(),
     )
@@ -82,7 +88,11 @@ def train_trial(config: dict[str, Any]) -> None:
         trial.load_state_dict(state)
     writer = ResultsWriter(settings.results_dir, identity, list(experiment.metrics), cfg.to_json())
     for report in trial.reports():
-        writer.write(report.step, trial.elapsed_s, report.metrics,
-                     {kind: samples.numpy() for kind, samples in report.samples.items()})
+        writer.write(
+            report.step,
+            trial.elapsed_s,
+            report.metrics,
+            {kind: samples.numpy() for kind, samples in report.samples.items()},
+        )
         state_file.save(trial.state_dict())
         tune.report({"step": report.step, "iterations": cfg.iterations, **report.metrics})

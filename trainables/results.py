@@ -42,6 +42,7 @@ once. File names come from the grid point, not from Tune's trial id, so even a t
 starts over under a new id overwrites the same files. Temporary names start with '.',
 which pyarrow's dataset discovery skips.
 """
+
 from __future__ import annotations
 
 import io
@@ -87,8 +88,7 @@ def axis_fields(axes: dict[str, type]) -> list[pa.Field]:
 
 
 def metrics_schema(axes: dict[str, type], metrics: list[str]) -> pa.Schema:
-    return pa.schema(IDENTITY_COLUMNS + axis_fields(axes) + ROW_COLUMNS
-                     + [pa.field(m, pa.float64()) for m in metrics])
+    return pa.schema(IDENTITY_COLUMNS + axis_fields(axes) + ROW_COLUMNS + [pa.field(m, pa.float64()) for m in metrics])
 
 
 def samples_schema(axes: dict[str, type]) -> pa.Schema:
@@ -145,8 +145,15 @@ class TrialIdentity:
         return trial_id(self.seed, self.unroll_steps, self.axes)
 
     def columns(self) -> dict:
-        return {"sweep": self.sweep, "trial_id": self.trial_id, "profile": self.profile, "seed": self.seed,
-                "unroll_steps": self.unroll_steps, "second_order": self.second_order, **self.axes}
+        return {
+            "sweep": self.sweep,
+            "trial_id": self.trial_id,
+            "profile": self.profile,
+            "seed": self.seed,
+            "unroll_steps": self.unroll_steps,
+            "second_order": self.second_order,
+            **self.axes,
+        }
 
 
 class ResultsWriter:
@@ -164,8 +171,15 @@ class ResultsWriter:
 
     def write(self, step: int, time_s: float, metrics: dict[str, float], samples: dict[str, np.ndarray]) -> None:
         ident = self.identity
-        row = {**ident.columns(), "step": step, "time_s": time_s, "node_id": ident.node_id,
-               "tune_trial_id": ident.tune_trial_id, "hostname": ident.hostname, "config_json": self.config_json}
+        row = {
+            **ident.columns(),
+            "step": step,
+            "time_s": time_s,
+            "node_id": ident.node_id,
+            "tune_trial_id": ident.tune_trial_id,
+            "hostname": ident.hostname,
+            "config_json": self.config_json,
+        }
         row.update({m: _float_or_nan(metrics.get(m)) for m in self.metric_names})
         table = pa.Table.from_pylist([row], schema=self.metrics_schema)
         if samples:

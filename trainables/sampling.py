@@ -1,8 +1,9 @@
 """Drawing samples from a generator for evaluation, without disturbing training state."""
+
 from __future__ import annotations
 
 import contextlib
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -22,8 +23,13 @@ def batch_statistics(module: nn.Module):
 
 
 @torch.no_grad()
-def generate(generator: nn.Module, noise: Callable[[int, torch.Generator], Tensor], n: int, rng: torch.Generator,
-             batch: int = 512) -> Tensor:
+def generate(
+    generator: nn.Module,
+    noise: Callable[[int, torch.Generator], Tensor],
+    n: int,
+    rng: torch.Generator,
+    batch: int = 512,
+) -> Tensor:
     """n samples in batches of `batch` (batch norm sees batches the size it was trained near)."""
     with batch_statistics(generator):
         return torch.cat([generator(noise(min(batch, n - i), rng)) for i in range(0, n, batch)])

@@ -4,10 +4,11 @@ Every write that another process may read is atomic: a temporary name, then a mo
 reader never sees half a file however the writer dies. No torch here: the orchestrator uses
 it before any trial starts.
 """
+
 from __future__ import annotations
 
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 import pyarrow as pa
 import pyarrow.fs as pafs

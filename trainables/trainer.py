@@ -3,10 +3,12 @@
 Knows nothing about Ray, Parquet or any particular experiment: an experiment hands it
 its networks, optimizers and samplers as :class:`GANParts`.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -36,8 +38,14 @@ class GANParts:
     generator_loss: GeneratorLoss
 
     @classmethod
-    def build(cls, config: GANConfig, generator: nn.Module, discriminator: nn.Module, sample_real: Sampler,
-              device: torch.device) -> "GANParts":
+    def build(
+        cls,
+        config: GANConfig,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        sample_real: Sampler,
+        device: torch.device,
+    ) -> GANParts:
         """Both networks on `device` with Adam, z ~ N(0, I_noise_dim), and the configured generator loss."""
         generator, discriminator = generator.to(device), discriminator.to(device)
         betas = (config.beta1, 0.999)
@@ -45,10 +53,15 @@ class GANParts:
         def sample_noise(n: int, rng: torch.Generator) -> Tensor:
             return torch.randn(n, config.noise_dim, generator=rng).to(device)
 
-        return cls(generator, discriminator,
-                   torch.optim.Adam(generator.parameters(), lr=config.g_lr, betas=betas),
-                   torch.optim.Adam(discriminator.parameters(), lr=config.d_lr, betas=betas),
-                   sample_real, sample_noise, GENERATOR_LOSSES[config.generator_loss])
+        return cls(
+            generator,
+            discriminator,
+            torch.optim.Adam(generator.parameters(), lr=config.g_lr, betas=betas),
+            torch.optim.Adam(discriminator.parameters(), lr=config.d_lr, betas=betas),
+            sample_real,
+            sample_noise,
+            GENERATOR_LOSSES[config.generator_loss],
+        )
 
 
 class GANTrainer:
@@ -85,9 +98,15 @@ class GANTrainer:
             return p.sample_real(cfg.batch_size, self.rng), p.generator(p.sample_noise(cfg.batch_size, self.rng))
 
         loss = unrolled_generator_loss(
-            p.discriminator, p.d_optimizer, fake, real,
-            unroll_steps=cfg.unroll_steps, d_loss=discriminator_loss, g_loss=p.generator_loss,
-            second_order=cfg.second_order, unroll_batches=fresh_batch if cfg.fresh_unroll_batches else None,
+            p.discriminator,
+            p.d_optimizer,
+            fake,
+            real,
+            unroll_steps=cfg.unroll_steps,
+            d_loss=discriminator_loss,
+            g_loss=p.generator_loss,
+            second_order=cfg.second_order,
+            unroll_batches=fresh_batch if cfg.fresh_unroll_batches else None,
         )
         p.g_optimizer.zero_grad(set_to_none=True)
         loss.backward()

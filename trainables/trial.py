@@ -3,12 +3,14 @@
 The Ray adapter drives :meth:`Trial.reports`; the tests use it directly, to check that a
 trial under Ray gives the numbers of the same trial without it.
 """
+
 from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -84,8 +86,12 @@ class Trial:
             yield self._report()
 
     def state_dict(self) -> dict[str, Any]:
-        return {"trainer": self.trainer.state_dict(), "elapsed_s": self.elapsed_s,
-                "torch_rng": torch.get_rng_state(), "config": self.config.to_dict()}
+        return {
+            "trainer": self.trainer.state_dict(),
+            "elapsed_s": self.elapsed_s,
+            "torch_rng": torch.get_rng_state(),
+            "config": self.config.to_dict(),
+        }
 
     @staticmethod
     def finished_state(state: dict[str, Any], config: GANConfig) -> bool:

@@ -19,10 +19,11 @@ Why a flat parameter vector: the inner optimizer then costs a handful of tensor
 ops per unrolled step whatever the number of parameter tensors, and the one
 guard Adam needs for a differentiable sqrt (below) is a single ``where``.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -47,7 +48,7 @@ class FlatDiscriminator:
     buffers: dict[str, Tensor]
 
     @classmethod
-    def of(cls, module: nn.Module) -> "FlatDiscriminator":
+    def of(cls, module: nn.Module) -> FlatDiscriminator:
         named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
         # Clones, because batch norm updates running statistics in place during the
         # unrolled forward passes and the real discriminator must stay untouched.
@@ -144,17 +145,24 @@ def inner_optimizer(optimizer: torch.optim.Optimizer, flat_d: FlatDiscriminator)
         exp_avg, exp_avg_sq = flat_state("exp_avg"), flat_state("exp_avg_sq")
         beta1, beta2 = group["betas"]
         return InnerAdam(
-            lr=float(group["lr"]), beta1=float(beta1), beta2=float(beta2), eps=float(group["eps"]),
-            weight_decay=float(group["weight_decay"]), step_count=steps.pop() if steps else 0.0,
+            lr=float(group["lr"]),
+            beta1=float(beta1),
+            beta2=float(beta2),
+            eps=float(group["eps"]),
+            weight_decay=float(group["weight_decay"]),
+            step_count=steps.pop() if steps else 0.0,
             exp_avg=torch.zeros_like(like) if exp_avg is None else exp_avg,
             exp_avg_sq=torch.zeros_like(like) if exp_avg_sq is None else exp_avg_sq,
         )
     if type(optimizer) is torch.optim.SGD:
         if group["nesterov"] or group["dampening"] or group.get("maximize"):
             raise ValueError("unrolled SGD supports neither nesterov, dampening nor maximize")
-        return InnerSGD(lr=float(group["lr"]), momentum=float(group["momentum"]),
-                        weight_decay=float(group["weight_decay"]),
-                        momentum_buffer=flat_state("momentum_buffer"))
+        return InnerSGD(
+            lr=float(group["lr"]),
+            momentum=float(group["momentum"]),
+            weight_decay=float(group["weight_decay"]),
+            momentum_buffer=flat_state("momentum_buffer"),
+        )
     raise TypeError(f"cannot unroll {type(optimizer).__name__}; use torch.optim.Adam or torch.optim.SGD")
 
 

@@ -1,4 +1,5 @@
 """Report for Color MNIST: the paper's Table 2 layout, and recovered colours of data vs model per cell."""
+
 from __future__ import annotations
 
 import json
@@ -12,17 +13,23 @@ from ..notes import batchnorm_note
 from ..results import data_of_one_trial, final_rows, last_snapshots, load_samples, mean_and_standard_error
 from ..tables import summary_cells, to_markdown, write_table
 
-PAPER_READING = ("The numbers of the paper's Table 2 (Section 3.3.2) are not shown: they could not be confirmed; its reading: "
-                 "5 unroll steps gives the best models, larger models are better, 1 unroll step *hurts* "
-                 "(oscillatory dynamics) and more steps help again.")
+PAPER_READING = (
+    "The numbers of the paper's Table 2 (Section 3.3.2) are not shown: they could not be confirmed; its reading: "
+    "5 unroll steps gives the best models, larger models are better, 1 unroll step *hurts* "
+    "(oscillatory dynamics) and more steps help again."
+)
 
 
 def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]]:
     final = final_rows(metrics[metrics["second_order"]])
     summary = mean_and_standard_error(final, ["unroll_steps", "layer_size"], ["js", "colour_spread"])
     files = write_table(summary, out, "table2")[:1]
-    wide = summary.assign(cell=[f"{cell}, {n + missing} seeds" for cell, n, missing in zip(
-        summary_cells(summary, "js", 4), summary["js_n"], summary["js_missing"])])
+    wide = summary.assign(
+        cell=[
+            f"{cell}, {n + missing} seeds"
+            for cell, n, missing in zip(summary_cells(summary, "js", 4), summary["js_n"], summary["js_missing"])
+        ]
+    )
     shown = wide.pivot(index="unroll_steps", columns="layer_size", values="cell").reset_index()
     shown.columns = ["unroll steps"] + [f"X = {c}" for c in shown.columns[1:]]
     markdown = to_markdown(shown.fillna(""))
@@ -40,18 +47,27 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
             key = (f"X = {trial.layer_size}", f"K={trial.unroll_steps}")
             colours = images(chosen)
             cells[key] = np.concatenate([cells[key], colours]) if key in cells else colours
-    files.append(colour_scatter(cells, data_colours, out / "colours.png",
-                                "Recovered digit colours (R vs G) at the last step, all seeds: model (colour) vs data (grey)"))
+    files.append(
+        colour_scatter(
+            cells,
+            data_colours,
+            out / "colours.png",
+            "Recovered digit colours (R vs G) at the last step, all seeds: model (colour) vs data (grey)",
+        )
+    )
 
     config = json.loads(final["config_json"].iloc[0])
-    text = "\n\n".join([
-        f"## Color MNIST, Table 2: JS divergence (nats) of recovered digit colours, data vs model, "
-        f"mean ± standard error over {int(summary['js_n'].max())} seed(s) after {int(final['step'].max())} iterations",
-        markdown,
-        PAPER_READING,
-        f"JS from Gaussian KDEs of {config['eval_samples']} colours each, {config['js_points']} Monte Carlo points "
-        f"per density; colour_std={config['colour_std']}, noise_std={config['noise_std']}, iterations and "
-        f"optimiser settings are reasoned defaults ([R]).",
-        batchnorm_note(config),
-    ])
+    text = "\n\n".join(
+        [
+            f"## Color MNIST, Table 2: JS divergence (nats) of recovered digit colours, data vs model, "
+            f"mean ± standard error over {int(summary['js_n'].max())} seed(s) "
+            f"after {int(final['step'].max())} iterations",
+            markdown,
+            PAPER_READING,
+            f"JS from Gaussian KDEs of {config['eval_samples']} colours each, {config['js_points']} Monte Carlo points "
+            f"per density; colour_std={config['colour_std']}, noise_std={config['noise_std']}, iterations and "
+            f"optimiser settings are reasoned defaults ([R]).",
+            batchnorm_note(config),
+        ]
+    )
     return text, files

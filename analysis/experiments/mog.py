@@ -1,4 +1,5 @@
 """Report for the mixture-of-Gaussians sweep: results table and the paper's Figure 1."""
+
 from __future__ import annotations
 
 import json
@@ -16,12 +17,14 @@ from ..results import (
 from ..tables import summary_cells, to_markdown, write_table
 
 METRICS = ["modes", "high_quality_pct", "reverse_kl"]
-REFERENCE = ("Published numbers for comparison (other papers' runs, not Metz et al.'s): "
-             "VEEGAN (Srivastava et al., NIPS 2017, Table 1) ran the unrolled GAN with 5 unroll steps, 2,500 samples: "
-             "7.6 modes, 35.6% high quality; PacGAN (Lin et al., NeurIPS 2018, Table 1), best on the ring: "
-             "7.9 ± 0.1 modes, 95.6 ± 2.0% high quality, reverse KL 0.07 ± 0.03, on a ring of radius 1 and std 0.01 "
-             "(a different protocol from the paper's ring), 10 trials. "
-             "The paper's own Figure 1 is qualitative: 10 unroll steps covers all 8 modes, 0 steps visits one at a time.")
+REFERENCE = (
+    "Published numbers for comparison (other papers' runs, not Metz et al.'s): "
+    "VEEGAN (Srivastava et al., NIPS 2017, Table 1) ran the unrolled GAN with 5 unroll steps, 2,500 samples: "
+    "7.6 modes, 35.6% high quality; PacGAN (Lin et al., NeurIPS 2018, Table 1), best on the ring: "
+    "7.9 ± 0.1 modes, 95.6 ± 2.0% high quality, reverse KL 0.07 ± 0.03, on a ring of radius 1 and std 0.01 "
+    "(a different protocol from the paper's ring), 10 trials. "
+    "The paper's own Figure 1 is qualitative: 10 unroll steps covers all 8 modes, 0 steps visits one at a time."
+)
 RECONSTRUCTED = ("radius", "std", "hidden", "init_gain", "d_input_scale", "g_lr", "d_lr", "beta1", "batch_size")
 
 
@@ -36,15 +39,17 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
     final = final_rows(metrics)
     summary = mean_and_standard_error(final, ["unroll_steps", "second_order"], METRICS)
     files += write_table(summary, out, "results")[:1]
-    shown = pd.DataFrame({
-        "unroll steps": summary["unroll_steps"],
-        "second order": summary["second_order"],
-        "seeds": summary["modes_n"] + summary["modes_missing"],
-        "modes (of 8)": summary_cells(summary, "modes"),
-        "high quality %": summary_cells(summary, "high_quality_pct", 1),
-        # A seed with no high-quality sample has no reverse KL: it collapsed, and the cell says so.
-        "reverse KL": summary_cells(summary, "reverse_kl", 3, "collapsed: no high-quality sample"),
-    })
+    shown = pd.DataFrame(
+        {
+            "unroll steps": summary["unroll_steps"],
+            "second order": summary["second_order"],
+            "seeds": summary["modes_n"] + summary["modes_missing"],
+            "modes (of 8)": summary_cells(summary, "modes"),
+            "high quality %": summary_cells(summary, "high_quality_pct", 1),
+            # A seed with no high-quality sample has no reverse KL: it collapsed, and the cell says so.
+            "reverse KL": summary_cells(summary, "reverse_kl", 3, "collapsed: no high-quality sample"),
+        }
+    )
     table = to_markdown(shown)
     (out / "results.md").write_text(table + "\n")
     files.append(out / "results.md")
@@ -52,27 +57,41 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
     config = json.loads(final["config_json"].iloc[0])
     samples = load_samples(path)
     seed = int(final["seed"].min())
-    shown_trials = final[final["seed"] == seed].sort_values(["second_order", "unroll_steps"],
-                                                            ascending=[False, True])
+    shown_trials = final[final["seed"] == seed].sort_values(["second_order", "unroll_steps"], ascending=[False, True])
     model = samples[samples["kind"] == "model"]
     steps = evenly_spaced(sorted(model["step"].unique()), 6)
     rows = {}
     for _, trial in shown_trials.iterrows():
         cells = model[(model["trial_id"] == trial["trial_id"]) & model["step"].isin(steps)]
         rows[trial["setting"]] = {int(s): points(g) for s, g in cells.groupby("step")}
-    files.append(heatmap_grid(rows, points(data_of_one_trial(samples)), extent=1.3 * config["radius"],
-                              out=out / "figure1_samples.png",
-                              title=f"Generated samples (seed {seed}); last column: data"))
-    files.append(metric_curves(metrics, METRICS, "setting", out / "metrics_over_steps.png",
-                               "Mode coverage during training (mean, 95% CI over seeds)"))
+    files.append(
+        heatmap_grid(
+            rows,
+            points(data_of_one_trial(samples)),
+            extent=1.3 * config["radius"],
+            out=out / "figure1_samples.png",
+            title=f"Generated samples (seed {seed}); last column: data",
+        )
+    )
+    files.append(
+        metric_curves(
+            metrics,
+            METRICS,
+            "setting",
+            out / "metrics_over_steps.png",
+            "Mode coverage during training (mean, 95% CI over seeds)",
+        )
+    )
 
     notes = ", ".join(f"{k}={config[k]}" for k in RECONSTRUCTED if k in config)
-    text = "\n\n".join([
-        f"## Mixture of 8 Gaussians: final metrics after {int(final['step'].max())} iterations "
-        f"(mean ± standard error over seeds; {config['eval_samples']} samples per model)",
-        table,
-        REFERENCE,
-        f"Reasoned defaults used (reconstructed from the paper's Appendix A wording or from the authors' demo "
-        f"notebook, not the paper's printed values; each can be changed with --set): {notes}.",
-    ])
+    text = "\n\n".join(
+        [
+            f"## Mixture of 8 Gaussians: final metrics after {int(final['step'].max())} iterations "
+            f"(mean ± standard error over seeds; {config['eval_samples']} samples per model)",
+            table,
+            REFERENCE,
+            f"Reasoned defaults used (reconstructed from the paper's Appendix A wording or from the authors' demo "
+            f"notebook, not the paper's printed values; each can be changed with --set): {notes}.",
+        ]
+    )
     return text, files

@@ -1,4 +1,5 @@
 """Report for the LSTM generator on MNIST: the paper's Figure 2 and a label-distribution collapse table."""
+
 from __future__ import annotations
 
 import json
@@ -16,12 +17,15 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
     metrics = metrics[metrics["second_order"]]
     summary = mean_and_standard_error(metrics, ["unroll_steps", "step"], ["label_entropy", "top_label_pct"])
     files = write_table(summary, out, "collapse")[:1]
-    shown = pd.DataFrame({
-        "unroll steps": summary["unroll_steps"], "step": summary["step"],
-        "seeds": summary["label_entropy_n"] + summary["label_entropy_missing"],
-        "label entropy (max 2.30)": summary_cells(summary, "label_entropy"),
-        "most common label %": summary_cells(summary, "top_label_pct", 1),
-    })
+    shown = pd.DataFrame(
+        {
+            "unroll steps": summary["unroll_steps"],
+            "step": summary["step"],
+            "seeds": summary["label_entropy_n"] + summary["label_entropy_missing"],
+            "label entropy (max 2.30)": summary_cells(summary, "label_entropy"),
+            "most common label %": summary_cells(summary, "top_label_pct", 1),
+        }
+    )
     markdown = to_markdown(shown)
     (out / "collapse.md").write_text(markdown + "\n")
     files.append(out / "collapse.md")
@@ -41,22 +45,32 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
     cells[(next(iter(cells))[0], "data")] = images(data_of_one_trial(samples))
     files.append(image_grid(cells, out / "figure2_samples.png", f"LSTM generator samples (seed {seed}); data last"))
     curves = metrics.assign(setting=[f"K={k}" for k in metrics["unroll_steps"]])
-    files.append(metric_curves(curves, ["label_entropy", "top_label_pct"], "setting", out / "collapse_over_steps.png",
-                               "Label distribution of generated digits (mean, 95% CI over seeds)"))
+    files.append(
+        metric_curves(
+            curves,
+            ["label_entropy", "top_label_pct"],
+            "setting",
+            out / "collapse_over_steps.png",
+            "Label distribution of generated digits (mean, 95% CI over seeds)",
+        )
+    )
 
     config = json.loads(metrics["config_json"].iloc[0])
-    text = "\n\n".join([
-        f"## LSTM generator on MNIST (Figure 2): the MNIST classifier's labels on {config['eval_samples']} "
-        f"generated digits per checkpoint, mean ± standard error over seeds",
-        markdown,
-        f"Label shares (%) at the last step ({int(last['step'].max())}):",
-        shares_md,
-        "Paper's reading (Figure 2): 20 unroll steps disperses and covers the data; 0 steps collapses and cycles "
-        "through single modes. A collapsed generator shows as low label entropy and a large most-common-label share.",
-        f"Classifier `{config['classifier']}` (test accuracy {metrics['classifier_accuracy'].min():.4f}); "
-        f"hidden={config['hidden']}, batch_size={config['batch_size']}, iterations={config['iterations']} are "
-        f"reasoned defaults ([R]). The generator is Appendix C's: the FC + ReLU output is the LSTM's initial "
-        f"state (both h and c, [R]) and no column is fed back.",
-        batchnorm_note(config),
-    ])
+    text = "\n\n".join(
+        [
+            f"## LSTM generator on MNIST (Figure 2): the MNIST classifier's labels on {config['eval_samples']} "
+            f"generated digits per checkpoint, mean ± standard error over seeds",
+            markdown,
+            f"Label shares (%) at the last step ({int(last['step'].max())}):",
+            shares_md,
+            "Paper's reading (Figure 2): 20 unroll steps disperses and covers the data; 0 steps collapses and cycles "
+            "through single modes. A collapsed generator shows as low label entropy and a large "
+            "most-common-label share.",
+            f"Classifier `{config['classifier']}` (test accuracy {metrics['classifier_accuracy'].min():.4f}); "
+            f"hidden={config['hidden']}, batch_size={config['batch_size']}, iterations={config['iterations']} are "
+            f"reasoned defaults ([R]). The generator is Appendix C's: the FC + ReLU output is the LSTM's initial "
+            f"state (both h and c, [R]) and no column is fed back.",
+            batchnorm_note(config),
+        ]
+    )
     return text, files

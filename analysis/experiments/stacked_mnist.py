@@ -1,4 +1,5 @@
 """Report for Stacked MNIST: the paper's Table 1 beside ours, and generated samples per cell."""
+
 from __future__ import annotations
 
 import json
@@ -19,10 +20,14 @@ from ..tables import mean_pm_se, to_markdown, write_table
 
 # Metz et al.'s Table 1 as PacGAN (Lin et al. 2018, Table 3) reprinted it: (modes, ±), (KL, ±).
 PAPER_TABLE_1 = {
-    (0.25, 0): ((30.6, 20.73), (5.99, 0.42)), (0.25, 1): ((65.4, 34.75), (5.91, 0.14)),
-    (0.25, 5): ((236.4, 63.30), (4.67, 0.43)), (0.25, 10): ((327.2, 74.67), (4.66, 0.46)),
-    (0.5, 0): ((628.0, 140.9), (2.58, 0.75)), (0.5, 1): ((523.6, 55.77), (2.44, 0.26)),
-    (0.5, 5): ((732.0, 44.98), (1.66, 0.09)), (0.5, 10): ((817.4, 37.91), (1.43, 0.12)),
+    (0.25, 0): ((30.6, 20.73), (5.99, 0.42)),
+    (0.25, 1): ((65.4, 34.75), (5.91, 0.14)),
+    (0.25, 5): ((236.4, 63.30), (4.67, 0.43)),
+    (0.25, 10): ((327.2, 74.67), (4.66, 0.46)),
+    (0.5, 0): ((628.0, 140.9), (2.58, 0.75)),
+    (0.5, 1): ((523.6, 55.77), (2.44, 0.26)),
+    (0.5, 5): ((732.0, 44.98), (1.66, 0.09)),
+    (0.5, 10): ((817.4, 37.91), (1.43, 0.12)),
 }
 SIZE_NAMES = {0.25: "D = 1/4 G", 0.5: "D = 1/2 G", 1.0: "D = G"}
 
@@ -41,8 +46,11 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
     for d_size, rows in summary.groupby("d_size"):
         table[""].append(SIZE_NAMES.get(d_size, f"D = {d_size} G"))
         for row in rows.itertuples():
-            cell = (f"{mean_pm_se(row.modes_mean, row.modes_se, 1)} modes, KL {mean_pm_se(row.kl_mean, row.kl_se)}, "
-                    f"{row.modes_n + row.modes_missing} seeds" + (f" ({row.kl_missing} without KL)" if row.kl_missing else ""))
+            cell = (
+                f"{mean_pm_se(row.modes_mean, row.modes_se, 1)} modes, KL {mean_pm_se(row.kl_mean, row.kl_se)}, "
+                f"{row.modes_n + row.modes_missing} seeds"
+                + (f" ({row.kl_missing} without KL)" if row.kl_missing else "")
+            )
             p = PAPER_TABLE_1.get((d_size, row.unroll_steps))
             if p:
                 cell += f" (paper: {p[0][0]} ± {p[0][1]}, KL {p[1][0]} ± {p[1][1]})"
@@ -63,27 +71,37 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
             cells[(SIZE_NAMES.get(trial.d_size, str(trial.d_size)), f"K={trial.unroll_steps}")] = images(chosen)
     cells[(next(iter(cells))[0] if cells else "data", "data")] = images(data_of_one_trial(samples))
     files.append(image_grid(cells, out / "samples.png", f"Generated samples at the last step (seed {seed}); data last"))
-    curves = metrics.assign(setting=[f"{SIZE_NAMES.get(d, d)}, K={k}" for d, k in zip(metrics["d_size"],
-                                                                                      metrics["unroll_steps"])])
-    files.append(metric_curves(curves, ["modes", "kl"], "setting", out / "modes_over_steps.png",
-                               "Modes and KL during training (mean, 95% CI over seeds)"))
+    curves = metrics.assign(
+        setting=[f"{SIZE_NAMES.get(d, d)}, K={k}" for d, k in zip(metrics["d_size"], metrics["unroll_steps"])]
+    )
+    files.append(
+        metric_curves(
+            curves,
+            ["modes", "kl"],
+            "setting",
+            out / "modes_over_steps.png",
+            "Modes and KL during training (mean, 95% CI over seeds)",
+        )
+    )
 
     config = json.loads(final["config_json"].iloc[0])
     accuracy = final["classifier_accuracy"].min()
-    text = "\n\n".join([
-        f"## Stacked MNIST, Table 1: modes (of 1000) and KL(model ‖ data), mean ± standard error over "
-        f"{int(summary['modes_n'].max())} seed(s), after {int(final['step'].max())} iterations, "
-        f"{config['eval_samples']} generated samples per model",
-        markdown,
-        "Paper numbers: Metz et al.'s Table 1 as reprinted by PacGAN (Lin et al., NeurIPS 2018, Table 3), with "
-        "its ± as printed (the paper does not say whether it is a standard error), from full-length training; "
-        "the paper does not state how many samples it counted (PacGAN's re-implementation counts 25,600, VEEGAN "
-        "26,000). A profile with fewer samples or iterations is not directly comparable.",
-        f"Channels labelled by the `{config['classifier']}` MNIST classifier, test accuracy {accuracy:.4f}. "
-        f"Reasoned defaults, not printed in the paper: iterations ({config['iterations']}; one iteration is one "
-        f"discriminator and one generator update, two of the paper's 'steps'), {config['eval_samples']} evaluation "
-        f"samples, the network details (PacGAN's re-implementation), and digits padded from 28x28 to 32x32 with "
-        f"the background value (PacGAN keeps 28x28).",
-        batchnorm_note(config),
-    ])
+    text = "\n\n".join(
+        [
+            f"## Stacked MNIST, Table 1: modes (of 1000) and KL(model ‖ data), mean ± standard error over "
+            f"{int(summary['modes_n'].max())} seed(s), after {int(final['step'].max())} iterations, "
+            f"{config['eval_samples']} generated samples per model",
+            markdown,
+            "Paper numbers: Metz et al.'s Table 1 as reprinted by PacGAN (Lin et al., NeurIPS 2018, Table 3), with "
+            "its ± as printed (the paper does not say whether it is a standard error), from full-length training; "
+            "the paper does not state how many samples it counted (PacGAN's re-implementation counts 25,600, VEEGAN "
+            "26,000). A profile with fewer samples or iterations is not directly comparable.",
+            f"Channels labelled by the `{config['classifier']}` MNIST classifier, test accuracy {accuracy:.4f}. "
+            f"Reasoned defaults, not printed in the paper: iterations ({config['iterations']}; one iteration is one "
+            f"discriminator and one generator update, two of the paper's 'steps'), {config['eval_samples']} evaluation "
+            f"samples, the network details (PacGAN's re-implementation), and digits padded from 28x28 to 32x32 with "
+            f"the background value (PacGAN keeps 28x28).",
+            batchnorm_note(config),
+        ]
+    )
     return text, files

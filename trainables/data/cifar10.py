@@ -4,6 +4,7 @@ Each of `data_batch_1` ... `data_batch_5` and `test_batch` is a pickled dict who
 uint8 array [10000, 3072] (the 1024 red, then green, then blue values of each 32x32 image, row
 by row) and whose b"labels" is a list of 10000 class indices.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -43,8 +44,9 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError) as error:
         raise DatasetError(f"malformed CIFAR-10 batch {path}: {type(error).__name__}: {error}") from None
     if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
-        raise DatasetError(f"malformed CIFAR-10 batch {path}: data {data.shape}, {len(labels)} labels; "
-                           f"expected [n, 3072] and n labels")
+        raise DatasetError(
+            f"malformed CIFAR-10 batch {path}: data {data.shape}, {len(labels)} labels; expected [n, 3072] and n labels"
+        )
     if len(labels) and (labels.min() < 0 or labels.max() > 9):
         raise DatasetError(f"malformed CIFAR-10 batch {path}: labels outside 0-9")
     return data.reshape(-1, 3, 32, 32), labels

@@ -4,6 +4,7 @@
 the image is I * C + (I - 1) + N(0, noise_std^2) per pixel, clipped to [-1, 1]: background pixels
 sit at -1 and the digit's strokes take the colour C.
 """
+
 from __future__ import annotations
 
 import numpy as np

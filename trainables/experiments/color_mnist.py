@@ -1,4 +1,5 @@
 """Color MNIST, continuous mode collapse: the paper's Table 2 (Section 3.3.2, Appendix F)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,7 +47,6 @@ class ColorMnistConfig(MnistGANConfig):
             raise ConfigError(f"noise_std must be in [0, 1), got {self.noise_std!r}")
 
 
-
 class ColorMnistRun:
     def __init__(self, cfg: ColorMnistConfig, device: torch.device):
         self.cfg, self.device = cfg, device
@@ -67,10 +67,15 @@ class ColorMnistRun:
         return {f"{kind}_colour": recover_colours(samples)}
 
     def evaluate(self, rng: torch.Generator) -> dict[str, float]:
-        model = recover_colours(generate(self.parts.generator, self.parts.sample_noise, self.cfg.eval_samples, rng).cpu())
+        model = recover_colours(
+            generate(self.parts.generator, self.parts.sample_noise, self.cfg.eval_samples, rng).cpu()
+        )
         data = recover_colours(self.data.sample(self.cfg.eval_samples, rng)[0].cpu())
-        return {"js": kde_js_divergence(data, model, self.cfg.js_points, rng),
-                "colour_spread": model.std(dim=0).mean().item(), "data_colour_spread": data.std(dim=0).mean().item()}
+        return {
+            "js": kde_js_divergence(data, model, self.cfg.js_points, rng),
+            "colour_spread": model.std(dim=0).mean().item(),
+            "data_colour_spread": data.std(dim=0).mean().item(),
+        }
 
 
 EXPERIMENT = Experiment(
@@ -82,19 +87,39 @@ EXPERIMENT = Experiment(
     axis_columns=("layer_size",),
     gpu_fraction=0.25,
     metrics={
-        "js": "JS divergence (nats) between KDEs of recovered digit colours, data vs model (trainables.metrics.colours)",
+        "js": "JS divergence (nats) between KDEs of recovered digit colours, data vs model (metrics/colours.py)",
         "colour_spread": "mean per-channel std of the model's recovered colours (collapse shrinks it)",
         "data_colour_spread": "the same for data images",
     },
     profiles={
-        "smoke": Profile("seconds per trial, for tests",
-                         dict(iterations=4, report_every=2, snapshot_every=2, batch_size=16, eval_samples=64,
-                              js_points=256, snapshot_samples=8),
-                         seeds=(0,), unroll_steps=(0, 1), axes={"layer_size": (0.25,)}),
-        "quick": Profile("this 2-core machine, under 30 minutes: X = 1/2 only, 2,000 iterations",
-                         dict(iterations=2_000, report_every=500, snapshot_every=1_000),
-                         seeds=(0, 1, 2), unroll_steps=(0, 5), axes={"layer_size": (0.5,)}),
-        "paper": Profile("Table 2: 5 seeds x unroll {0, 1, 5, 10} x X {1/4, 1/2, 1}, for a GPU cluster", dict(),
-                         seeds=(0, 1, 2, 3, 4), unroll_steps=(0, 1, 5, 10), axes={"layer_size": (0.25, 0.5, 1.0)}),
+        "smoke": Profile(
+            "seconds per trial, for tests",
+            dict(
+                iterations=4,
+                report_every=2,
+                snapshot_every=2,
+                batch_size=16,
+                eval_samples=64,
+                js_points=256,
+                snapshot_samples=8,
+            ),
+            seeds=(0,),
+            unroll_steps=(0, 1),
+            axes={"layer_size": (0.25,)},
+        ),
+        "quick": Profile(
+            "this 2-core machine, under 30 minutes: X = 1/2 only, 2,000 iterations",
+            dict(iterations=2_000, report_every=500, snapshot_every=1_000),
+            seeds=(0, 1, 2),
+            unroll_steps=(0, 5),
+            axes={"layer_size": (0.5,)},
+        ),
+        "paper": Profile(
+            "Table 2: 5 seeds x unroll {0, 1, 5, 10} x X {1/4, 1/2, 1}, for a GPU cluster",
+            dict(),
+            seeds=(0, 1, 2, 3, 4),
+            unroll_steps=(0, 1, 5, 10),
+            axes={"layer_size": (0.25, 0.5, 1.0)},
+        ),
     },
 )

@@ -1,5 +1,6 @@
 """The image model (Section 3.4, Appendix D): a DCGAN-style GAN on CIFAR-10 (or MNIST where CIFAR is absent),
 judged by inference via optimisation (Table 3) and pairwise sample distances (Figures 5 and 8)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -57,8 +58,9 @@ def load_images(cfg: ImageConfig) -> torch.Tensor:
     """uint8 [n, C, 32, 32] training images of the configured dataset."""
     if cfg.dataset == "cifar10":
         if not cfg.cifar_dir:
-            raise DatasetError("dataset cifar10 needs --cifar-dir (CIFAR-10 cannot be downloaded here); "
-                               "or use --dataset mnist")
+            raise DatasetError(
+                "dataset cifar10 needs --cifar-dir (CIFAR-10 cannot be downloaded here); or use --dataset mnist"
+            )
         return torch.as_tensor(load_cifar10(cfg.cifar_dir, "train")[0])
     digits = torch.as_tensor(load_mnist(cfg.mnist_dir or None).train_images)
     return F.pad(digits, (2, 2, 2, 2)).unsqueeze(1)
@@ -108,14 +110,26 @@ class ImageRun:
         which = torch.randperm(len(self.images), generator=fixed)[: self.cfg.inference_images].to(self.device)
         targets = self.images[which].float() / 127.5 - 1
         with evaluation_mode(self.parts.generator):
-            _, reconstructions, errors = invert_generator(self.parts.generator, targets, self.cfg.noise_dim,
-                                                          self.cfg.inference_starts, rng, self.cfg.lbfgs_iterations)
+            _, reconstructions, errors = invert_generator(
+                self.parts.generator,
+                targets,
+                self.cfg.noise_dim,
+                self.cfg.inference_starts,
+                rng,
+                self.cfg.lbfgs_iterations,
+            )
         targets, reconstructions, errors = targets.cpu(), reconstructions.cpu(), errors.cpu()
         model_distances, data_distances = self._distances(rng)
-        return ({"inference_mse": errors.mean().item()},
-                {"inference_error": errors[:, None].float(), "inference_target": targets.float(),
-                 "reconstruction": reconstructions.float(), "model_distance": model_distances[:, None],
-                 "data_distance": data_distances[:, None]})
+        return (
+            {"inference_mse": errors.mean().item()},
+            {
+                "inference_error": errors[:, None].float(),
+                "inference_target": targets.float(),
+                "reconstruction": reconstructions.float(),
+                "model_distance": model_distances[:, None],
+                "data_distance": data_distances[:, None],
+            },
+        )
 
 
 EXPERIMENT = Experiment(
@@ -127,21 +141,48 @@ EXPERIMENT = Experiment(
     gpu_fraction=0.5,
     metrics={
         "inference_mse": "mean over the fixed training images of the per-pixel MSE of the best L-BFGS "
-                         "reconstruction min_z ||G(z) - x||^2 (last step only; Table 3)",
+        "reconstruction min_z ||G(z) - x||^2 (last step only; Table 3)",
         "distance_median": "median L2 distance between random pairs of generated samples (Figure 8)",
         "data_distance_median": "the same for pairs of training images",
     },
     profiles={
-        "smoke": Profile("seconds per trial, for tests",
-                         dict(dataset="mnist", iterations=4, report_every=2, snapshot_every=2, batch_size=16,
-                              snapshot_samples=8, width=0.25, inference_images=6, inference_starts=2,
-                              lbfgs_iterations=5, distance_pairs=50),
-                         seeds=(0,), unroll_steps=(0, 1)),
-        "quick": Profile("this 2-core machine, under 30 minutes, on MNIST: 2,000 iterations, 128 images inverted",
-                         dict(dataset="mnist", iterations=2_000, report_every=500, snapshot_every=1_000,
-                              inference_images=128, lbfgs_iterations=50, distance_pairs=2_000),
-                         seeds=(0, 1), unroll_steps=(0, 5)),
-        "paper": Profile("Table 3: 5 seeds x unroll {0, 1, 5, 10} on CIFAR-10, for a GPU cluster", dict(),
-                         seeds=(0, 1, 2, 3, 4), unroll_steps=(0, 1, 5, 10)),
+        "smoke": Profile(
+            "seconds per trial, for tests",
+            dict(
+                dataset="mnist",
+                iterations=4,
+                report_every=2,
+                snapshot_every=2,
+                batch_size=16,
+                snapshot_samples=8,
+                width=0.25,
+                inference_images=6,
+                inference_starts=2,
+                lbfgs_iterations=5,
+                distance_pairs=50,
+            ),
+            seeds=(0,),
+            unroll_steps=(0, 1),
+        ),
+        "quick": Profile(
+            "this 2-core machine, under 30 minutes, on MNIST: 2,000 iterations, 128 images inverted",
+            dict(
+                dataset="mnist",
+                iterations=2_000,
+                report_every=500,
+                snapshot_every=1_000,
+                inference_images=128,
+                lbfgs_iterations=50,
+                distance_pairs=2_000,
+            ),
+            seeds=(0, 1),
+            unroll_steps=(0, 5),
+        ),
+        "paper": Profile(
+            "Table 3: 5 seeds x unroll {0, 1, 5, 10} on CIFAR-10, for a GPU cluster",
+            dict(),
+            seeds=(0, 1, 2, 3, 4),
+            unroll_steps=(0, 1, 5, 10),
+        ),
     },
 )

@@ -1,4 +1,5 @@
 """Mixture of 8 Gaussians on a ring: the paper's Figure 1 (Section 3.1, Appendix A)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -53,7 +54,8 @@ class MogRun:
             cfg,
             generator=mlp([cfg.noise_dim, cfg.hidden, cfg.hidden, 2], cfg.init_gain),
             discriminator=ScaledInput(mlp([2, cfg.hidden, 1], cfg.init_gain), cfg.d_input_scale),
-            sample_real=self._real, device=device,
+            sample_real=self._real,
+            device=device,
         )
 
     def _real(self, n: int, rng: torch.Generator) -> Tensor:
@@ -81,12 +83,23 @@ EXPERIMENT = Experiment(
         "reverse_kl": "KL(histogram of high-quality samples over modes || uniform) (PacGAN); NaN if none",
     },
     profiles={
-        "smoke": Profile("seconds per trial, for tests", dict(iterations=40, report_every=20, snapshot_every=20,
-                                                               batch_size=64, eval_samples=256),
-                         seeds=(0,), unroll_steps=(0, 2)),
-        "quick": Profile("this 2-core machine, minutes", dict(iterations=10_000, report_every=500, snapshot_every=2_000),
-                         seeds=(0, 1, 2), unroll_steps=(0, 10)),
-        "paper": Profile("the paper's schedule (25k iterations), 5 seeds", dict(iterations=25_000),
-                         seeds=(0, 1, 2, 3, 4), unroll_steps=(0, 1, 5, 10)),
+        "smoke": Profile(
+            "seconds per trial, for tests",
+            dict(iterations=40, report_every=20, snapshot_every=20, batch_size=64, eval_samples=256),
+            seeds=(0,),
+            unroll_steps=(0, 2),
+        ),
+        "quick": Profile(
+            "this 2-core machine, minutes",
+            dict(iterations=10_000, report_every=500, snapshot_every=2_000),
+            seeds=(0, 1, 2),
+            unroll_steps=(0, 10),
+        ),
+        "paper": Profile(
+            "the paper's schedule (25k iterations), 5 seeds",
+            dict(iterations=25_000),
+            seeds=(0, 1, 2, 3, 4),
+            unroll_steps=(0, 1, 5, 10),
+        ),
     },
 )

@@ -1,4 +1,5 @@
 """An LSTM generator on MNIST: the paper's Figure 2 (Section 3.2, Appendix C)."""
+
 from __future__ import annotations
 
 import math
@@ -41,14 +42,17 @@ class RnnMnistConfig(LabelledMnistConfig):
             raise ConfigError(f"hidden must be positive, got {self.hidden}")
 
 
-
 def label_metrics(labels: Tensor) -> dict[str, float]:
     """The classifier's label distribution over generated digits: per-digit shares, entropy, largest share."""
     counts = torch.bincount(labels.long(), minlength=10).double()
     shares = counts / counts.sum()
     kl = kl_to_uniform(counts)
-    return {"label_entropy": math.log(10) - kl, "label_kl_uniform": kl,
-            "top_label_pct": 100 * shares.max().item(), **{f"label_{d}_pct": 100 * shares[d].item() for d in range(10)}}
+    return {
+        "label_entropy": math.log(10) - kl,
+        "label_kl_uniform": kl,
+        "top_label_pct": 100 * shares.max().item(),
+        **{f"label_{d}_pct": 100 * shares[d].item() for d in range(10)},
+    }
 
 
 class RnnMnistRun:
@@ -92,14 +96,32 @@ EXPERIMENT = Experiment(
         "classifier_accuracy": "the labelling classifier's accuracy on the real MNIST test split",
     },
     profiles={
-        "smoke": Profile("seconds per trial, for tests",
-                         dict(iterations=4, report_every=2, snapshot_every=2, batch_size=8, eval_samples=32,
-                              snapshot_samples=4, hidden=16, classifier="quick"),
-                         seeds=(0,), unroll_steps=(0, 1)),
-        "quick": Profile("this 2-core machine, under 30 minutes", dict(iterations=2_000, report_every=500,
-                                                                      snapshot_every=500),
-                         seeds=(0, 1), unroll_steps=(0, 10)),
-        "paper": Profile("Figure 2: 0 vs 20 unroll steps, 5 seeds, for a GPU cluster", dict(),
-                         seeds=(0, 1, 2, 3, 4), unroll_steps=(0, 20)),
+        "smoke": Profile(
+            "seconds per trial, for tests",
+            dict(
+                iterations=4,
+                report_every=2,
+                snapshot_every=2,
+                batch_size=8,
+                eval_samples=32,
+                snapshot_samples=4,
+                hidden=16,
+                classifier="quick",
+            ),
+            seeds=(0,),
+            unroll_steps=(0, 1),
+        ),
+        "quick": Profile(
+            "this 2-core machine, under 30 minutes",
+            dict(iterations=2_000, report_every=500, snapshot_every=500),
+            seeds=(0, 1),
+            unroll_steps=(0, 10),
+        ),
+        "paper": Profile(
+            "Figure 2: 0 vs 20 unroll steps, 5 seeds, for a GPU cluster",
+            dict(),
+            seeds=(0, 1, 2, 3, 4),
+            unroll_steps=(0, 20),
+        ),
     },
 )

@@ -1,4 +1,5 @@
 """Stacked MNIST, 1000 discrete modes: the paper's Table 1 (Section 3.3.1, Appendix E)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,7 +44,6 @@ class StackedMnistConfig(LabelledMnistConfig):
             raise ConfigError(f"d_size must be one of {', '.join(map(str, DISCRIMINATOR_SIZES))}, got {self.d_size!r}")
 
 
-
 class StackedMnistRun:
     def __init__(self, cfg: StackedMnistConfig, device: torch.device):
         self.cfg, self.device = cfg, device
@@ -79,20 +79,40 @@ EXPERIMENT = Experiment(
     gpu_fraction=0.5,
     metrics={
         "modes": "of the 1000 classes (100 r + 10 g + b, channels labelled by the MNIST classifier), "
-                 "how many have at least one generated sample",
+        "how many have at least one generated sample",
         "kl": "KL(model || data) over the 1000 classes, data uniform: log(1000) - H(q)",
         "classifier_accuracy": "the labelling classifier's accuracy on the real MNIST test split",
     },
     profiles={
-        "smoke": Profile("seconds per trial, for tests",
-                         dict(iterations=6, report_every=3, snapshot_every=3, batch_size=16, eval_samples=200,
-                              snapshot_samples=8, classifier="quick"),
-                         seeds=(0,), unroll_steps=(0, 1), axes={"d_size": (0.25,)}),
-        "quick": Profile("this 2-core machine, under 30 minutes; 3,000 iterations, 5,000 evaluation samples "
-                         "(not 25,600), D = 1/4 G only",
-                         dict(iterations=3_000, report_every=1_000, snapshot_every=1_000, eval_samples=5_000),
-                         seeds=(0, 1, 2), unroll_steps=(0, 5), axes={"d_size": (0.25,)}),
-        "paper": Profile("Table 1: 5 seeds x unroll {0, 1, 5, 10} x D size {1/4, 1/2}, for a GPU cluster",
-                         dict(), seeds=(0, 1, 2, 3, 4), unroll_steps=(0, 1, 5, 10), axes={"d_size": (0.25, 0.5)}),
+        "smoke": Profile(
+            "seconds per trial, for tests",
+            dict(
+                iterations=6,
+                report_every=3,
+                snapshot_every=3,
+                batch_size=16,
+                eval_samples=200,
+                snapshot_samples=8,
+                classifier="quick",
+            ),
+            seeds=(0,),
+            unroll_steps=(0, 1),
+            axes={"d_size": (0.25,)},
+        ),
+        "quick": Profile(
+            "this 2-core machine, under 30 minutes; 3,000 iterations, 5,000 evaluation samples "
+            "(not 25,600), D = 1/4 G only",
+            dict(iterations=3_000, report_every=1_000, snapshot_every=1_000, eval_samples=5_000),
+            seeds=(0, 1, 2),
+            unroll_steps=(0, 5),
+            axes={"d_size": (0.25,)},
+        ),
+        "paper": Profile(
+            "Table 1: 5 seeds x unroll {0, 1, 5, 10} x D size {1/4, 1/2}, for a GPU cluster",
+            dict(),
+            seeds=(0, 1, 2, 3, 4),
+            unroll_steps=(0, 1, 5, 10),
+            axes={"d_size": (0.25, 0.5)},
+        ),
     },
 )

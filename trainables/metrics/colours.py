@@ -9,6 +9,7 @@ estimate is fitted to each set of colours (Scott's rule bandwidth, per dimension
 JS = 1/2 KL(p || m) + 1/2 KL(q || m) with m = (p + q) / 2 is estimated by Monte Carlo with
 `points` draws from each density. In nats, between 0 and log 2.
 """
+
 from __future__ import annotations
 
 import math
@@ -58,12 +59,14 @@ class GaussianKde:
 
     def sample(self, n: int, rng: torch.Generator) -> Tensor:
         which = torch.randint(len(self.points), (n,), generator=rng)
-        return self.points[which] + self.bandwidth * torch.randn(n, self.points.shape[1], generator=rng,
-                                                                 dtype=torch.float64)
+        return self.points[which] + self.bandwidth * torch.randn(
+            n, self.points.shape[1], generator=rng, dtype=torch.float64
+        )
 
 
 def js_divergence_monte_carlo(log_p, log_q, from_p: Tensor, from_q: Tensor) -> float:
     """JS(p, q) in nats from samples of each and their log densities (callables)."""
+
     def half_kl_to_mixture(log_own, log_other, x):
         own, other = log_own(x), log_other(x)
         log_mixture = torch.logaddexp(own, other) - math.log(2)

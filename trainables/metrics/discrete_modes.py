@@ -5,6 +5,7 @@ is 100 r + 10 g + b. **modes** = classes with at least one sample; **KL(model ||
 sum_c q_c log(q_c / p_c) with q the samples' class histogram and p uniform (1/1000), which is
 log(1000) - H(q).
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Divergences of a histogram over discrete modes from the uniform distribution."""
+
 from __future__ import annotations
 
 import math

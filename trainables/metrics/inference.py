@@ -12,9 +12,10 @@ another's (batch norm with batch statistics would couple them).
 **Pairwise distances** (Figure 8): L2 distances between random pairs of samples; mode collapse
 puts more mass at small distances.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -36,8 +37,15 @@ def _dot(a: Tensor, b: Tensor) -> Tensor:
     return (a * b).sum(dim=1)
 
 
-def batched_lbfgs(objective: Objective, x0: Tensor, max_iterations: int = 100, history: int = 10,
-                  tolerance_grad: float = 1e-7, armijo: float = 1e-4, max_halvings: int = 30) -> Tensor:
+def batched_lbfgs(
+    objective: Objective,
+    x0: Tensor,
+    max_iterations: int = 100,
+    history: int = 10,
+    tolerance_grad: float = 1e-7,
+    armijo: float = 1e-4,
+    max_halvings: int = 30,
+) -> Tensor:
     """Minimise every row's loss independently with L-BFGS (two-loop recursion, backtracking line search).
 
     Every quantity that L-BFGS keeps per problem (the (s, y) history and its curvature scale, the
@@ -109,8 +117,14 @@ def batched_lbfgs(objective: Objective, x0: Tensor, max_iterations: int = 100, h
     return x
 
 
-def invert_generator(generator: Callable[[Tensor], Tensor], targets: Tensor, noise_dim: int, starts: int,
-                     rng: torch.Generator, max_iterations: int = 100) -> tuple[Tensor, Tensor, Tensor]:
+def invert_generator(
+    generator: Callable[[Tensor], Tensor],
+    targets: Tensor,
+    noise_dim: int,
+    starts: int,
+    rng: torch.Generator,
+    max_iterations: int = 100,
+) -> tuple[Tensor, Tensor, Tensor]:
     """Best z, its reconstruction and its per-image MSE over `starts` random initialisations.
 
     The generator's parameters receive no gradient (they are only read); z starts from N(0, I).

@@ -11,6 +11,7 @@ Section 5), the usual yardstick for the unrolled GAN's 2-D ring:
   over their nearest modes: log(num_modes) - H(p). It is NaN when there is no
   high-quality sample, since p is then undefined.
 """
+
 from __future__ import annotations
 
 import torch

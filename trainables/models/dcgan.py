@@ -5,6 +5,7 @@ to 32x32, then a stride-1 convolution to the output channels and tanh. Discrimin
 convolutions, each followed by batch norm (the paper's Appendices C and D; optional) and leaky
 ReLU, then a linear layer to one logit.
 """
+
 from __future__ import annotations
 
 from torch import Tensor, nn
@@ -14,13 +15,17 @@ class DcganGenerator(nn.Module):
     def __init__(self, noise_dim: int, base_channels: int, widths: tuple[int, ...], out_channels: int):
         super().__init__()
         self.base_channels = base_channels
-        self.project = nn.Sequential(nn.Linear(noise_dim, 4 * 4 * base_channels),
-                                     nn.BatchNorm1d(4 * 4 * base_channels), nn.ReLU())
+        self.project = nn.Sequential(
+            nn.Linear(noise_dim, 4 * 4 * base_channels), nn.BatchNorm1d(4 * 4 * base_channels), nn.ReLU()
+        )
         layers: list[nn.Module] = []
         channels = base_channels
         for width in widths:
-            layers += [nn.ConvTranspose2d(channels, width, 3, stride=2, padding=1, output_padding=1),
-                       nn.BatchNorm2d(width), nn.ReLU()]
+            layers += [
+                nn.ConvTranspose2d(channels, width, 3, stride=2, padding=1, output_padding=1),
+                nn.BatchNorm2d(width),
+                nn.ReLU(),
+            ]
             channels = width
         layers += [nn.Conv2d(channels, out_channels, 3, padding=1), nn.Tanh()]
         self.body = nn.Sequential(*layers)
@@ -30,8 +35,9 @@ class DcganGenerator(nn.Module):
 
 
 class DcganDiscriminator(nn.Module):
-    def __init__(self, in_channels: int, widths: tuple[int, ...], image_size: int = 32, leak: float = 0.3,
-                 batchnorm: bool = True):
+    def __init__(
+        self, in_channels: int, widths: tuple[int, ...], image_size: int = 32, leak: float = 0.3, batchnorm: bool = True
+    ):
         super().__init__()
         layers: list[nn.Module] = []
         channels, size = in_channels, image_size

@@ -1,4 +1,5 @@
 """The LSTM generator of the paper's Section 3.2 (Appendix C): one LSTM step per image column."""
+
 from __future__ import annotations
 
 import torch
@@ -30,7 +31,7 @@ class LstmGenerator(nn.Module):
         with torch.no_grad():
             self.cell.bias_ih.zero_()
             self.cell.bias_hh.zero_()
-            self.cell.bias_ih[hidden:2 * hidden] = 1.0  # forget gate (gate order i, f, g, o)
+            self.cell.bias_ih[hidden : 2 * hidden] = 1.0  # forget gate (gate order i, f, g, o)
 
     def forward(self, z: Tensor) -> Tensor:
         h = self.initial_state(z)

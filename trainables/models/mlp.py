@@ -1,4 +1,5 @@
 """Fully connected networks for the 2-D experiment."""
+
 from __future__ import annotations
 
 from torch import Tensor, nn
