@@ -24,7 +24,9 @@ import time
 import torch
 
 from trainables import experiments
+from trainables.losses import discriminator_loss
 from trainables.trainer import GANTrainer
+from trainables.unrolled import unrolled_generator_loss
 
 
 def time_iteration(
@@ -45,6 +47,63 @@ def time_iteration(
         synchronize()
         blocks.append((time.perf_counter() - start) * 1000 / iterations)
     return statistics.median(blocks)
+
+
+def generator_step_against_higher(
+    experiment_name: str, profile_name: str, unroll_steps: int, repeats: int, iterations: int, device: str = "cpu"
+) -> dict:
+    """One true second-order generator step (surrogate, backward, Adam step) built two ways on the same
+    networks, optimizer state and minibatch: this project's unroll and the `higher` library's
+    ``innerloop_ctx``. Timed in one process, interleaved block by block, so both see the same machine."""
+    import higher
+
+    device = torch.device(device)
+    experiment = experiments.get(experiment_name)
+    config = experiment.config(profile_name).with_values({"unroll_steps": unroll_steps, "second_order": True})
+    torch.manual_seed(0)
+    trainer = GANTrainer(experiment.build(config, device).parts, config)
+    for _ in range(5):  # moments and step counts of a run under way
+        trainer.train_iteration()
+    parts, rng = trainer.parts, torch.Generator().manual_seed(1)
+    real = parts.sample_real(config.batch_size, rng)
+    noise = parts.sample_noise(config.batch_size, rng)
+    state = {k: v.clone() for k, v in parts.generator.state_dict().items()}
+
+    def ours() -> None:
+        fake = parts.generator(noise)
+        loss = unrolled_generator_loss(
+            parts.discriminator, parts.d_optimizer, fake, real, unroll_steps=unroll_steps,
+            d_loss=discriminator_loss, g_loss=parts.generator_loss,
+        )  # fmt: skip
+        parts.g_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        parts.g_optimizer.step()
+
+    def theirs() -> None:
+        fake = parts.generator(noise)
+        with higher.innerloop_ctx(parts.discriminator, parts.d_optimizer, copy_initial_weights=True) as (d, opt):
+            for _ in range(unroll_steps):
+                opt.step(discriminator_loss(d(real), d(fake)))
+            loss = parts.generator_loss(d, real, fake)
+        parts.g_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        parts.g_optimizer.step()
+
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    times: dict[str, list[float]] = {"ours": [], "higher": []}
+    for block in range(repeats + 1):
+        for name, step in (("ours", ours), ("higher", theirs)):
+            parts.generator.load_state_dict(state)  # the same starting point for both
+            synchronize()
+            start = time.perf_counter()
+            for _ in range(iterations):
+                step()
+            synchronize()
+            if block:  # the first block of each is a warm-up
+                times[name].append((time.perf_counter() - start) * 1000 / iterations)
+    ours_ms, higher_ms = statistics.median(times["ours"]), statistics.median(times["higher"])
+    return {"unroll_steps": unroll_steps, "ours_ms": round(ours_ms, 3), "higher_ms": round(higher_ms, 3),
+            "speedup": round(higher_ms / ours_ms, 3)}  # fmt: skip
 
 
 def measure(
@@ -90,14 +149,22 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the rows and the projection as one JSON object")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument(
+        "--versus-higher", type=int, nargs="*", default=None, metavar="K",
+        help="also time one generator step at these unroll steps against the `higher` library (default 5 10)",
+    )  # fmt: skip
     args = parser.parse_args()
     profiles = experiments.get(args.experiment).profiles
     if args.profile not in profiles:
         parser.error(f"unknown profile {args.profile!r} for {args.experiment}; choose from {', '.join(profiles)}")
     torch.set_num_threads(1)
     rows, projection = measure(args.experiment, args.profile, args.repeats, args.iterations, torch.device(args.device))
+    versus = [
+        generator_step_against_higher(args.experiment, args.profile, k, args.repeats, args.iterations, args.device)
+        for k in ([5, 10] if args.versus_higher is None else args.versus_higher)
+    ]
     if args.json:
-        print(json.dumps({"rows": rows, "projection": projection}))
+        print(json.dumps({"rows": rows, "projection": projection, "versus_higher": versus}))
         return
     axes = [k for k in rows[0] if k not in ("unroll_steps", "second_order", "ms_per_iter")]
     where = (
@@ -117,6 +184,11 @@ def main() -> None:
         print(
             "".join(f"{row[name]!s:>8}" for name in axes) + f"{row['unroll_steps']:>13} "
             f"{str(row['second_order']):>12} {row['ms_per_iter']:>9.2f} {row['ms_per_iter'] / base[key]:>7.2f}"
+        )
+    for row in versus:
+        print(
+            f"one generator step, K={row['unroll_steps']} second order: ours {row['ours_ms']:.2f} ms, "
+            f"higher {row['higher_ms']:.2f} ms: {row['speedup']:.2f}x faster than higher"
         )
     print(
         f"the whole profile: {projection['trials']} trials x {projection['iterations_per_trial']:,} iterations, "

@@ -183,6 +183,11 @@ def cmd_sweep(args) -> int:
     )
     result = run_sweep(spec, address=args.address, progress=not args.quiet)
     print(f"{'resumed' if result.resumed else 'ran'} {spec.name}: {result.finished}/{spec.num_trials} trials finished")
+    if result.trial_s > 0:
+        print(
+            f"schedule: {result.wall_s:.0f} s wall for {result.trial_s:.0f} s of trials on {result.slots} slot(s) "
+            f"= {result.packing:.2f} x the ideal (1.00: no slot ever idle while work was left)"
+        )
     for line in result.errors:
         print(f"trial failed: {line}", file=sys.stderr)
     print(f"results: {result.results_dir}")

@@ -119,6 +119,15 @@ class SweepSpec:
             max_failures=self.max_failures,
         )
 
+    def grid_points(self) -> list[dict[str, Any]]:
+        """Every trial's grid point: seed, unroll_steps and the further axes."""
+        return [
+            {"seed": seed, "unroll_steps": k, **point}
+            for k in self.unroll_steps
+            for seed in self.seeds
+            for point in _grid_points(self.axes)
+        ]
+
     @property
     def num_trials(self) -> int:
         n = len(self.seeds) * len(self.unroll_steps)

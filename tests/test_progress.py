@@ -30,3 +30,20 @@ def test_progress_lines_name_trials_by_grid_point(capsys):
     )
     assert lines[1].endswith("1/2 done, 0 running, 0 errored | finished seed=1,unroll_steps=10,d_size=0.5")
     assert lines[2].endswith("0/2 done, 1 running, 1 errored | ERROR in seed=0,unroll_steps=10,d_size=0.5")
+
+
+def test_trials_start_longest_first_in_the_order_tune_generates_them():
+    from ray.tune.search.variant_generator import generate_variants
+
+    from orchestrator import SweepSpec
+    from orchestrator.sweep import longest_first
+    from trainables.ray_adapter import TrialSettings, trial_id_of
+
+    spec = SweepSpec("stacked_mnist", "smoke", seeds=(0, 1), unroll_steps=(0, 10, 1), axes={"d_size": (0.25, 0.5)})
+    points = longest_first(spec.resolved().grid_points())
+    assert [(p["unroll_steps"], p["d_size"]) for p in points[:3]] == [(10, 0.5), (10, 0.5), (10, 0.25)]
+    assert [p["unroll_steps"] for p in points] == [10] * 4 + [1] * 4 + [0] * 4
+    settings = TrialSettings("stacked_mnist", "smoke", "s", "/r", "/s", {"torch_threads": 1})
+    generated = [trial_id_of(config) for _, config in generate_variants(settings.grid_points(points))]
+    assert generated == [trial_id_of(p) for p in points]  # Tune keeps the list's order
+    assert len(set(generated)) == 12

@@ -39,6 +39,8 @@ class TrialSettings:
     """Config fields set for every trial (``--set``), torch_threads included."""
 
     KEYS = ("experiment", "profile", "sweep", "results_dir", "state_dir", "overrides")
+    GRID_POINT = "grid_point"
+    """A key whose value is a dict of config fields, merged into the trial's own (see ``grid_points``)."""
 
     def tune_config(self, grid: dict[str, Any]) -> dict[str, Any]:
         """Encode: a Tune param_space of these settings plus `grid` (values or Tune search spaces)."""
@@ -47,18 +49,29 @@ class TrialSettings:
             raise ValueError(f"{', '.join(clash)} cannot be a grid axis")
         return {**grid, **{key: getattr(self, key) for key in self.KEYS}}
 
+    def grid_points(self, points: list[dict[str, Any]]) -> dict[str, Any]:
+        """Encode a grid as its list of points, which Tune runs in that order (it orders a product of
+        several ``grid_search`` axes by their names, not as given)."""
+        return self.tune_config({self.GRID_POINT: tune.grid_search(points)})
+
     @classmethod
     def from_tune_config(cls, config: dict[str, Any]) -> tuple[TrialSettings, dict[str, Any]]:
         """Decode: the settings, and this trial's config fields (overrides, then its grid point)."""
         settings = cls(**{key: config[key] for key in cls.KEYS})
-        point = {k: v for k, v in config.items() if k not in cls.KEYS}
-        return settings, {**settings.overrides, **point}
+        return settings, {**settings.overrides, **point_of(config)}
+
+
+def point_of(config: dict[str, Any]) -> dict[str, Any]:
+    """A trial's own config fields in its Tune config: everything but the shared settings."""
+    point = {k: v for k, v in config.items() if k not in (*TrialSettings.KEYS, TrialSettings.GRID_POINT)}
+    return {**config.get(TrialSettings.GRID_POINT, {}), **point}
 
 
 def trial_id_of(config: dict[str, Any]) -> str:
     """A trial's id within its sweep, from its Tune config, e.g. ``seed=0,unroll_steps=10``."""
-    axes = {k: v for k, v in config.items() if k not in (*TrialSettings.KEYS, "seed", "unroll_steps")}
-    return trial_id(config.get("seed"), config.get("unroll_steps"), axes)
+    point = point_of(config)
+    axes = {k: v for k, v in point.items() if k not in ("seed", "unroll_steps")}
+    return trial_id(point.get("seed"), point.get("unroll_steps"), axes)
 
 
 def train_trial(config: dict[str, Any]) -> None:

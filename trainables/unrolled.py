@@ -46,6 +46,9 @@ class FlatDiscriminator:
     shapes: tuple[torch.Size, ...]
     numels: tuple[int, ...]
     buffers: dict[str, Tensor]
+    joint: bool
+    """Real and fake batches go through one forward pass: exact when no layer mixes samples
+    (no batch norm), and then one call instead of two per unrolled step."""
 
     @classmethod
     def of(cls, module: nn.Module) -> FlatDiscriminator:
@@ -59,6 +62,7 @@ class FlatDiscriminator:
             shapes=tuple(p.shape for _, p in named),
             numels=tuple(p.numel() for _, p in named),
             buffers=buffers,
+            joint=not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules()),
         )
 
     def flatten(self, tensors: list[Tensor]) -> Tensor:
@@ -67,6 +71,17 @@ class FlatDiscriminator:
     def current(self) -> Tensor:
         params = dict(self.module.named_parameters())
         return self.flatten([params[n].detach() for n in self.names])
+
+    def pair(self, real: Tensor, fake: Tensor) -> tuple[Tensor | tuple[Tensor, Tensor], int]:
+        """A (real, fake) minibatch as the forward pass takes it (joined once, outside the unroll loop)."""
+        return (torch.cat([real, fake]), len(real)) if self.joint else ((real, fake), len(real))
+
+    def pair_logits(self, flat: Tensor, pair: tuple[Tensor | tuple[Tensor, Tensor], int]) -> tuple[Tensor, Tensor]:
+        inputs, n_real = pair
+        if isinstance(inputs, tuple):  # batch norm: each batch normalised on its own, as D trains
+            return self(flat, inputs[0]), self(flat, inputs[1])
+        logits = self(flat, inputs)
+        return logits[:n_real], logits[n_real:]
 
     def __call__(self, flat: Tensor, x: Tensor) -> Tensor:
         views = [v.view(s) for v, s in zip(torch.split(flat, self.numels), self.shapes)]
@@ -90,8 +105,10 @@ class InnerAdam:
         if self.weight_decay:
             grad = grad + self.weight_decay * flat
         self.step_count += 1
+        # The same operations, in the same order, as torch.optim.Adam's single-tensor update, so
+        # that an unrolled step computes the real optimizer's next parameters to the last bit.
         self.exp_avg = torch.lerp(self.exp_avg, grad, 1 - self.beta1)
-        self.exp_avg_sq = self.exp_avg_sq * self.beta2 + (1 - self.beta2) * grad * grad
+        self.exp_avg_sq = torch.addcmul(self.exp_avg_sq * self.beta2, grad, grad, value=1 - self.beta2)
         bias_correction1 = 1 - self.beta1**self.step_count
         bias_correction2_sqrt = (1 - self.beta2**self.step_count) ** 0.5
         # sqrt'(0) is infinite; where an element's second moment is exactly zero its
@@ -101,7 +118,7 @@ class InnerAdam:
         positive = self.exp_avg_sq > 0
         root = torch.where(positive, torch.where(positive, self.exp_avg_sq, 1.0).sqrt(), 0.0)
         denom = root / bias_correction2_sqrt + self.eps
-        return flat - (self.lr / bias_correction1) * self.exp_avg / denom
+        return torch.addcdiv(flat, self.exp_avg, denom, value=-(self.lr / bias_correction1))
 
 
 @dataclass
@@ -200,11 +217,14 @@ def unrolled_generator_loss(
     if unroll_steps:
         optimizer = inner_optimizer(d_optimizer, flat_d)
         theta = theta.requires_grad_(True)
+
+        def batch(real_k: Tensor, fake_k: Tensor):
+            return flat_d.pair(real_k, fake_k if second_order else fake_k.detach())
+
+        fixed = batch(real, fake) if unroll_batches is None else None
         for k in range(unroll_steps):
-            real_k, fake_k = (real, fake) if unroll_batches is None else unroll_batches(k)
-            if not second_order:
-                fake_k = fake_k.detach()
-            loss = d_loss(flat_d(theta, real_k), flat_d(theta, fake_k))
+            pair = fixed if fixed is not None else batch(*unroll_batches(k))
+            loss = d_loss(*flat_d.pair_logits(theta, pair))
             (grad,) = torch.autograd.grad(loss, theta, create_graph=second_order)
             theta = optimizer.step(theta, grad)
             if not second_order:
