@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .notes import ITERATION_NOTE
-from .results import ResultsError, load_metrics
+from .results import ResultsError, diverged_trials, load_metrics
 
 
 @dataclass
@@ -24,6 +24,19 @@ def default_out_dir(path: str) -> Path:
     return Path(path).expanduser().resolve() / "report"
 
 
+def _divergence_note(metrics) -> str:
+    diverged = diverged_trials(metrics)
+    if diverged.empty:
+        return ""
+    per_point = diverged.groupby("unroll_steps").size()
+    counts = ", ".join(f"K={k}: {n}" for k, n in per_point.items())
+    which = "; ".join(f"{row.trial_id} at step {row.step}" for row in diverged.itertuples())
+    return (
+        f"**Diverged trials** (losses or weights became non-finite), left out of every mean and table above: "
+        f"{len(diverged)} ({counts}): {which}.\n\n"
+    )
+
+
 def build_report(path: str, out_dir: str | Path | None = None) -> ReportResult:
     metrics = load_metrics(path)
     names = sorted(metrics["experiment"].unique())
@@ -37,6 +50,6 @@ def build_report(path: str, out_dir: str | Path | None = None) -> ReportResult:
     out.mkdir(parents=True, exist_ok=True)
     text, files = importlib.import_module(f"analysis.experiments.{name}").report(path, metrics, out)
     sweep = metrics["sweep"].iloc[0]
-    text = f"# Report for sweep `{sweep}`\n\n{text}\n\n{ITERATION_NOTE}\n"
+    text = f"# Report for sweep `{sweep}`\n\n{text}\n\n{_divergence_note(metrics)}{ITERATION_NOTE}\n"
     (out / "report.md").write_text(text)
     return ReportResult(out, text, [out / "report.md", *files])

@@ -49,6 +49,8 @@ def load_metrics(path: str) -> pd.DataFrame:
     """One row per (trial, reported step), sorted by trial then step."""
     frame = _read(path, "metrics")
     frame["experiment"] = frame["experiment"].astype(str)
+    if "status" not in frame:  # written before trials recorded their status
+        frame["status"] = "unknown"
     return frame.sort_values(["trial_id", "step"], kind="stable").reset_index(drop=True)
 
 
@@ -72,9 +74,18 @@ def last_snapshots(samples: pd.DataFrame, kind: str = "model") -> pd.DataFrame:
     return model[model["step"] == model.groupby("trial_id")["step"].transform("max")]
 
 
-def final_rows(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Each trial's last reported row."""
-    return metrics.loc[metrics.groupby("trial_id")["step"].idxmax()].reset_index(drop=True)
+def final_rows(metrics: pd.DataFrame, include_diverged: bool = False) -> pd.DataFrame:
+    """Each trial's last reported row; a trial whose training diverged is left out unless asked for
+    (its metrics are NaN, and a mean must not quietly become one of fewer seeds: reports count
+    them with ``diverged_trials``)."""
+    final = metrics.loc[metrics.groupby("trial_id")["step"].idxmax()].reset_index(drop=True)
+    return final if include_diverged else final[final["status"] != "diverged"].reset_index(drop=True)
+
+
+def diverged_trials(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The final row of every trial that diverged (status 'diverged'), in trial order."""
+    final = final_rows(metrics, include_diverged=True)
+    return final[final["status"] == "diverged"].reset_index(drop=True)
 
 
 def mean_and_standard_error(frame: pd.DataFrame, by: list[str], columns: list[str]) -> pd.DataFrame:

@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_axis,
         default=[],
         metavar="NAME=V1,V2",
-        help="a further grid axis of the experiment, e.g. d_size=0.25,0.5",
+        help="a further grid axis: any config field, e.g. d_size=0.25,0.5 or g_lr=1e-4,1e-3 (a Parquet column)",
     )
     sweep.add_argument(
         "--set",
@@ -182,7 +182,13 @@ def cmd_sweep(args) -> int:
         flush=True,
     )
     result = run_sweep(spec, address=args.address, progress=not args.quiet)
-    print(f"{'resumed' if result.resumed else 'ran'} {spec.name}: {result.finished}/{spec.num_trials} trials finished")
+    ended = result.finished - len(result.diverged)
+    print(
+        f"{'resumed' if result.resumed else 'ran'} {spec.name}: {result.finished}/{spec.num_trials} trials ran to "
+        f"their end: {ended} finished, {len(result.diverged)} diverged, {len(result.errors)} errored"
+    )
+    for line in result.diverged:
+        print(f"trial diverged: {line}")
     if result.trial_s > 0:
         print(
             f"schedule: {result.wall_s:.0f} s wall for {result.trial_s:.0f} s of trials on {result.slots} slot(s) "

@@ -74,11 +74,12 @@ class SweepSpec:
             values = seeds if name == "seeds" else unroll
             if len(set(values)) != len(values):
                 raise SweepError(f"{name} has repeated values: {list(values)}")
-        unknown_axes = sorted(set(axes) - set(experiment.axis_columns))
+        fields = experiment.config_type.field_types()
+        unknown_axes = sorted(set(axes) - set(fields) | set(axes) & {"seed", "unroll_steps"})
         if unknown_axes:
             raise SweepError(
-                f"{self.experiment} has no sweep axis {', '.join(unknown_axes)}; "
-                f"axes: {', '.join(experiment.axis_columns) or 'none'}"
+                f"--axis {', '.join(unknown_axes)}: not a config field of {self.experiment} that can be an axis "
+                f"(seeds and unroll steps have their own options)"
             )
         name = self.name or f"{self.experiment}-{self.profile}"
         if not SWEEP_NAME.fullmatch(name) or name.strip(".") == "":

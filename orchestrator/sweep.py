@@ -20,6 +20,7 @@ import ray
 from ray import tune
 from ray.exceptions import AuthenticationError
 
+from analysis.results import ResultsError, final_rows, load_metrics
 from trainables import experiments
 from trainables.errors import DatasetError
 from trainables.ray_adapter import TrialSettings, train_trial, trial_id_of
@@ -61,7 +62,10 @@ class SweepResult:
     resumed: bool
     """An earlier run of this sweep had left its grid or trial state in storage."""
     finished: int
+    """Trials Tune ran to their end, diverged ones included (a divergence is a result)."""
     errors: list[str] = field(default_factory=list)
+    diverged: list[str] = field(default_factory=list)
+    """'<trial_id> at step N' for each trial whose training diverged."""
     wall_s: float = 0.0
     """Wall time of the Tune run."""
     trial_s: float = 0.0
@@ -128,7 +132,10 @@ def run_sweep(
         wall_s = time.monotonic() - start
         errors = [f"{trial_id_of(r.config)}: {_last_line(r.error)} ({r.path})" for r in grid if r.error is not None]
         trial_s = sum(float((r.metrics or {}).get("time_total_s", 0.0)) for r in grid)
-        return SweepResult(spec, path, f"{path}/parquet", resumed, grid.num_terminated, errors, wall_s, trial_s, slots)
+        return SweepResult(
+            spec, path, f"{path}/parquet", resumed, grid.num_terminated, errors, _diverged(path), wall_s, trial_s,
+            slots,
+        )  # fmt: skip
     finally:
         if started_here:
             ray.shutdown()
@@ -276,6 +283,16 @@ def _check_same_grid(path: str, spec: SweepSpec) -> bool:
             f"re-run it unchanged to resume, or pass --name for a new sweep"
         )
     return True
+
+
+def _diverged(path: str) -> list[str]:
+    """From the Parquet rows, so trials that diverged in an earlier run of the sweep count too."""
+    try:
+        final = final_rows(load_metrics(path), include_diverged=True)
+    except ResultsError:
+        return []
+    diverged = final[final["status"] == "diverged"]
+    return [f"{row.trial_id} at step {row.step}" for row in diverged.itertuples()]
 
 
 def _slots(spec: SweepSpec) -> int:

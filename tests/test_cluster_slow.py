@@ -277,7 +277,7 @@ def test_sweep_submitted_as_a_ray_job(cluster, tmp_path):
         time.sleep(2)
     logs = ray_job(cluster, "logs", job_id).stdout
     assert ended and ended.group(1) == "succeeded", logs[-3000:]
-    assert "ran job: 4/4 trials finished" in logs and f"report: {tmp_path}/job/report" in logs
+    assert "ran job: 4/4 trials ran to their end" in logs and f"report: {tmp_path}/job/report" in logs
     assert_every_row_once(tmp_path / "job", 4, [0, 20, 40])
     assert (tmp_path / "job" / "report" / "figure1_samples.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -296,7 +296,7 @@ def test_driver_lost_mid_sweep_then_the_same_command_resumes(cluster, tmp_path, 
 
     again = sweep(cluster, tmp_path, *overrides, name="driver-loss")
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
-    assert "resumed driver-loss: 4/4 trials finished" in again.stdout
+    assert "resumed driver-loss: 4/4 trials ran to their end" in again.stdout
     metrics = assert_every_row_once(tmp_path / "driver-loss", 4, list(range(0, 3001, 250)))
     print(f"driver loss: killed after {rows_before} of {4 * 13} rows; found {len(metrics)} rows, expected {4 * 13}")
     same_as_without_ray(metrics)
@@ -336,7 +336,7 @@ def test_worker_node_lost_mid_sweep(cluster, tmp_path):
         # A new worker node, so the tests after this one run on two nodes whatever their order.
         start_worker(cluster, name=f"w{time.monotonic_ns()}")
     assert driver.returncode == 0, output[-3000:]
-    assert "4/4 trials finished" in output
+    assert "4/4 trials ran to their end" in output
     metrics = assert_every_row_once(tmp_path / "worker-loss", 4, steps)
     temporaries = list(partition.glob(".tmp-*"))  # a write cut off by the kill; hidden from readers by its name
     print(

@@ -47,6 +47,7 @@ def test_rows_round_trip_with_the_documented_schema(tmp_path):
         ("second_order", "bool"),
         ("d_size", "double"),
         ("step", "int64"),
+        ("status", "string"),
         ("time_s", "double"),
         ("node_id", "string"),
         ("tune_trial_id", "string"),

@@ -66,7 +66,7 @@ def test_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path, moment, same
 
     rerun = subprocess.run(sweep_command(tmp_path), capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert "resumed mog-smoke: 4/4 trials finished" in rerun.stdout
+    assert "resumed mog-smoke: 4/4 trials ran to their end" in rerun.stdout
 
     metrics = load_metrics(str(tmp_path / "mog-smoke"))
     assert len(metrics) == 4 * 13  # steps 0, 250, ..., 3000 for each of 4 trials

@@ -232,3 +232,32 @@ def test_stderr_held_while_connecting_catches_what_cpp_code_writes_to_fd_2_and_g
     os.write(2, b"after\n")
     assert held.text == "W gcs_client.cc: InvalidAuthToken\n"
     assert capfd.readouterr().err == "after\n"
+
+
+def test_a_diverging_trial_is_recorded_counted_and_not_retried(ray_local, tmp_path):
+    # d_lr = 1e30: the first discriminator step sends its weights past float32's range, for certain.
+    spec = SweepSpec(
+        "mog", "smoke", seeds=(0,), unroll_steps=(0, 2), axes={"d_lr": (1e-4, 1e30)}, storage=str(tmp_path)
+    )
+    result = run_sweep(spec, progress=False)
+    assert result.ok and result.finished == 4 and not result.errors
+    assert sorted(result.diverged) == ["seed=0,unroll_steps=0,d_lr=1e+30 at step 1",
+                                       "seed=0,unroll_steps=2,d_lr=1e+30 at step 1"]  # fmt: skip
+    metrics = load_metrics(result.path)
+    diverged = metrics[metrics["d_lr"] == 1e30]
+    assert diverged.groupby("unroll_steps")["step"].apply(list).tolist() == [[0, 1]] * 2  # rows up to it
+    assert diverged["status"].tolist() == ["running", "diverged"] * 2
+    assert diverged[diverged["status"] == "diverged"][["modes", "high_quality_pct"]].isna().all().all()
+    healthy = metrics[metrics["d_lr"] == 1e-4]
+    assert healthy.groupby("unroll_steps")["status"].apply(list).tolist() == [["running", "running", "finished"]] * 2
+
+    report = build_report(result.path, tmp_path / "report")
+    assert "**Diverged trials** (losses or weights became non-finite), left out of every mean" in report.text
+    assert "2 (K=0: 1, K=2: 1)" in report.text
+    assert "| 0 | True | 1 |" in report.text and "| 2 | True | 1 |" in report.text  # means over the healthy seed
+    assert "nan" not in report.text.split("Published numbers")[0].lower()
+
+    files = {p: p.stat().st_mtime_ns for p in (tmp_path / "mog-smoke" / "parquet").rglob("*.parquet")}
+    again = run_sweep(spec, progress=False)  # a diverged trial is a result: not retried
+    assert again.ok and len(again.diverged) == 2
+    assert all(p.stat().st_mtime_ns == mtime for p, mtime in files.items())

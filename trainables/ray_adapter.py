@@ -74,6 +74,12 @@ def trial_id_of(config: dict[str, Any]) -> str:
     return trial_id(point.get("seed"), point.get("unroll_steps"), axes)
 
 
+def grid_axes(experiment: experiments.Experiment, config: dict[str, Any]) -> list[str]:
+    """The Parquet axis columns of a trial: the experiment's, then the other fields its sweep varies."""
+    varied = [k for k in point_of(config) if k not in ("seed", "unroll_steps", *experiment.axis_columns)]
+    return [*experiment.axis_columns, *sorted(varied)]
+
+
 def train_trial(config: dict[str, Any]) -> None:
     settings, values = TrialSettings.from_tune_config(config)
     experiment = experiments.get(settings.experiment)
@@ -86,7 +92,9 @@ def train_trial(config: dict[str, Any]) -> None:
         seed=cfg.seed,
         unroll_steps=cfg.unroll_steps,
         second_order=cfg.second_order,
-        axes={name: getattr(cfg, name) for name in experiment.axis_columns},
+        # The experiment's own axes always, and any other field this sweep varies: every grid
+        # point gets its own trial id and its own column.
+        axes={name: getattr(cfg, name) for name in grid_axes(experiment, config)},
         node_id=ray.get_runtime_context().get_node_id(),
     )
     # The trial's resources decide the device; torch.cuda.is_available() would also be
@@ -106,6 +114,8 @@ def train_trial(config: dict[str, Any]) -> None:
             trial.elapsed_s,
             report.metrics,
             {kind: samples.numpy() for kind, samples in report.samples.items()},
+            report.status,
         )
         state_file.save(trial.state_dict())
-        tune.report({"step": report.step, "iterations": cfg.iterations, **report.metrics})
+        # A diverged trial ends normally (Tune: terminated, not errored), so it is not retried.
+        tune.report({"step": report.step, "iterations": cfg.iterations, "status": report.status, **report.metrics})

@@ -15,6 +15,9 @@ A sweep's results live under ``<storage>/<sweep>/parquet/`` as two hive-partitio
     second_order    bool      False = stop-gradient variant
     <axes>          per axis  the experiment's further sweep axes (e.g. ``d_size``)
     step            int64     training iterations completed when the row was measured
+    status          string    running | finished (the trial's last step) | diverged (losses or
+                              parameters turned non-finite at this step; the trial's last row,
+                              metrics NaN)
     time_s          float64   training wall time of the trial up to this step (excludes evaluation)
     node_id         string    Ray node that ran the step ('' outside Ray)
     tune_trial_id   string    Tune's id of the trial that wrote the row ('' outside Ray), to find its logs
@@ -67,6 +70,7 @@ IDENTITY_COLUMNS: list[pa.Field] = [
 ]
 ROW_COLUMNS: list[pa.Field] = [
     pa.field("step", pa.int64()),
+    pa.field("status", pa.string()),
     pa.field("time_s", pa.float64()),
     pa.field("node_id", pa.string()),
     pa.field("tune_trial_id", pa.string()),
@@ -169,11 +173,15 @@ class ResultsWriter:
     def _path(self, table: str, step: int) -> str:
         return f"{self.root}/{table}/experiment={self.identity.experiment}/{self.identity.trial_id}-{step:09d}.parquet"
 
-    def write(self, step: int, time_s: float, metrics: dict[str, float], samples: dict[str, np.ndarray]) -> None:
+    def write(
+        self, step: int, time_s: float, metrics: dict[str, float], samples: dict[str, np.ndarray],
+        status: str = "running",
+    ) -> None:  # fmt: skip
         ident = self.identity
         row = {
             **ident.columns(),
             "step": step,
+            "status": status,
             "time_s": time_s,
             "node_id": ident.node_id,
             "tune_trial_id": ident.tune_trial_id,

@@ -6,6 +6,7 @@ its networks, optimizers and samplers as :class:`GANParts`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -119,6 +120,14 @@ class GANTrainer:
             g_loss = self.generator_step()
         self.iteration += 1
         self.last_losses = {"d_loss": d_loss, "g_loss": g_loss}
+
+    def losses_finite(self) -> bool:
+        return all(math.isfinite(value) for value in self.last_losses.values())
+
+    def parameters_finite(self) -> bool:
+        p = self.parts
+        tensors = [*p.generator.parameters(), *p.discriminator.parameters()]
+        return all(bool(torch.isfinite(t).all()) for t in tensors)
 
     def state_dict(self) -> dict[str, Any]:
         p = self.parts
