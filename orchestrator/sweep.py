@@ -26,6 +26,7 @@ from trainables.errors import DatasetError
 from trainables.ray_adapter import TrialSettings, train_trial, trial_id_of
 from trainables.storage import filesystem_and_path, read_file, write_atomically
 
+from .lock import SweepLock
 from .progress import SweepProgress
 from .spec import SweepError, SweepSpec, check_address_reachable, check_storage_writable, storage_uri
 
@@ -95,6 +96,14 @@ def run_sweep(
     path = f"{storage}/{spec.name}"
     spec_saved = _check_same_grid(path, spec)
     resumed = spec_saved or _has_trial_state(path)
+    with SweepLock(path, spec.name):
+        return _run_locked(spec, address, progress, progress_every_s, storage, path, spec_saved, resumed)
+
+
+def _run_locked(
+    spec: SweepSpec, address: str | None, progress: bool, progress_every_s: float, storage: str, path: str,
+    spec_saved: bool, resumed: bool,
+) -> SweepResult:  # fmt: skip
     experiment = experiments.get(spec.experiment)
     if experiment.prepare is not None:
         if progress:

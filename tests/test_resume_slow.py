@@ -59,8 +59,11 @@ def test_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path, moment, same
             break
         time.sleep(0.05)
     assert written, "the sweep got nowhere in time"
+    second = subprocess.run(sweep_command(tmp_path), capture_output=True, text=True, timeout=120)
+    assert second.returncode == 2 and "sweep mog-smoke is already running" in second.stderr, second.stderr[-2000:]
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
     driver.wait()
+    assert f'"pid": {driver.pid}' in (tmp_path / "mog-smoke" / "driver.lock").read_text()  # left behind
     steps_before = len(list(partition.glob("*.parquet"))) if partition.exists() else 0
     assert steps_before < 4 * 13, "the sweep finished before it was killed; nothing was tested"
 
