@@ -10,6 +10,22 @@ ITERATION_NOTE = (
 )
 
 
+def classifier_note(metrics) -> str:
+    """Which classifier labelled the sweep's samples: one, named by its hash, or a warning naming each."""
+    import json
+
+    hashes = {json.loads(a).get("classifier") for a in metrics.get("artifacts_json", ["{}"])}
+    accuracy = metrics["classifier_accuracy"].dropna()
+    accuracies = sorted({round(a, 4) for a in accuracy}) or ["unknown"]
+    if len(hashes) == 1 and None not in hashes:
+        return (
+            f"One MNIST classifier labelled every sample of the sweep, on every node: the one the driver "
+            f"published (sha256 {next(iter(hashes))[:12]}…), test accuracy {accuracies[0]}."
+        )
+    named = ", ".join(sorted(h[:12] if h else "not recorded" for h in hashes))
+    return f"Classifier(s) used: {named}; test accuracies {', '.join(map(str, accuracies))}."
+
+
 def batchnorm_note(config: dict) -> str:
     """Whether D had the paper's batch norm (Appendices C and D), stated from the trial's own config."""
     if config.get("d_batchnorm", True):

@@ -21,7 +21,7 @@ from ray import tune
 from ray.exceptions import AuthenticationError
 
 from analysis.results import ResultsError, final_rows, load_metrics
-from trainables import experiments
+from trainables import artifacts, experiments
 from trainables.errors import DatasetError
 from trainables.ray_adapter import TrialSettings, train_trial, trial_id_of
 from trainables.storage import filesystem_and_path, read_file, write_atomically
@@ -96,8 +96,15 @@ def run_sweep(
     path = f"{storage}/{spec.name}"
     spec_saved = _check_same_grid(path, spec)
     resumed = spec_saved or _has_trial_state(path)
-    with SweepLock(path, spec.name):
-        return _run_locked(spec, address, progress, progress_every_s, storage, path, spec_saved, resumed)
+    created = "://" not in path and not os.path.exists(path)
+    try:
+        with SweepLock(path, spec.name):
+            return _run_locked(spec, address, progress, progress_every_s, storage, path, spec_saved, resumed)
+    except SweepError:
+        if created:  # bad input found while preparing: leave no trace of a sweep that never started
+            with contextlib.suppress(OSError):
+                os.rmdir(path)
+        raise
 
 
 def _run_locked(
@@ -105,13 +112,7 @@ def _run_locked(
     spec_saved: bool, resumed: bool,
 ) -> SweepResult:  # fmt: skip
     experiment = experiments.get(spec.experiment)
-    if experiment.prepare is not None:
-        if progress:
-            print(f"preparing {spec.experiment} (data and metric models, once)...", flush=True)
-        try:
-            experiment.prepare(experiment.config(spec.profile, spec.overrides))
-        except DatasetError as error:
-            raise SweepError(str(error)) from None
+    manifest = _published_artifacts(experiment, spec, path, progress)
 
     os.environ.update(TRIAL_ENV)
     trial_env = dict(TRIAL_ENV)
@@ -134,7 +135,9 @@ def _run_locked(
         # Always a new Tune run, never Tuner.restore: each trial's own state file says how far
         # it got (a finished one returns at once), so Tune's record of an earlier run is not
         # needed, and nothing depends on the layout of Tune's private state files.
-        tuner = _new_tuner(trainable, _param_space(spec, path), spec, storage, experiment, progress, progress_every_s)
+        tuner = _new_tuner(
+            trainable, _param_space(spec, path, manifest), spec, storage, experiment, progress, progress_every_s
+        )
         slots = _slots(spec)
         start = time.monotonic()
         grid = tuner.fit()
@@ -225,7 +228,20 @@ def _new_tuner(
     )
 
 
-def _param_space(spec: SweepSpec, path: str) -> dict:
+def _published_artifacts(experiment, spec: SweepSpec, path: str, progress: bool) -> dict:
+    """The sweep's data and metric models, published once; a resumed sweep keeps its own."""
+    try:
+        manifest = artifacts.read_manifest(path)
+        if manifest is not None or experiment.prepare is None:
+            return manifest or {}
+        if progress:
+            print(f"preparing {spec.experiment} (data and metric models, once, for every trial)...", flush=True)
+        return artifacts.publish(path, experiment.prepare(experiment.config(spec.profile, spec.overrides)))
+    except DatasetError as error:
+        raise SweepError(str(error)) from None
+
+
+def _param_space(spec: SweepSpec, path: str, manifest: dict) -> dict:
     settings = TrialSettings(
         experiment=spec.experiment,
         profile=spec.profile,
@@ -233,6 +249,7 @@ def _param_space(spec: SweepSpec, path: str) -> dict:
         results_dir=f"{path}/parquet",
         state_dir=f"{path}/{STATE_DIR}",
         overrides=spec.trial_overrides(),
+        artifacts=manifest,
     )
     return settings.grid_points(longest_first(spec.grid_points()))
 

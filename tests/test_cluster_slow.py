@@ -132,11 +132,11 @@ def cluster():
 
 
 def start_worker(cluster, name="w") -> None:
+    # Its own, empty data/classifier cache, as a node of a real cluster has: trials there must read
+    # what the driver published in the sweep's storage, never fetch or train anything themselves.
+    env = {**cluster["env"], "UNROLLED_GAN_CACHE": str(cluster["root"] / "worker-cache")}
     cluster["groups"]["worker"] = start_node(
-        [f"--address={cluster['address']}", "--node-ip-address=127.0.0.1", "--num-cpus=1"],
-        cluster["env"],
-        cluster["root"],
-        name,
+        [f"--address={cluster['address']}", "--node-ip-address=127.0.0.1", "--num-cpus=1"], env, cluster["root"], name
     )
 
 
@@ -192,6 +192,25 @@ def test_sweep_runs_on_both_nodes(cluster, tmp_path):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     metrics = assert_every_row_once(tmp_path / "two-node", 4, [0, 100, 200, 300, 400])
     assert set(metrics["node_id"]) == set(node_ids(cluster).values())
+
+
+def test_every_node_labels_with_the_drivers_classifier(cluster, tmp_path, same_as_without_ray):
+    done = run([sys.executable, "-m", "orchestrator", "sweep", "stacked_mnist", "--profile", "smoke", "--seeds", "0",
+                "--unroll-steps", "0", "1", "--storage", str(tmp_path), "--address", cluster["address"],
+                "--no-report"], cluster["env"])  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    metrics = load_metrics(str(tmp_path / "stacked_mnist-smoke"))
+    nodes = node_ids(cluster)
+    assert set(metrics["node_id"]) == {nodes["head"], nodes["worker"]}  # one trial on each node
+    manifest = json.loads((tmp_path / "stacked_mnist-smoke" / "artifacts" / "manifest.json").read_text())
+    published = {name: entry["sha256"] for name, entry in manifest.items()}
+    assert [json.loads(a) for a in metrics["artifacts_json"].unique()] == [published]
+    worker_cache = cluster["root"] / "worker-cache"
+    assert not list(worker_cache.rglob("mnist_classifier-*")) and not list(worker_cache.rglob("*.npy"))
+    print(f"artifacts: classifier {published['classifier'][:12]} (test accuracy "
+          f"{manifest['classifier']['test_accuracy']:.4f}) on {len(metrics)} rows from both nodes; worker cache "
+          f"{sorted(p.name for p in worker_cache.rglob('*'))}")  # fmt: skip
+    same_as_without_ray(metrics, "stacked_mnist")  # the numbers of the same trials run on one machine
 
 
 @pytest.mark.parametrize("token", ["another token", "no token at all"])

@@ -53,6 +53,7 @@ def test_rows_round_trip_with_the_documented_schema(tmp_path):
         ("tune_trial_id", "string"),
         ("hostname", "string"),
         ("config_json", "string"),
+        ("artifacts_json", "string"),
         ("modes", "double"),
         ("reverse_kl", "double"),
     ]

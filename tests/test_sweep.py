@@ -120,7 +120,8 @@ def test_the_grid_is_on_record_before_tune_writes_anything(ray_local, tmp_path, 
     def killed_while_creating_the_tuner(*args, **kwargs):
         folder = tmp_path / "mog-smoke"
         seen["grid"] = json.loads((folder / "sweep.json").read_text())["grid"]
-        seen["tune files"] = sorted(p.name for p in folder.iterdir() if p.name != "sweep.json")
+        ours = ("sweep.json", "driver.lock", "artifacts")
+        seen["tune files"] = sorted(p.name for p in folder.iterdir() if p.name not in ours)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(sweep_module, "_new_tuner", killed_while_creating_the_tuner)
@@ -161,7 +162,13 @@ def test_stacked_mnist_smoke_sweep_to_table_1(ray_local, tmp_path):
     assert sorted(metrics["d_size"].unique()) == [0.25]
     assert metrics.groupby("unroll_steps")["step"].apply(list).tolist() == [[0, 3, 6]] * 2
     assert metrics["modes"].between(1, 1000).all() and metrics["kl"].between(0, math.log(1000)).all()
+    # Every trial read the data and the classifier the driver published, checked by hash.
+    manifest = json.loads((tmp_path / "stacked_mnist-smoke" / "artifacts" / "manifest.json").read_text())
+    assert set(manifest) == {"classifier", "mnist"} and manifest["classifier"]["variant"] == "quick"
+    expected = {name: entry["sha256"] for name, entry in manifest.items()}
+    assert [json.loads(a) for a in metrics["artifacts_json"].unique()] == [expected]
     report = build_report(result.path, tmp_path / "report")
+    assert f"the one the driver published (sha256 {expected['classifier'][:12]}…)" in report.text
     assert "D = 1/4 G" in report.text and "paper: 30.6 ± 20.73" in report.text
     assert_report_stands_alone(report)
     assert (tmp_path / "report" / "samples.png").read_bytes()[:4] == b"\x89PNG"

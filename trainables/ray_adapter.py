@@ -9,13 +9,14 @@ finished returns at once, which is how a re-run sweep skips what is done.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import ray
 from ray import tune
 
-from . import experiments
+from . import artifacts, experiments
 from .results import ResultsWriter, TrialIdentity, TrialStateFile, trial_id
 from .trial import Trial
 
@@ -37,8 +38,10 @@ class TrialSettings:
     """Where each trial keeps its resumable state."""
     overrides: dict[str, Any] = field(default_factory=dict)
     """Config fields set for every trial (``--set``), torch_threads included."""
+    artifacts: dict[str, Any] = field(default_factory=dict)
+    """The sweep's published data and metric models (``trainables.artifacts`` manifest)."""
 
-    KEYS = ("experiment", "profile", "sweep", "results_dir", "state_dir", "overrides")
+    KEYS = ("experiment", "profile", "sweep", "results_dir", "state_dir", "overrides", "artifacts")
     GRID_POINT = "grid_point"
     """A key whose value is a dict of config fields, merged into the trial's own (see ``grid_points``)."""
 
@@ -82,6 +85,7 @@ def grid_axes(experiment: experiments.Experiment, config: dict[str, Any]) -> lis
 
 def train_trial(config: dict[str, Any]) -> None:
     settings, values = TrialSettings.from_tune_config(config)
+    artifacts.install(settings.artifacts)
     experiment = experiments.get(settings.experiment)
     cfg = experiment.config(settings.profile, values)
     identity = TrialIdentity(
@@ -107,7 +111,9 @@ def train_trial(config: dict[str, Any]) -> None:
     trial = Trial(experiment, cfg, device)
     if state is not None:
         trial.load_state_dict(state)
-    writer = ResultsWriter(settings.results_dir, identity, list(experiment.metrics), cfg.to_json())
+    writer = ResultsWriter(
+        settings.results_dir, identity, list(experiment.metrics), cfg.to_json(), json.dumps(artifacts.hashes())
+    )
     for report in trial.reports():
         writer.write(
             report.step,

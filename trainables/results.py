@@ -23,6 +23,8 @@ A sweep's results live under ``<storage>/<sweep>/parquet/`` as two hive-partitio
     tune_trial_id   string    Tune's id of the trial that wrote the row ('' outside Ray), to find its logs
     hostname        string    host that ran the step
     config_json     string    the trial's full resolved config, as JSON
+    artifacts_json  string    SHA-256 of each sweep artifact the trial read (data, classifier), as
+                              JSON; '{}' outside a sweep
     <metrics>       float64   the experiment's metrics (``Experiment.metrics`` documents each)
     ==============  ========  ==============================================================
 
@@ -76,6 +78,7 @@ ROW_COLUMNS: list[pa.Field] = [
     pa.field("tune_trial_id", pa.string()),
     pa.field("hostname", pa.string()),
     pa.field("config_json", pa.string()),
+    pa.field("artifacts_json", pa.string()),
 ]
 SAMPLE_COLUMNS: list[pa.Field] = [
     pa.field("step", pa.int64()),
@@ -163,9 +166,12 @@ class TrialIdentity:
 class ResultsWriter:
     """Writes one trial's reports under ``root`` (a sweep's ``parquet`` folder, local path or URI)."""
 
-    def __init__(self, root: str, identity: TrialIdentity, metrics: list[str], config_json: str):
+    def __init__(
+        self, root: str, identity: TrialIdentity, metrics: list[str], config_json: str, artifacts_json: str = "{}"
+    ):
         self.fs, self.root = filesystem_and_path(root)
         self.identity, self.metric_names, self.config_json = identity, metrics, config_json
+        self.artifacts_json = artifacts_json
         axes = {k: type(v) for k, v in identity.axes.items()}
         self.metrics_schema = metrics_schema(axes, metrics)
         self.samples_schema = samples_schema(axes)
@@ -187,6 +193,7 @@ class ResultsWriter:
             "tune_trial_id": ident.tune_trial_id,
             "hostname": ident.hostname,
             "config_json": self.config_json,
+            "artifacts_json": self.artifacts_json,
         }
         row.update({m: _float_or_nan(metrics.get(m)) for m in self.metric_names})
         table = pa.Table.from_pylist([row], schema=self.metrics_schema)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..figures import evenly_spaced, image_grid, images, metric_curves
-from ..notes import batchnorm_note
+from ..notes import batchnorm_note, classifier_note
 from ..results import data_of_one_trial, load_samples, mean_and_standard_error
 from ..tables import summary_cells, to_markdown, write_table
 
@@ -66,10 +66,10 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
             "Paper's reading (Figure 2): 20 unroll steps disperses and covers the data; 0 steps collapses and cycles "
             "through single modes. A collapsed generator shows as low label entropy and a large "
             "most-common-label share.",
-            f"Classifier `{config['classifier']}` (test accuracy {metrics['classifier_accuracy'].min():.4f}); "
-            f"hidden={config['hidden']}, batch_size={config['batch_size']}, iterations={config['iterations']} are "
-            f"reasoned defaults ([R]). The generator is Appendix C's: the FC + ReLU output is the LSTM's initial "
-            f"state (both h and c, [R]) and no column is fed back.",
+            f"Classifier `{config['classifier']}`. {classifier_note(metrics)} "
+            f"Reasoned defaults ([R]): hidden={config['hidden']}, batch_size={config['batch_size']}, "
+            f"iterations={config['iterations']}. The generator is Appendix C's: the FC + ReLU output is the LSTM's "
+            f"initial state (both h and c, [R]) and no column is fed back.",
             batchnorm_note(config),
         ]
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..figures import image_grid, images, metric_curves
-from ..notes import batchnorm_note
+from ..notes import batchnorm_note, classifier_note
 from ..results import (
     data_of_one_trial,
     final_rows,
@@ -85,7 +85,6 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
     )
 
     config = json.loads(final["config_json"].iloc[0])
-    accuracy = final["classifier_accuracy"].min()
     text = "\n\n".join(
         [
             f"## Stacked MNIST, Table 1: modes (of 1000) and KL(model ‖ data), mean ± standard error over "
@@ -96,7 +95,7 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
             "its ± as printed (the paper does not say whether it is a standard error), from full-length training; "
             "the paper does not state how many samples it counted (PacGAN's re-implementation counts 25,600, VEEGAN "
             "26,000). A profile with fewer samples or iterations is not directly comparable.",
-            f"Channels labelled by the `{config['classifier']}` MNIST classifier, test accuracy {accuracy:.4f}. "
+            f"Channels labelled by the `{config['classifier']}` MNIST classifier. {classifier_note(metrics)} "
             f"Reasoned defaults, not printed in the paper: iterations ({config['iterations']}; one iteration is one "
             f"discriminator and one generator update, two of the paper's 'steps'), {config['eval_samples']} evaluation "
             f"samples, the network details (PacGAN's re-implementation), and digits padded from 28x28 to 32x32 with "

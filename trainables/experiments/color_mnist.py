@@ -8,14 +8,13 @@ import torch
 from torch import Tensor
 
 from ..data.color_mnist import ColorMnist
-from ..data.mnist import load_mnist
 from ..errors import ConfigError
 from ..metrics.colours import kde_js_divergence, recover_colours
 from ..models.dcgan import DcganDiscriminator, DcganGenerator, scaled_widths
 from ..sampling import generate
 from ..trainer import GANParts
 from . import Experiment, Profile
-from ._mnist import MnistGANConfig, prepare_mnist
+from ._mnist import MnistGANConfig, mnist_for, prepare_mnist
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,7 @@ class ColorMnistConfig(MnistGANConfig):
 class ColorMnistRun:
     def __init__(self, cfg: ColorMnistConfig, device: torch.device):
         self.cfg, self.device = cfg, device
-        self.data = ColorMnist(load_mnist(cfg.mnist_dir or None).train_images, device, cfg.colour_std, cfg.noise_std)
+        self.data = ColorMnist(mnist_for(cfg).train_images, device, cfg.colour_std, cfg.noise_std)
         x = cfg.layer_size
         generator = DcganGenerator(cfg.noise_dim, max(1, round(64 * x)), scaled_widths((32, 16, 8), x), 3)
         discriminator = DcganDiscriminator(3, scaled_widths((8, 16, 32), x), batchnorm=cfg.d_batchnorm)

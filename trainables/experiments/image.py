@@ -9,16 +9,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .. import artifacts
 from ..config import check_choice
 from ..data.cifar10 import load_cifar10
-from ..data.mnist import load_mnist
 from ..errors import ConfigError, DatasetError
 from ..metrics.inference import invert_generator, pairwise_distances
 from ..models.dcgan import DcganDiscriminator, DcganGenerator, scaled_widths
 from ..sampling import evaluation_mode
 from ..trainer import GANParts
 from . import Experiment, Profile
-from ._mnist import MnistGANConfig
+from ._mnist import MnistGANConfig, mnist_for
 
 
 @dataclass(frozen=True)
@@ -62,18 +62,26 @@ def load_images(cfg: ImageConfig) -> torch.Tensor:
                 "dataset cifar10 needs --cifar-dir (CIFAR-10 cannot be downloaded here); or use --dataset mnist"
             )
         return torch.as_tensor(load_cifar10(cfg.cifar_dir, "train")[0])
-    digits = torch.as_tensor(load_mnist(cfg.mnist_dir or None).train_images)
+    digits = torch.as_tensor(mnist_for(cfg).train_images)
     return F.pad(digits, (2, 2, 2, 2)).unsqueeze(1)
 
 
-def prepare(cfg: ImageConfig) -> None:
-    load_images(cfg)
+def images_for(cfg: ImageConfig) -> torch.Tensor:
+    """The sweep's published training images inside a sweep's trial; the local files elsewhere."""
+    if artifacts.installed("images") is None:
+        return load_images(cfg)
+    return artifacts.load("images", lambda data: torch.as_tensor(artifacts.npz_arrays(data)["images"]))
+
+
+def prepare(cfg: ImageConfig) -> dict[str, artifacts.Blob]:
+    """Run once in the driver: the training images (CIFAR-10 from --cifar-dir, or MNIST) every trial reads."""
+    return {"images": artifacts.npz_blob({"images": load_images(cfg).numpy()}, dataset=cfg.dataset)}
 
 
 class ImageRun:
     def __init__(self, cfg: ImageConfig, device: torch.device):
         self.cfg, self.device = cfg, device
-        self.images = load_images(cfg).to(device)
+        self.images = images_for(cfg).to(device)
         channels, x = self.images.shape[1], cfg.width
         generator = DcganGenerator(cfg.noise_dim, max(1, round(64 * x)), scaled_widths((32, 16, 8), x), channels)
         discriminator = DcganDiscriminator(channels, scaled_widths((8, 16, 32), x), batchnorm=cfg.d_batchnorm)

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..data.mnist import load_mnist
 from ..errors import ConfigError
 from ..metrics.histograms import kl_to_uniform
 from ..mnist_classifier import predict
@@ -17,7 +16,7 @@ from ..models.lstm import LstmGenerator
 from ..sampling import generate
 from ..trainer import GANParts
 from . import Experiment, Profile
-from ._mnist import LabelledMnistConfig, load_classifier, prepare_mnist_and_classifier
+from ._mnist import LabelledMnistConfig, load_classifier, mnist_for, prepare_mnist_and_classifier
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,7 @@ def label_metrics(labels: Tensor) -> dict[str, float]:
 class RnnMnistRun:
     def __init__(self, cfg: RnnMnistConfig, device: torch.device):
         self.cfg, self.device = cfg, device
-        mnist = load_mnist(cfg.mnist_dir or None)
+        mnist = mnist_for(cfg)
         self.images = torch.as_tensor(mnist.train_images).to(device)
         self.classifier, self.classifier_accuracy = load_classifier(cfg, device)
         generator = LstmGenerator(cfg.noise_dim, cfg.hidden)

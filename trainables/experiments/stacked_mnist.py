@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..data.mnist import load_mnist
 from ..data.stacked_mnist import StackedMnist, crop_to_digits
 from ..errors import ConfigError
 from ..metrics.discrete_modes import discrete_mode_metrics, stacked_labels
@@ -16,7 +15,7 @@ from ..models.dcgan import DcganDiscriminator, DcganGenerator, scaled_widths
 from ..sampling import generate
 from ..trainer import GANParts
 from . import Experiment, Profile
-from ._mnist import LabelledMnistConfig, load_classifier, prepare_mnist_and_classifier
+from ._mnist import LabelledMnistConfig, load_classifier, mnist_for, prepare_mnist_and_classifier
 
 DISCRIMINATOR_SIZES = (0.25, 0.5, 1.0)
 
@@ -47,7 +46,7 @@ class StackedMnistConfig(LabelledMnistConfig):
 class StackedMnistRun:
     def __init__(self, cfg: StackedMnistConfig, device: torch.device):
         self.cfg, self.device = cfg, device
-        mnist = load_mnist(cfg.mnist_dir or None)
+        mnist = mnist_for(cfg)
         self.data = StackedMnist(mnist.train_images, mnist.train_labels, device)
         self.classifier, self.classifier_accuracy = load_classifier(cfg, device)
         generator = DcganGenerator(cfg.noise_dim, cfg.g_base_channels, (32, 16, 8), out_channels=3)
