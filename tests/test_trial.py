@@ -45,8 +45,17 @@ def test_reports_at_zero_every_report_every_and_at_the_end():
     assert set(reports[-1][1]) == set(MOG.metrics)
 
 
-def test_resume_from_a_checkpoint_replays_the_uninterrupted_run():
-    cfg = smoke(iterations=60, report_every=20, snapshot_every=20)
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {},
+        {"unroll_steps": 0, "d_ensemble_size": 3, "d_ensemble_every": 7},  # historical averaging
+        {"second_order": False, "average_over_unroll": True},
+    ],
+    ids=["unrolled", "discriminator ensemble", "stop-gradient averaged over K"],
+)
+def test_resume_from_a_checkpoint_replays_the_uninterrupted_run(variant):
+    cfg = smoke(iterations=60, report_every=20, snapshot_every=20, **variant)
     uninterrupted = run_all(Trial(MOG, cfg))
 
     first = Trial(MOG, cfg)
@@ -77,6 +86,9 @@ def test_checkpoint_of_another_config_is_refused():
         ({"snapshot_every": 30, "report_every": 20}, "multiple"),
         ({"generator_loss": "hinge"}, "generator_loss"),
         ({"nonsense": 1}, "unknown MogConfig field"),
+        ({"unroll_steps": 5, "d_ensemble_size": 4}, "replaces unrolling: use unroll_steps 0"),
+        ({"d_ensemble_every": 0}, "d_ensemble_every must be a positive integer"),
+        ({"average_over_unroll": True}, "set second_order=false too"),
     ],
 )
 def test_bad_config_values_are_rejected_with_a_clear_message(values, message):

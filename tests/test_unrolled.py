@@ -307,3 +307,50 @@ def test_inner_adam_reproduces_torch_adam_bit_for_bit_in_float32():
         loss_at(disc).backward()
         opt.step()
         assert torch.equal(theta, flat_d.current())
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_stop_gradient_averaged_over_the_unroll_is_the_mean_gradient_at_each_unrolled_discriminator(optimizer):
+    # Appendix B's third variant: (1/K) sum_k grad_G f(theta_G, theta_D^k), each theta_D^k held fixed.
+    k = 3
+    gen, disc, opt, z, real = make_pair(optimizer)
+    averaged = grad_wrt(gen, surrogate(gen, disc, opt, z, real, k, second_order=False, average_over_unroll=True))
+    reference = torch.stack([
+        grad_wrt(gen, paper_f(paper_unrolled_discriminator(gen, disc, opt, z, real, j), real, gen(z)))
+        for j in range(1, k + 1)
+    ]).mean(dim=0)  # fmt: skip
+    torch.testing.assert_close(averaged, reference, rtol=1e-10, atol=1e-13)
+    last_only = grad_wrt(gen, surrogate(gen, disc, opt, z, real, k, second_order=False))
+    assert relative_error(averaged, last_only) > 1e-3  # it is a different variant, not a relabelling
+
+
+def test_averaging_over_the_unroll_needs_the_stop_gradient_variant():
+    gen, disc, opt, z, real = make_pair()
+    with pytest.raises(ValueError, match="average_over_unroll needs second_order=False"):
+        surrogate(gen, disc, opt, z, real, 3, second_order=True, average_over_unroll=True)
+
+
+def test_ensemble_loss_gradient_matches_finite_differences_of_the_mean_over_discriminators():
+    # Historical averaging (Appendix B): the mean of f over past discriminators, each a constant.
+    from trainables.unrolled import FlatDiscriminator, ensemble_generator_loss
+
+    gen, disc, opt, z, real = make_pair("adam", warm_steps=0)
+    flat_d, members, copies = FlatDiscriminator.of(disc), [], []
+    for _ in range(3):  # three past discriminators, one optimizer step apart
+        opt.zero_grad()
+        discriminator_loss(disc(real), disc(gen(z).detach())).backward()
+        opt.step()
+        members.append(flat_d.current().clone())
+        copies.append(copy.deepcopy(disc))
+
+    def paper_mean():
+        with torch.no_grad():
+            return torch.stack([paper_f(d, real, gen(z)) for d in copies]).mean()
+
+    numeric = finite_difference_grad(gen, paper_mean)
+    analytic = grad_wrt(gen, ensemble_generator_loss(disc, members, gen(z), real, g_loss=generator_loss_minimax))
+    assert relative_error(analytic, numeric) < 1e-6
+    latest_only = grad_wrt(
+        gen, ensemble_generator_loss(disc, members[-1:], gen(z), real, g_loss=generator_loss_minimax)
+    )
+    assert relative_error(latest_only, numeric) > 1e-3

@@ -29,8 +29,16 @@ class GANConfig:
     """K: discriminator optimizer steps unrolled inside the generator's graph (0 = standard GAN)."""
     second_order: bool = True
     """False = the paper's stop-gradient variant (first gradient term only)."""
+    average_over_unroll: bool = False
+    """With second_order=False: the generator's loss averaged over the K unrolled discriminators
+    theta_D^1..theta_D^K, each held constant (the paper's Appendix B, third second-gradient variant)."""
     fresh_unroll_batches: bool = False
     """Draw a new minibatch for every unrolled step; the paper reuses one (no significant difference)."""
+    d_ensemble_size: int = 1
+    """N: the generator trains against the mean loss over the last N discriminators (the paper's
+    historical averaging, Appendix B; [R] values, a sweep axis). 1 = the current discriminator."""
+    d_ensemble_every: int = 1
+    """S: a discriminator joins the ensemble every S iterations (Appendix B: longer delays, less stable)."""
     generator_steps: int = 1
     """Generator updates per discriminator update (Appendix B ablation uses 5)."""
     batch_size: int = 512
@@ -52,7 +60,16 @@ class GANConfig:
     """'non_saturating' (-log D(G(z)), the paper's MNIST and image models) or 'minimax' (log(1 - D(G(z))))."""
 
     def __post_init__(self) -> None:
-        for name in ("generator_steps", "batch_size", "iterations", "report_every", "snapshot_every", "torch_threads"):
+        for name in (
+            "d_ensemble_size",
+            "d_ensemble_every",
+            "generator_steps",
+            "batch_size",
+            "iterations",
+            "report_every",
+            "snapshot_every",
+            "torch_threads",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
@@ -61,6 +78,10 @@ class GANConfig:
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise ConfigError(f"seed must be an integer, got {self.seed!r}")
         check_choice("generator_loss", self.generator_loss, ("non_saturating", "minimax"))
+        if (self.d_ensemble_size > 1 or self.d_ensemble_every > 1) and self.unroll_steps:
+            raise ConfigError("a discriminator ensemble (historical averaging) replaces unrolling: use unroll_steps 0")
+        if self.average_over_unroll and self.second_order:
+            raise ConfigError("average_over_unroll is a stop-gradient variant: set second_order=false too")
         if self.noise_dim < 1 or not (self.g_lr > 0 and self.d_lr > 0 and 0 <= self.beta1 < 1):
             raise ConfigError("noise_dim, g_lr and d_lr must be positive and beta1 in [0, 1)")
         if self.snapshot_every % self.report_every:

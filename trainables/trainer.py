@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from .config import GANConfig
 from .losses import GENERATOR_LOSSES, discriminator_loss
-from .unrolled import GeneratorLoss, unrolled_generator_loss
+from .unrolled import FlatDiscriminator, GeneratorLoss, ensemble_generator_loss, unrolled_generator_loss
 
 TRAINER_METRICS = {
     "d_loss": "discriminator loss at the last iteration before the report",
@@ -76,6 +76,9 @@ class GANTrainer:
         self.rng = torch.Generator().manual_seed(config.seed)
         self.iteration = 0
         self.last_losses: dict[str, float] = {}
+        # Historical averaging: flat parameter snapshots of past discriminators, newest last.
+        self.uses_ensemble = config.d_ensemble_size > 1 or config.d_ensemble_every > 1
+        self.ensemble: list[Tensor] = []
 
     def discriminator_step(self) -> float:
         p, batch = self.parts, self.config.batch_size
@@ -93,6 +96,10 @@ class GANTrainer:
         real = p.sample_real(cfg.batch_size, self.rng)
         fake = p.generator(p.sample_noise(cfg.batch_size, self.rng))
 
+        if self.uses_ensemble:
+            loss = ensemble_generator_loss(p.discriminator, self.ensemble, fake, real, g_loss=p.generator_loss)
+            return self._generator_update(loss)
+
         def fresh_batch(k: int) -> tuple[Tensor, Tensor]:
             if k == 0:
                 return real, fake
@@ -108,7 +115,12 @@ class GANTrainer:
             g_loss=p.generator_loss,
             second_order=cfg.second_order,
             unroll_batches=fresh_batch if cfg.fresh_unroll_batches else None,
+            average_over_unroll=cfg.average_over_unroll and cfg.unroll_steps > 0,
         )
+        return self._generator_update(loss)
+
+    def _generator_update(self, loss: Tensor) -> float:
+        p = self.parts
         p.g_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         p.g_optimizer.step()
@@ -116,6 +128,9 @@ class GANTrainer:
 
     def train_iteration(self) -> None:
         d_loss = self.discriminator_step()
+        if self.uses_ensemble and self.iteration % self.config.d_ensemble_every == 0:
+            self.ensemble = [*self.ensemble, FlatDiscriminator.of(self.parts.discriminator).current().clone()]
+            self.ensemble = self.ensemble[-self.config.d_ensemble_size :]
         for _ in range(self.config.generator_steps):
             g_loss = self.generator_step()
         self.iteration += 1
@@ -137,6 +152,7 @@ class GANTrainer:
             "g_optimizer": p.g_optimizer.state_dict(),
             "d_optimizer": p.d_optimizer.state_dict(),
             "iteration": self.iteration,
+            "d_ensemble": [t.clone() for t in self.ensemble],
             "rng": self.rng.get_state(),
             "last_losses": dict(self.last_losses),
         }
@@ -148,5 +164,6 @@ class GANTrainer:
         p.g_optimizer.load_state_dict(state["g_optimizer"])
         p.d_optimizer.load_state_dict(state["d_optimizer"])
         self.iteration = int(state["iteration"])
+        self.ensemble = [t.clone() for t in state.get("d_ensemble", [])]
         self.rng.set_state(state["rng"])
         self.last_losses = dict(state["last_losses"])

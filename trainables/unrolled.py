@@ -10,7 +10,9 @@ and its optimizer's moments. Back-propagating f_K into the generator gives
                   + df/dtheta_D^K . dtheta_D^K/dtheta_G             (second term)
 
 ``second_order=False`` is the paper's "stop-gradient" variant: theta_D^K is
-computed but treated as a constant, so only the first term survives.
+computed but treated as a constant, so only the first term survives. With
+``average_over_unroll=True`` as well (Appendix B's third variant), the generator's
+loss is averaged over theta_D^1 ... theta_D^K, each held constant.
 
 This module is pure: it reads the discriminator and its optimizer and never
 writes to them (no parameter, buffer, ``.grad`` or optimizer-state change).
@@ -194,6 +196,7 @@ def unrolled_generator_loss(
     g_loss: GeneratorLoss,
     second_order: bool = True,
     unroll_batches: UnrollBatches | None = None,
+    average_over_unroll: bool = False,
 ) -> Tensor:
     """The surrogate generator loss f_K, differentiable with respect to the generator.
 
@@ -209,9 +212,13 @@ def unrolled_generator_loss(
         second_order: False = stop-gradient variant (theta_D^K treated as a constant).
         unroll_batches: None (the paper's choice) reuses ``(real, fake)`` for every unrolled step;
             otherwise called with k to give step k's ``(real, fake)``.
+        average_over_unroll: with ``second_order=False`` only: the mean of the generator's loss at
+            theta_D^1, ..., theta_D^K (each a constant) instead of at theta_D^K alone.
     """
     if unroll_steps < 0:
         raise ValueError(f"unroll_steps must be >= 0, got {unroll_steps}")
+    if average_over_unroll and (second_order or unroll_steps == 0):
+        raise ValueError("average_over_unroll needs second_order=False and unroll_steps >= 1")
     flat_d = FlatDiscriminator.of(discriminator)
     theta = flat_d.current()
     if unroll_steps:
@@ -222,13 +229,34 @@ def unrolled_generator_loss(
             return flat_d.pair(real_k, fake_k if second_order else fake_k.detach())
 
         fixed = batch(real, fake) if unroll_batches is None else None
+        visited = []
         for k in range(unroll_steps):
             pair = fixed if fixed is not None else batch(*unroll_batches(k))
             loss = d_loss(*flat_d.pair_logits(theta, pair))
             (grad,) = torch.autograd.grad(loss, theta, create_graph=second_order)
             theta = optimizer.step(theta, grad)
             if not second_order:
-                theta = theta.detach().requires_grad_(True)
+                theta = theta.detach()
+                visited.append(theta.detach())  # a constant for the averaged loss, whatever theta does next
+                theta = theta.requires_grad_(True)
         if not second_order:
             theta = theta.detach()
+        if average_over_unroll:
+            losses = [g_loss(lambda x, t=t: flat_d(t, x), real, fake) for t in visited]
+            return torch.stack(losses).mean()
     return g_loss(lambda x: flat_d(theta, x), real, fake)
+
+
+def ensemble_generator_loss(
+    discriminator: nn.Module, members: list[Tensor], fake: Tensor, real: Tensor, *, g_loss: GeneratorLoss
+) -> Tensor:
+    """The generator's loss against an ensemble of discriminators: the mean of ``g_loss`` at each member.
+
+    The paper's historical averaging (Appendix B): instead of unrolling, the generator trains
+    against the last N discriminators (flat parameter vectors of `discriminator`, e.g. snapshots
+    taken every S iterations). Each member is a constant; only the generator is differentiated.
+    """
+    flat_d = FlatDiscriminator.of(discriminator)
+    constants = [member.detach() for member in members]
+    losses = [g_loss(lambda x, m=member: flat_d(m, x), real, fake) for member in constants]
+    return torch.stack(losses).mean()
