@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .notes import ITERATION_NOTE
-from .results import ResultsError, diverged_trials, load_metrics
+from .results import ENDED_EARLY, ResultsError, ended_early, final_rows, load_metrics
 
 
 @dataclass
@@ -24,17 +24,17 @@ def default_out_dir(path: str) -> Path:
     return Path(path).expanduser().resolve() / "report"
 
 
-def _divergence_note(metrics) -> str:
-    diverged = diverged_trials(metrics)
-    if diverged.empty:
-        return ""
-    per_point = diverged.groupby("unroll_steps").size()
-    counts = ", ".join(f"K={k}: {n}" for k, n in per_point.items())
-    which = "; ".join(f"{row.trial_id} at step {row.step}" for row in diverged.itertuples())
-    return (
-        f"**Diverged trials** (losses or weights became non-finite), left out of every mean and table above: "
-        f"{len(diverged)} ({counts}): {which}.\n\n"
-    )
+def _ended_early_note(metrics) -> str:
+    notes = []
+    for status, rows in ended_early(metrics).groupby("status"):
+        per_point = rows.groupby("unroll_steps").size()
+        counts = ", ".join(f"K={k}: {n}" for k, n in per_point.items())
+        which = "; ".join(f"{row.trial_id} at step {row.step}" for row in rows.itertuples())
+        notes.append(
+            f"**Trials {ENDED_EARLY[status]}**, left out of every mean and table above: "
+            f"{len(rows)} ({counts}): {which}.\n\n"
+        )
+    return "".join(notes)
 
 
 def build_report(path: str, out_dir: str | Path | None = None) -> ReportResult:
@@ -48,8 +48,11 @@ def build_report(path: str, out_dir: str | Path | None = None) -> ReportResult:
         raise ResultsError(f"no report for experiment {name!r} (no analysis/experiments/{name}.py)")
     out = Path(out_dir) if out_dir else default_out_dir(path)
     out.mkdir(parents=True, exist_ok=True)
-    text, files = importlib.import_module(f"analysis.experiments.{name}").report(path, metrics, out)
+    if final_rows(metrics).empty:  # nothing to average yet: say so instead of an empty table
+        text, files = "No trial of this sweep has run to the end of its schedule (yet).", []
+    else:
+        text, files = importlib.import_module(f"analysis.experiments.{name}").report(path, metrics, out)
     sweep = metrics["sweep"].iloc[0]
-    text = f"# Report for sweep `{sweep}`\n\n{text}\n\n{_divergence_note(metrics)}{ITERATION_NOTE}\n"
+    text = f"# Report for sweep `{sweep}`\n\n{text}\n\n{_ended_early_note(metrics)}{ITERATION_NOTE}\n"
     (out / "report.md").write_text(text)
     return ReportResult(out, text, [out / "report.md", *files])

@@ -74,18 +74,25 @@ def last_snapshots(samples: pd.DataFrame, kind: str = "model") -> pd.DataFrame:
     return model[model["step"] == model.groupby("trial_id")["step"].transform("max")]
 
 
-def final_rows(metrics: pd.DataFrame, include_diverged: bool = False) -> pd.DataFrame:
-    """Each trial's last reported row; a trial whose training diverged is left out unless asked for
-    (its metrics are NaN, and a mean must not quietly become one of fewer seeds: reports count
-    them with ``diverged_trials``)."""
+ENDED_EARLY = {
+    "diverged": "diverged (losses or weights became non-finite)",
+    "stopped": "stopped early by a Tune scheduler",
+}
+"""Final statuses of trials whose last row is not the end of their schedule, and what they mean."""
+
+
+def final_rows(metrics: pd.DataFrame, include_ended_early: bool = False) -> pd.DataFrame:
+    """Each trial's last reported row. Trials that diverged or were stopped early are left out unless
+    asked for: their last metrics are NaN or from an earlier step, and a mean must not quietly mix
+    them in or become one of fewer seeds (reports list them with ``ended_early``)."""
     final = metrics.loc[metrics.groupby("trial_id")["step"].idxmax()].reset_index(drop=True)
-    return final if include_diverged else final[final["status"] != "diverged"].reset_index(drop=True)
+    return final if include_ended_early else final[~final["status"].isin(ENDED_EARLY)].reset_index(drop=True)
 
 
-def diverged_trials(metrics: pd.DataFrame) -> pd.DataFrame:
-    """The final row of every trial that diverged (status 'diverged'), in trial order."""
-    final = final_rows(metrics, include_diverged=True)
-    return final[final["status"] == "diverged"].reset_index(drop=True)
+def ended_early(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The final row of every trial that diverged or was stopped early, in trial order."""
+    final = final_rows(metrics, include_ended_early=True)
+    return final[final["status"].isin(ENDED_EARLY)].reset_index(drop=True)
 
 
 def mean_and_standard_error(frame: pd.DataFrame, by: list[str], columns: list[str]) -> pd.DataFrame:

@@ -100,9 +100,7 @@ class SweepSpec:
             for seed in seeds[:1]:
                 for k in unroll:
                     for point in _grid_points(axes):
-                        experiment.config(
-                            self.profile, {**self.trial_overrides(), "seed": seed, "unroll_steps": k, **point}
-                        )
+                        experiment.config(self.profile, {**self.overrides, "seed": seed, "unroll_steps": k, **point})
         except ConfigError as error:
             raise SweepError(str(error)) from None
         return SweepSpec(
@@ -135,10 +133,6 @@ class SweepSpec:
         for values in self.axes.values():
             n *= len(values)
         return n
-
-    def trial_overrides(self) -> dict[str, Any]:
-        """Config fields every trial gets: the --set values, and one torch thread per CPU it was given."""
-        return {**self.overrides, "torch_threads": self.cpus_per_trial}
 
     def grid_identity(self) -> dict[str, Any]:
         """What must match for a re-run to resume this sweep: its rows and trial states are per grid point,

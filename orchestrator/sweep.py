@@ -21,9 +21,9 @@ from ray import tune
 from ray.exceptions import AuthenticationError
 
 from analysis.results import ResultsError, final_rows, load_metrics
-from trainables import artifacts, experiments
+from trainables import artifacts, experiments, ray_adapter
 from trainables.errors import DatasetError
-from trainables.ray_adapter import TrialSettings, train_trial, trial_id_of
+from trainables.ray_adapter import trial_id_of
 from trainables.storage import filesystem_and_path, read_file, write_atomically
 
 from .lock import SweepLock
@@ -129,15 +129,17 @@ def _run_locked(
             # Before Tune writes anything: a sweep folder always has its grid on record,
             # however early the driver is killed.
             _write_spec(path, spec)
-        trainable = tune.with_resources(
-            train_trial, {"cpu": spec.cpus_per_trial, "gpu": _gpus_per_trial(spec, experiment)}
-        )
+        # The same public trainable a Tune script of your own uses; the sweep's settings travel in it,
+        # each trial's Tune config holds only its grid point.
+        trainable = ray_adapter.trainable(
+            spec.experiment, spec.profile, overrides=spec.overrides, cpus_per_trial=spec.cpus_per_trial,
+            gpus_per_trial=_gpus_per_trial(spec, experiment), artifacts_manifest=manifest,
+        )  # fmt: skip
         # Always a new Tune run, never Tuner.restore: each trial's own state file says how far
         # it got (a finished one returns at once), so Tune's record of an earlier run is not
         # needed, and nothing depends on the layout of Tune's private state files.
-        tuner = _new_tuner(
-            trainable, _param_space(spec, path, manifest), spec, storage, experiment, progress, progress_every_s
-        )
+        param_space = ray_adapter.grid_config(longest_first(spec.grid_points()))
+        tuner = _new_tuner(trainable, param_space, spec, storage, experiment, progress, progress_every_s)
         slots = _slots(spec)
         start = time.monotonic()
         grid = tuner.fit()
@@ -241,19 +243,6 @@ def _published_artifacts(experiment, spec: SweepSpec, path: str, progress: bool)
         raise SweepError(str(error)) from None
 
 
-def _param_space(spec: SweepSpec, path: str, manifest: dict) -> dict:
-    settings = TrialSettings(
-        experiment=spec.experiment,
-        profile=spec.profile,
-        sweep=spec.name,
-        results_dir=f"{path}/parquet",
-        state_dir=f"{path}/{STATE_DIR}",
-        overrides=spec.trial_overrides(),
-        artifacts=manifest,
-    )
-    return settings.grid_points(longest_first(spec.grid_points()))
-
-
 def longest_first(points: list[dict]) -> list[dict]:
     """The grid's points in the order Tune should start them: most expensive first.
 
@@ -314,7 +303,7 @@ def _check_same_grid(path: str, spec: SweepSpec) -> bool:
 def _diverged(path: str) -> list[str]:
     """From the Parquet rows, so trials that diverged in an earlier run of the sweep count too."""
     try:
-        final = final_rows(load_metrics(path), include_diverged=True)
+        final = final_rows(load_metrics(path), include_ended_early=True)
     except ResultsError:
         return []
     diverged = final[final["status"] == "diverged"]

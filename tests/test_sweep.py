@@ -259,7 +259,7 @@ def test_a_diverging_trial_is_recorded_counted_and_not_retried(ray_local, tmp_pa
     assert healthy.groupby("unroll_steps")["status"].apply(list).tolist() == [["running", "running", "finished"]] * 2
 
     report = build_report(result.path, tmp_path / "report")
-    assert "**Diverged trials** (losses or weights became non-finite), left out of every mean" in report.text
+    assert "**Trials diverged (losses or weights became non-finite)**, left out of every mean" in report.text
     assert "2 (K=0: 1, K=2: 1)" in report.text
     assert "| 0 | True | 1 |" in report.text and "| 2 | True | 1 |" in report.text  # means over the healthy seed
     assert "nan" not in report.text.split("Published numbers")[0].lower()

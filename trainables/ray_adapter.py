@@ -1,10 +1,29 @@
-"""The Tune function trainable: the only module under trainables/ that imports Ray.
+"""The Tune trainable: the only module under trainables/ that imports Ray.
 
-Resume from the trial's state file if there is one, then for every report: write the
-Parquet rows, save the state, report to Tune, in that order, so that rows for a step
-exist before the state that lets a retry skip it (see trainables.results). Tune's own
-checkpoints are not used: why is in ``TrialStateFile``. A trial whose state says it is
-finished returns at once, which is how a re-run sweep skips what is done.
+``trainable(experiment, profile)`` is the one entry point, for the orchestrator's sweeps and for
+your own Tune scripts alike::
+
+    from ray import tune
+    from trainables.ray_adapter import trainable
+
+    tuner = tune.Tuner(
+        trainable("mog", "quick"),
+        param_space={"seed": tune.grid_search([0, 1]), "unroll_steps": tune.choice([0, 5, 10]),
+                     "g_lr": tune.loguniform(1e-4, 1e-3)},
+        tune_config=tune.TuneConfig(scheduler=ASHAScheduler(metric="modes", mode="max"), num_samples=4),
+        run_config=tune.RunConfig(storage_path="./results", name="my-search"),
+    )
+
+Every key of a trial's config is an experiment config field (``python -m orchestrator list``
+names them); ``seed`` and ``unroll_steps`` are fields too. Results land in the Tune experiment's
+folder, in the sweep layout (``parquet/``, ``trial_state/``), so ``python -m analysis report
+<storage>/<name>`` reads them like a CLI sweep's.
+
+For every report: write the Parquet rows, save the trial's state, report to Tune, in that
+order, so that rows for a step exist before the state that lets a retry skip it (see
+trainables.results). Tune's own checkpoints are not used: why is in ``TrialStateFile``. A trial
+whose state says it is finished (or diverged) returns at once, which is how a re-run sweep skips
+what is done. A trial a Tune scheduler stops early has its last row marked ``stopped``.
 """
 
 from __future__ import annotations
@@ -20,14 +39,13 @@ from . import artifacts, experiments
 from .results import ResultsWriter, TrialIdentity, TrialStateFile, trial_id
 from .trial import Trial
 
+GRID_POINT = "grid_point"
+"""A config key whose value is a dict of config fields, merged into the trial's own (``grid_config``)."""
+
 
 @dataclass(frozen=True)
 class TrialSettings:
-    """What every trial of a sweep shares, and how it travels in a Tune config (both directions).
-
-    A trial's Tune config is these settings' keys plus its grid point: ``seed``,
-    ``unroll_steps`` and any experiment config field (a sweep axis or a search dimension).
-    """
+    """What every trial of a sweep shares (the trainable holds it; a trial's Tune config holds only its point)."""
 
     experiment: str
     profile: str
@@ -37,37 +55,20 @@ class TrialSettings:
     state_dir: str
     """Where each trial keeps its resumable state."""
     overrides: dict[str, Any] = field(default_factory=dict)
-    """Config fields set for every trial (``--set``), torch_threads included."""
+    """Config fields set for every trial, torch_threads included."""
     artifacts: dict[str, Any] = field(default_factory=dict)
     """The sweep's published data and metric models (``trainables.artifacts`` manifest)."""
 
-    KEYS = ("experiment", "profile", "sweep", "results_dir", "state_dir", "overrides", "artifacts")
-    GRID_POINT = "grid_point"
-    """A key whose value is a dict of config fields, merged into the trial's own (see ``grid_points``)."""
 
-    def tune_config(self, grid: dict[str, Any]) -> dict[str, Any]:
-        """Encode: a Tune param_space of these settings plus `grid` (values or Tune search spaces)."""
-        clash = sorted(set(grid) & set(self.KEYS))
-        if clash:
-            raise ValueError(f"{', '.join(clash)} cannot be a grid axis")
-        return {**grid, **{key: getattr(self, key) for key in self.KEYS}}
-
-    def grid_points(self, points: list[dict[str, Any]]) -> dict[str, Any]:
-        """Encode a grid as its list of points, which Tune runs in that order (it orders a product of
-        several ``grid_search`` axes by their names, not as given)."""
-        return self.tune_config({self.GRID_POINT: tune.grid_search(points)})
-
-    @classmethod
-    def from_tune_config(cls, config: dict[str, Any]) -> tuple[TrialSettings, dict[str, Any]]:
-        """Decode: the settings, and this trial's config fields (overrides, then its grid point)."""
-        settings = cls(**{key: config[key] for key in cls.KEYS})
-        return settings, {**settings.overrides, **point_of(config)}
+def grid_config(points: list[dict[str, Any]]) -> dict[str, Any]:
+    """A Tune param_space running these grid points in this order (Tune orders a product of several
+    ``grid_search`` axes by their names, not as given)."""
+    return {GRID_POINT: tune.grid_search(points)}
 
 
 def point_of(config: dict[str, Any]) -> dict[str, Any]:
-    """A trial's own config fields in its Tune config: everything but the shared settings."""
-    point = {k: v for k, v in config.items() if k not in (*TrialSettings.KEYS, TrialSettings.GRID_POINT)}
-    return {**config.get(TrialSettings.GRID_POINT, {}), **point}
+    """A trial's own config fields from its Tune config."""
+    return {**config.get(GRID_POINT, {}), **{k: v for k, v in config.items() if k != GRID_POINT}}
 
 
 def trial_id_of(config: dict[str, Any]) -> str:
@@ -77,17 +78,67 @@ def trial_id_of(config: dict[str, Any]) -> str:
     return trial_id(point.get("seed"), point.get("unroll_steps"), axes)
 
 
-def grid_axes(experiment: experiments.Experiment, config: dict[str, Any]) -> list[str]:
+def grid_axes(experiment: experiments.Experiment, point: dict[str, Any]) -> list[str]:
     """The Parquet axis columns of a trial: the experiment's, then the other fields its sweep varies."""
-    varied = [k for k in point_of(config) if k not in ("seed", "unroll_steps", *experiment.axis_columns)]
+    varied = [k for k in point if k not in ("seed", "unroll_steps", *experiment.axis_columns)]
     return [*experiment.axis_columns, *sorted(varied)]
 
 
-def train_trial(config: dict[str, Any]) -> None:
-    settings, values = TrialSettings.from_tune_config(config)
+def trainable(
+    experiment: str,
+    profile: str = "quick",
+    *,
+    overrides: dict[str, Any] | None = None,
+    cpus_per_trial: int = 1,
+    gpus_per_trial: float = 0.0,
+    artifacts_manifest: dict[str, Any] | None = None,
+):
+    """A Tune trainable of one experiment and profile, with its resources set (see the module doc).
+
+    `overrides` sets config fields for every trial (a trial's own config wins). The experiment's
+    data and metric models (MNIST, the labelling classifier) are prepared here, once, in the
+    driver, and reach every trial through Ray's object store, which publishes them in the
+    experiment's storage with their hashes; the orchestrator, which publishes them itself, passes
+    its `artifacts_manifest` instead.
+    """
+    exp = experiments.get(experiment)
+    base = exp.config(profile, overrides)  # a bad profile or field fails here, in the driver
+    shared = {**(overrides or {}), "torch_threads": cpus_per_trial}
+    refs = None
+    if artifacts_manifest is None and exp.prepare is not None:
+        refs = {name: (ray.put(data), info) for name, (data, info) in exp.prepare(base).items()}
+
+    def run(config: dict[str, Any]) -> None:
+        storage = tune.get_context().get_storage()
+        sweep_uri = _uri(storage.storage_filesystem, storage.experiment_fs_path)
+        manifest = artifacts_manifest
+        if manifest is None and refs:
+            manifest = artifacts.read_manifest(sweep_uri) or artifacts.publish(
+                sweep_uri, {name: (ray.get(ref), info) for name, (ref, info) in refs.items()}
+            )
+        settings = TrialSettings(
+            experiment, profile, storage.experiment_dir_name, f"{sweep_uri}/parquet", f"{sweep_uri}/trial_state",
+            shared, manifest or {},
+        )  # fmt: skip
+        train(settings, point_of(config))
+
+    run.__name__ = f"unrolled_gan_{experiment}"
+    return tune.with_resources(run, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
+
+
+def _uri(filesystem, path: str) -> str:
+    """The URI our pyarrow helpers open for Tune's (filesystem, path) pair."""
+    scheme = {"local": "", "s3": "s3://", "gcs": "gs://"}.get(filesystem.type_name)
+    if scheme is None:
+        raise ValueError(f"storage on a {filesystem.type_name} filesystem is not supported; use a local path or s3://")
+    return f"{scheme}{path}"
+
+
+def train(settings: TrialSettings, point: dict[str, Any]) -> None:
+    """One trial of a sweep under Tune: its grid point's config, resumed from its own state if any."""
     artifacts.install(settings.artifacts)
     experiment = experiments.get(settings.experiment)
-    cfg = experiment.config(settings.profile, values)
+    cfg = experiment.config(settings.profile, {**settings.overrides, **point})
     identity = TrialIdentity(
         sweep=settings.sweep,
         tune_trial_id=tune.get_context().get_trial_id(),
@@ -98,7 +149,7 @@ def train_trial(config: dict[str, Any]) -> None:
         second_order=cfg.second_order,
         # The experiment's own axes always, and any other field this sweep varies: every grid
         # point gets its own trial id and its own column.
-        axes={name: getattr(cfg, name) for name in grid_axes(experiment, config)},
+        axes={name: getattr(cfg, name) for name in grid_axes(experiment, point)},
         node_id=ray.get_runtime_context().get_node_id(),
     )
     # The trial's resources decide the device; torch.cuda.is_available() would also be
@@ -115,13 +166,14 @@ def train_trial(config: dict[str, Any]) -> None:
         settings.results_dir, identity, list(experiment.metrics), cfg.to_json(), json.dumps(artifacts.hashes())
     )
     for report in trial.reports():
-        writer.write(
-            report.step,
-            trial.elapsed_s,
-            report.metrics,
-            {kind: samples.numpy() for kind, samples in report.samples.items()},
-            report.status,
-        )
+        samples = {kind: values.numpy() for kind, values in report.samples.items()}
+        writer.write(report.step, trial.elapsed_s, report.metrics, samples, report.status)
         state_file.save(trial.state_dict())
-        # A diverged trial ends normally (Tune: terminated, not errored), so it is not retried.
-        tune.report({"step": report.step, "iterations": cfg.iterations, "status": report.status, **report.metrics})
+        try:
+            # A diverged trial ends normally (Tune: terminated, not errored), so it is not retried.
+            tune.report({"step": report.step, "iterations": cfg.iterations, "status": report.status, **report.metrics})
+        except SystemExit:
+            # Tune ends a trial its scheduler stopped by raising SystemExit in report(): mark the
+            # last row, so analysis tells an early stop from a finish or a crash.
+            writer.write(report.step, trial.elapsed_s, report.metrics, samples, "stopped")
+            raise

@@ -1,0 +1,84 @@
+"""The examples/ scripts run in smoke mode, and the public trainable behaves as a CLI sweep's trials do."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from analysis.report import build_report
+from analysis.results import final_rows, load_metrics
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def run_example(name, *args, timeout=300):
+    done = subprocess.run([sys.executable, str(EXAMPLES / name), *args], capture_output=True, text=True,
+                          timeout=timeout)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def paper_grid(tmp_path_factory):
+    storage = tmp_path_factory.mktemp("examples")
+    out = run_example("paper_grid.py", "--smoke-test", "--storage", str(storage))
+    return storage, out
+
+
+def test_the_paper_grid_script_writes_a_sweep_the_report_reads(paper_grid, tmp_path):
+    storage, out = paper_grid
+    assert out.count("modes") == 4
+    metrics = load_metrics(str(storage / "paper-grid"))
+    assert sorted(metrics["trial_id"].unique()) == [
+        "seed=0,unroll_steps=0", "seed=0,unroll_steps=2", "seed=1,unroll_steps=0", "seed=1,unroll_steps=2"
+    ]  # fmt: skip
+    assert (final_rows(metrics)["status"] == "finished").all() and set(metrics["sweep"]) == {"paper-grid"}
+    report = subprocess.run([sys.executable, "-m", "analysis", "report", str(storage / "paper-grid"), "--out",
+                             str(tmp_path / "report")], capture_output=True, text=True)  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    assert (tmp_path / "report" / "figure1_samples.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_analysis_script_draws_its_figure(paper_grid, tmp_path):
+    storage, _ = paper_grid
+    out = run_example("analyse_sweep.py", str(storage / "paper-grid"), "--out", str(tmp_path / "hq.png"))
+    assert "high_quality_pct" in out and (tmp_path / "hq.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_asha_script_labels_the_trials_it_stops_and_the_report_reads_them(tmp_path):
+    out = run_example("asha_smallest_k.py", "--smoke-test", "--storage", str(tmp_path))
+    assert "cheapest K with every surviving seed on all 8 modes:" in out
+    metrics = load_metrics(str(tmp_path / "asha-smallest-k"))
+    final = final_rows(metrics, include_ended_early=True)
+    assert set(final["status"]) <= {"finished", "stopped"} and len(final) == 4
+    report = build_report(str(tmp_path / "asha-smallest-k"), tmp_path / "report")
+    stopped = final[final["status"] == "stopped"]
+    assert ("**Trials stopped early by a Tune scheduler**, left out" in report.text) == (len(stopped) > 0)
+
+
+def test_the_optuna_script_searches_learning_rates_and_k(tmp_path):
+    out = run_example("optuna_search.py", "--smoke-test", "--storage", str(tmp_path))
+    assert out.startswith("best: K=") or "\nbest: K=" in out
+    metrics = load_metrics(str(tmp_path / "optuna-lr-k"))
+    assert metrics["trial_id"].nunique() == 3 and {"g_lr", "d_lr"} <= set(metrics.columns)
+
+
+def test_a_trial_a_tune_stopper_ends_is_recorded_as_stopped(ray_local, tmp_path):
+    from ray import tune
+
+    from trainables.ray_adapter import trainable
+
+    tuner = tune.Tuner(
+        trainable("mog", "smoke", overrides={"report_every": 10, "snapshot_every": 40}),
+        param_space={"seed": tune.grid_search([0, 1]), "unroll_steps": 2},
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="stopped", stop={"training_iteration": 2},
+                                  verbose=0),
+    )  # fmt: skip
+    results = tuner.fit()
+    assert all(r.error is None for r in results)
+    metrics = load_metrics(str(tmp_path / "stopped"))
+    assert metrics.groupby("trial_id")["status"].apply(list).tolist() == [["running", "stopped"]] * 2
+    assert final_rows(metrics).empty  # nothing finished: no mean may use them
+    report = build_report(str(tmp_path / "stopped"), tmp_path / "report")
+    assert "**Trials stopped early by a Tune scheduler**, left out of every mean and table above: 2" in report.text
