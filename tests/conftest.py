@@ -54,6 +54,10 @@ def same_as_without_ray():
     return assert_rows_match_runs_without_ray
 
 
+SMOKE_SWEEP = ["sweep", "mog", "--profile", "smoke", "--seeds", "0", "1", "--unroll-steps", "0", "2"]
+"""`python -m orchestrator` arguments of the 4-trial sweep the end-to-end tests run."""
+
+
 def assert_report_stands_alone(report) -> None:
     """A report names its sources itself: nothing in it points at a file outside the user's checkout."""
     texts = [report.text] + [f.read_text() for f in report.out_dir.iterdir() if f.suffix in (".md", ".csv")]

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import SMOKE_SWEEP
 
 from analysis.results import load_metrics
 
@@ -141,29 +142,8 @@ def start_worker(cluster, name="w") -> None:
 
 
 def sweep(cluster, storage, *extra, name="two-node", background=False):
-    args = [
-        sys.executable,
-        "-m",
-        "orchestrator",
-        "sweep",
-        "mog",
-        "--profile",
-        "smoke",
-        "--seeds",
-        "0",
-        "1",
-        "--unroll-steps",
-        "0",
-        "2",
-        "--storage",
-        str(storage),
-        "--address",
-        cluster["address"],
-        "--name",
-        name,
-        "--no-report",
-        *extra,
-    ]
+    args = [sys.executable, "-m", "orchestrator", *SMOKE_SWEEP, "--storage", str(storage), "--address",
+            cluster["address"], "--name", name, "--no-report", *extra]  # fmt: skip
     if background:
         return subprocess.Popen(args, env=cluster["env"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     return run(args, cluster["env"])
@@ -221,23 +201,8 @@ def test_client_without_the_cluster_token_is_refused(cluster, tmp_path, token):
     # An empty home: no ~/.ray/auth_token to fall back on either.
     (tmp_path / "home").mkdir()
     env = {**cluster["env"], "RAY_AUTH_TOKEN_PATH": str(wrong), "HOME": str(tmp_path / "home")}
-    done = run(
-        [
-            sys.executable,
-            "-m",
-            "orchestrator",
-            "sweep",
-            "mog",
-            "--profile",
-            "smoke",
-            "--storage",
-            str(tmp_path),
-            "--address",
-            cluster["address"],
-        ],
-        env,
-        timeout=300,
-    )
+    command = ["sweep", "mog", "--profile", "smoke", "--storage", str(tmp_path), "--address", cluster["address"]]
+    done = run([sys.executable, "-m", "orchestrator", *command], env, timeout=300)
     assert done.returncode != 0
     assert "could not connect to Ray at 127.0.0.1" in done.stderr and "refused this client's token" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
@@ -258,33 +223,9 @@ def ray_job(cluster, command, *args):
 def test_sweep_submitted_as_a_ray_job(cluster, tmp_path):
     # The README's workflow: the code goes up as the job's working directory, the sweep's driver
     # runs on the head and finds the cluster with --address auto.
-    submitted = ray_job(
-        cluster,
-        "submit",
-        "--no-wait",
-        "--working-dir",
-        str(REPO),
-        "--",
-        "python",
-        "-m",
-        "orchestrator",
-        "sweep",
-        "mog",
-        "--profile",
-        "smoke",
-        "--seeds",
-        "0",
-        "1",
-        "--unroll-steps",
-        "0",
-        "2",
-        "--storage",
-        str(tmp_path),
-        "--name",
-        "job",
-        "--address",
-        "auto",
-    )
+    submitted = ray_job(cluster, "submit", "--no-wait", "--working-dir", str(REPO), "--", "python", "-m",
+                        "orchestrator", *SMOKE_SWEEP, "--storage", str(tmp_path), "--name", "job", "--address",
+                        "auto")  # fmt: skip
     assert submitted.returncode == 0, submitted.stderr[-2000:]
     job_id = re.search(r"raysubmit_\w+", submitted.stdout + submitted.stderr).group(0)
     deadline = time.monotonic() + 600
@@ -390,22 +331,9 @@ def test_s3_storage_on_a_local_server(cluster, tmp_path):
                 break
             time.sleep(0.2)
         assert made.returncode == 0, made.stderr[-1000:]
-        done = run(
-            [
-                sys.executable,
-                "-m",
-                "orchestrator",
-                "sweep",
-                "mog",
-                "--profile",
-                "smoke",
-                "--storage",
-                "s3://sweeps/unrolled",
-                "--address",
-                cluster["address"],
-            ],
-            env,
-        )
+        command = ["sweep", "mog", "--profile", "smoke", "--storage", "s3://sweeps/unrolled", "--address",
+                   cluster["address"]]  # fmt: skip
+        done = run([sys.executable, "-m", "orchestrator", *command], env)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         report = run(
             [

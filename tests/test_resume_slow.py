@@ -7,6 +7,7 @@ import sys
 import time
 
 import pytest
+from conftest import SMOKE_SWEEP
 
 from analysis.results import load_metrics
 
@@ -16,26 +17,8 @@ OVERRIDES = ["iterations=3000", "report_every=250", "snapshot_every=1500"]
 
 
 def sweep_command(storage):
-    return [
-        sys.executable,
-        "-m",
-        "orchestrator",
-        "sweep",
-        "mog",
-        "--profile",
-        "smoke",
-        "--seeds",
-        "0",
-        "1",
-        "--unroll-steps",
-        "0",
-        "2",
-        "--set",
-        *OVERRIDES,
-        "--storage",
-        str(storage),
-        "--no-report",
-    ]
+    return [sys.executable, "-m", "orchestrator", *SMOKE_SWEEP, "--set", *OVERRIDES, "--storage", str(storage),
+            "--no-report"]  # fmt: skip
 
 
 # When to kill the driver: as soon as Tune has created the sweep (its own record of the
