@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 
 from trainables.data.ring import ring_centers, sample_ring
@@ -80,3 +81,24 @@ def test_channels_are_labelled_separately_and_combined():
     images[1, 0], images[1, 1], images[1, 2] = 0.9, 0.0, 0.5
     labels = stacked_labels(lambda d: torch.round(d.mean(dim=(1, 2)) * 10).long(), images)
     assert labels.tolist() == [371, 905]
+
+
+def test_the_grid_layout_is_veegans_and_pacgans_25_modes():
+    from trainables.data.ring import grid_centers
+
+    centers = grid_centers(25, 2.0)
+    assert sorted({float(x) for x in centers[:, 0]}) == [-4.0, -2.0, 0.0, 2.0, 4.0]
+    assert len({(float(x), float(y)) for x, y in centers}) == 25
+
+
+def test_layouts_are_profiles_not_copies():
+    from trainables.errors import ConfigError
+    from trainables.experiments import get
+
+    mog = get("mog")
+    grid, pacgan = mog.config("grid-quick"), mog.config("pacgan-ring-quick")
+    assert (grid.layout, grid.num_modes, grid.std) == ("grid", 25, 0.05)
+    assert (pacgan.layout, pacgan.radius, pacgan.std) == ("ring", 1.0, 0.01)
+    assert mog.profiles["grid-paper"].unroll_steps == (0, 5) and len(mog.profiles["grid-paper"].seeds) == 5
+    with pytest.raises(ConfigError, match="square number of modes"):
+        mog.config("grid-smoke", {"num_modes": 24})

@@ -268,3 +268,12 @@ def test_a_diverging_trial_is_recorded_counted_and_not_retried(ray_local, tmp_pa
     again = run_sweep(spec, progress=False)  # a diverged trial is a result: not retried
     assert again.ok and len(again.diverged) == 2
     assert all(p.stat().st_mtime_ns == mtime for p, mtime in files.items())
+
+
+def test_the_grid_layout_runs_and_reports_its_25_modes(ray_local, tmp_path):
+    result = run_sweep(SweepSpec("mog", "grid-smoke", storage=str(tmp_path)), progress=False)
+    assert result.ok and result.finished == 2
+    report = build_report(result.path, tmp_path / "report")
+    assert "Mixture of 25 Gaussians on a grid (std 0.05)" in report.text and "modes (of 25)" in report.text
+    assert "PacGAN4: 24.8 ± 0.2 modes" in report.text
+    assert load_metrics(result.path)["modes"].between(0, 25).all()

@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from ..config import GANConfig
-from ..data.ring import ring_centers, sample_ring
+from ..config import GANConfig, check_choice
+from ..data.ring import grid_centers, ring_centers, sample_ring
 from ..errors import ConfigError
 from ..metrics.modes import mode_metrics
 from ..models.mlp import ScaledInput, mlp
 from ..trainer import GANParts
 from . import Experiment, Profile
 
+LAYOUTS = ("ring", "grid")
+
 
 @dataclass(frozen=True)
 class MogConfig(GANConfig):
+    layout: str = "ring"
+    """'ring' (the paper's: num_modes means on a circle of `radius`) or 'grid' (num_modes, a perfect
+    square, on a square grid `radius` apart: 25 and 2.0 give VEEGAN's and PacGAN's {-4,...,4}^2)."""
     num_modes: int = 8
     radius: float = 2.0
-    """[R] ring radius (the appendix's value is not readable; the demo used 1.0)."""
+    """[R] ring radius (the appendix's value is not readable; the demo and PacGAN used 1.0), or the
+    grid's spacing."""
     std: float = 0.02
     """[R] standard deviation of each mode."""
     hidden: int = 128
@@ -44,12 +51,16 @@ class MogConfig(GANConfig):
         super().__post_init__()
         if self.num_modes < 1 or self.std <= 0 or self.radius <= 0:
             raise ConfigError("num_modes, radius and std must be positive")
+        check_choice("layout", self.layout, LAYOUTS)
+        if self.layout == "grid" and math.isqrt(self.num_modes) ** 2 != self.num_modes:
+            raise ConfigError(f"a grid layout needs a square number of modes, got num_modes={self.num_modes}")
 
 
 class MogRun:
     def __init__(self, cfg: MogConfig, device: torch.device):
         self.cfg, self.device = cfg, device
-        self.centers = ring_centers(cfg.num_modes, cfg.radius)
+        layout = ring_centers if cfg.layout == "ring" else grid_centers
+        self.centers = layout(cfg.num_modes, cfg.radius)
         self.parts = GANParts.build(
             cfg,
             generator=mlp([cfg.noise_dim, cfg.hidden, cfg.hidden, 2], cfg.init_gain),
@@ -72,34 +83,55 @@ class MogRun:
         return mode_metrics(self.model_samples(rng), self.centers, self.cfg.std)
 
 
+PAPER_RING_PROFILES = {
+    "smoke": Profile(
+        "seconds per trial, for tests",
+        dict(iterations=40, report_every=20, snapshot_every=20, batch_size=64, eval_samples=256),
+        seeds=(0,),
+        unroll_steps=(0, 2),
+    ),
+    "quick": Profile(
+        "this 2-core machine, minutes",
+        dict(iterations=10_000, report_every=500, snapshot_every=2_000),
+        seeds=(0, 1, 2),
+        unroll_steps=(0, 10),
+    ),
+    "paper": Profile(
+        "the paper's schedule (25k iterations), 5 seeds",
+        dict(iterations=25_000),
+        seeds=(0, 1, 2, 3, 4),
+        unroll_steps=(0, 1, 5, 10),
+    ),
+}
+# The benchmarks later papers run Unrolled GAN on (VEEGAN, NIPS 2017; PacGAN, NeurIPS 2018), at
+# VEEGAN's K = 5 beside K = 0; PacGAN averages 10 trials (--seeds 0 1 2 3 4 5 6 7 8 9).
+OTHER_LAYOUTS = {
+    "pacgan-ring": ("PacGAN's ring: radius 1, std 0.01", dict(radius=1.0, std=0.01)),
+    "grid": ("the 25-mode grid at {-4,-2,0,2,4}^2, std 0.05", dict(layout="grid", num_modes=25, std=0.05)),
+}
+PROFILES = {
+    **PAPER_RING_PROFILES,
+    **{
+        f"{layout}-{name}": Profile(
+            f"{description}; {profile.description}",
+            {**values, **profile.values},
+            seeds=profile.seeds,
+            unroll_steps=(0, 5) if name != "smoke" else profile.unroll_steps,
+        )  # fmt: skip
+        for layout, (description, values) in OTHER_LAYOUTS.items()
+        for name, profile in PAPER_RING_PROFILES.items()
+    },
+}
+
 EXPERIMENT = Experiment(
     name="mog",
     paper_section="3.1",
     config_type=MogConfig,
     build=MogRun,
     metrics={
-        "modes": "modes (of 8) nearest to at least one high-quality sample (VEEGAN/PacGAN)",
+        "modes": "modes (of num_modes) nearest to at least one high-quality sample (VEEGAN/PacGAN)",
         "high_quality_pct": "% of samples within 3 std of their nearest mode centre (VEEGAN/PacGAN)",
         "reverse_kl": "KL(histogram of high-quality samples over modes || uniform) (PacGAN); NaN if none",
     },
-    profiles={
-        "smoke": Profile(
-            "seconds per trial, for tests",
-            dict(iterations=40, report_every=20, snapshot_every=20, batch_size=64, eval_samples=256),
-            seeds=(0,),
-            unroll_steps=(0, 2),
-        ),
-        "quick": Profile(
-            "this 2-core machine, minutes",
-            dict(iterations=10_000, report_every=500, snapshot_every=2_000),
-            seeds=(0, 1, 2),
-            unroll_steps=(0, 10),
-        ),
-        "paper": Profile(
-            "the paper's schedule (25k iterations), 5 seeds",
-            dict(iterations=25_000),
-            seeds=(0, 1, 2, 3, 4),
-            unroll_steps=(0, 1, 5, 10),
-        ),
-    },
+    profiles=PROFILES,
 )
