@@ -145,6 +145,10 @@ def test_report_renders_table_and_png_figures(sweep, tmp_path):
     report = build_report(result.path, tmp_path)
     assert build_report_without_torch(result.path, tmp_path / "again").strip() == report.text.strip()
     assert "| 2 | True | 2 |" in report.text  # K=2 row with both seeds
+    assert "| unroll steps vs K = 0 | modes | high_quality_pct | reverse_kl |" in report.text
+    significance = pd.read_csv(tmp_path / "significance.csv")
+    assert significance["metric"].tolist() == ["modes", "high_quality_pct", "reverse_kl"]
+    assert (significance["seeds"] <= 2).all() and not significance["supported"].any()  # 2 seeds cannot show it
     assert "VEEGAN (Srivastava et al., NIPS 2017, Table 1)" in report.text
     assert_report_stands_alone(report)
     for name in ("figure1_samples.png", "metrics_over_steps.png"):
