@@ -82,3 +82,21 @@ def test_a_trial_a_tune_stopper_ends_is_recorded_as_stopped(ray_local, tmp_path)
     assert final_rows(metrics).empty  # nothing finished: no mean may use them
     report = build_report(str(tmp_path / "stopped"), tmp_path / "report")
     assert "**Trials stopped early by a Tune scheduler**, left out of every mean and table above: 2" in report.text
+
+
+def test_a_trial_stopped_at_its_last_report_is_finished_not_stopped(ray_local, tmp_path):
+    from ray import tune
+
+    from trainables.ray_adapter import trainable
+
+    # smoke: reports at steps 0, 20 and 40 (the end); ASHA's max_t stops a trial at its last one.
+    from ray.tune.schedulers import ASHAScheduler
+
+    tuner = tune.Tuner(
+        trainable("mog", "smoke"),
+        param_space={"seed": 0, "unroll_steps": 0},
+        tune_config=tune.TuneConfig(scheduler=ASHAScheduler(metric="modes", mode="max", max_t=3, grace_period=3)),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="ends", verbose=0),
+    )
+    assert all(r.error is None for r in tuner.fit())
+    assert load_metrics(str(tmp_path / "ends"))["status"].tolist() == ["running", "running", "finished"]

@@ -174,6 +174,8 @@ def train(settings: TrialSettings, point: dict[str, Any]) -> None:
             tune.report({"step": report.step, "iterations": cfg.iterations, "status": report.status, **report.metrics})
         except SystemExit:
             # Tune ends a trial its scheduler stopped by raising SystemExit in report(): mark the
-            # last row, so analysis tells an early stop from a finish or a crash.
-            writer.write(report.step, trial.elapsed_s, report.metrics, samples, "stopped")
+            # last row, so analysis tells an early stop from a finish or a crash. A scheduler also
+            # "stops" a trial at its last report (ASHA at max_t): that one finished.
+            if report.status == "running":
+                writer.write(report.step, trial.elapsed_s, report.metrics, samples, "stopped")
             raise
