@@ -87,10 +87,10 @@ def test_a_trial_a_tune_stopper_ends_is_recorded_as_stopped(ray_local, tmp_path)
 def test_a_trial_stopped_at_its_last_report_is_finished_not_stopped(ray_local, tmp_path):
     from ray import tune
 
-    from trainables.ray_adapter import trainable
-
     # smoke: reports at steps 0, 20 and 40 (the end); ASHA's max_t stops a trial at its last one.
     from ray.tune.schedulers import ASHAScheduler
+
+    from trainables.ray_adapter import trainable
 
     tuner = tune.Tuner(
         trainable("mog", "smoke"),
