@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 ITERATION_NOTE = (
     "Counting: one iteration (the `step` column) is one discriminator update followed by the generator's "
     "update(s) (`generator_steps`, default 1), i.e. two of the paper's steps, which its appendices count as "
@@ -12,8 +14,6 @@ ITERATION_NOTE = (
 
 def classifier_note(metrics) -> str:
     """Which classifier labelled the sweep's samples: one, named by its hash, or a warning naming each."""
-    import json
-
     hashes = {json.loads(a).get("classifier") for a in metrics.get("artifacts_json", ["{}"])}
     accuracy = metrics["classifier_accuracy"].dropna()
     accuracies = sorted({round(a, 4) for a in accuracy}) or ["unknown"]

@@ -20,7 +20,7 @@ import ray
 from ray import tune
 from ray.exceptions import AuthenticationError
 
-from analysis.results import ResultsError, final_rows, load_metrics
+from analysis.results import ResultsError, ended_early, load_metrics
 from trainables import artifacts, experiments, ray_adapter
 from trainables.errors import DatasetError
 from trainables.ray_adapter import trial_id_of
@@ -303,10 +303,10 @@ def _check_same_grid(path: str, spec: SweepSpec) -> bool:
 def _diverged(path: str) -> list[str]:
     """From the Parquet rows, so trials that diverged in an earlier run of the sweep count too."""
     try:
-        final = final_rows(load_metrics(path), include_ended_early=True)
+        ended = ended_early(load_metrics(path))
     except ResultsError:
         return []
-    diverged = final[final["status"] == "diverged"]
+    diverged = ended[ended["status"] == "diverged"]
     return [f"{row.trial_id} at step {row.step}" for row in diverged.itertuples()]
 
 

@@ -44,7 +44,10 @@ def s3_server():
     yield env
     os.killpg(server.pid, signal.SIGTERM)
     for k, v in saved.items():
-        os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+        if v is None:
+            os.environ.pop(k)
+        else:
+            os.environ[k] = v
 
 
 @pytest.fixture(params=["local", "s3"])

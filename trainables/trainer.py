@@ -129,7 +129,7 @@ class GANTrainer:
     def train_iteration(self) -> None:
         d_loss = self.discriminator_step()
         if self.uses_ensemble and self.iteration % self.config.d_ensemble_every == 0:
-            self.ensemble = [*self.ensemble, FlatDiscriminator.of(self.parts.discriminator).current().clone()]
+            self.ensemble = [*self.ensemble, FlatDiscriminator.of(self.parts.discriminator).current()]
             self.ensemble = self.ensemble[-self.config.d_ensemble_size :]
         for _ in range(self.config.generator_steps):
             g_loss = self.generator_step()
