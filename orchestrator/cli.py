@@ -57,6 +57,13 @@ def _axis(text: str) -> tuple[str, list[str]]:
     return key, [v for v in values.split(",") if v]
 
 
+def _variant(text: str) -> dict[str, str]:
+    pairs = [_key_value(part) for part in text.split(",") if part]
+    if not pairs:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE[,NAME=VALUE...], got {text!r}")
+    return dict(pairs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="python -m orchestrator", description="Launch the paper's seed x unroll-steps grids as Ray Tune sweeps."
@@ -92,6 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=V1,V2",
         help="a further grid axis: any config field, e.g. d_size=0.25,0.5 or g_lr=1e-4,1e-3 (a Parquet column)",
+    )
+    sweep.add_argument(
+        "--variant",
+        action="append",
+        type=_variant,
+        metavar="NAME=V[,NAME=V...]",
+        help="one bundle of config values, crossed with the grid; repeat for each (e.g. "
+        "--variant second_order=true --variant second_order=false,average_over_unroll=true); "
+        "default: the profile's",
     )
     sweep.add_argument(
         "--set",
@@ -150,6 +166,12 @@ def cmd_sweep(args) -> int:
     if args.experiment not in experiments.names():
         raise SweepError(f"unknown experiment {args.experiment!r}; available: {', '.join(experiments.names())}")
     axes = {name: _axis_values(args.experiment, name, values) for name, values in args.axis} or None
+    variants = None
+    if args.variant is not None:
+        variants = tuple(
+            {name: _axis_values(args.experiment, name, [value])[0] for name, value in variant.items()}
+            for variant in args.variant
+        )
     overrides = dict(args.overrides)
     fields = experiments.get(args.experiment).config_type.field_types()
     for option, field, is_path in DATA_OPTIONS:
@@ -166,6 +188,7 @@ def cmd_sweep(args) -> int:
         seeds=None if args.seeds is None else tuple(args.seeds),
         unroll_steps=None if args.unroll_steps is None else tuple(args.unroll_steps),
         axes=axes,
+        variants=variants,
         overrides=overrides,
         storage=args.storage,
         name=args.name,
@@ -178,6 +201,7 @@ def cmd_sweep(args) -> int:
         f"sweep {spec.name}: {spec.experiment}/{spec.profile}, {spec.num_trials} trials "
         f"(seeds {list(spec.seeds)} x unroll steps {list(spec.unroll_steps)}"
         + "".join(f" x {k} {list(v)}" for k, v in spec.axes.items())
+        + (f" x variants {_variants_text(spec.variants)}" if spec.variants else "")
         + ")",
         flush=True,
     )
@@ -214,6 +238,10 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def _variants_text(variants) -> str:
+    return " | ".join(",".join(f"{k}={v}" for k, v in variant.items()) for variant in variants)
+
+
 def cmd_list() -> int:
     for name in experiments.names():
         experiment = experiments.get(name)
@@ -223,6 +251,7 @@ def cmd_list() -> int:
                 f"  profile {profile_name}: {profile.description}; seeds {list(profile.seeds)}, "
                 f"unroll steps {list(profile.unroll_steps)}"
                 + "".join(f", {k} {list(v)}" for k, v in profile.axes.items())
+                + (f", variants {_variants_text(profile.variants)}" if profile.variants else "")
             )
         defaults = experiment.config_type()
         print("  config fields (--set NAME=VALUE): " + ", ".join(f"{k}={v}" for k, v in defaults.to_dict().items()))

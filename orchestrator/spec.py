@@ -36,6 +36,9 @@ class SweepSpec:
     seeds: tuple[int, ...] | None = None
     unroll_steps: tuple[int, ...] | None = None
     axes: dict[str, tuple] | None = None
+    variants: tuple[dict[str, Any], ...] | None = None
+    """Named bundles of config values crossed with the grid when the fields cannot form a product
+    (e.g. the second-gradient variants: full, stop-gradient, stop-gradient averaged over K)."""
     overrides: dict[str, Any] = field(default_factory=dict)
     """Experiment config fields set for every trial (``--set name=value``)."""
     storage: str = "./results"
@@ -60,6 +63,7 @@ class SweepSpec:
         seeds = tuple(profile.seeds if self.seeds is None else self.seeds)
         unroll = tuple(profile.unroll_steps if self.unroll_steps is None else self.unroll_steps)
         axes = {k: tuple(v) for k, v in (profile.axes if self.axes is None else self.axes).items()}
+        variants = tuple(dict(v) for v in (profile.variants if self.variants is None else self.variants))
         if not seeds:
             raise SweepError("--seeds needs at least one seed")
         if not unroll:
@@ -81,6 +85,7 @@ class SweepSpec:
                 f"--axis {', '.join(unknown_axes)}: not a config field of {self.experiment} that can be an axis "
                 f"(seeds and unroll steps have their own options)"
             )
+        _check_variants(variants, fields, axes)
         name = self.name or f"{self.experiment}-{self.profile}"
         if not SWEEP_NAME.fullmatch(name) or name.strip(".") == "":
             raise SweepError(
@@ -91,7 +96,7 @@ class SweepSpec:
             raise SweepError(f"cpus per trial must be at least 1, got {self.cpus_per_trial}")
         if self.gpus_per_trial is not None and self.gpus_per_trial < 0:
             raise SweepError(f"gpus per trial must be >= 0, got {self.gpus_per_trial}")
-        reserved = {"seed", "unroll_steps", *axes}
+        reserved = {"seed", "unroll_steps", *axes, *(variants[0] if variants else ())}
         clash = sorted(reserved & set(self.overrides))
         if clash:
             raise SweepError(f"--set {', '.join(clash)}: these are sweep axes, use their own options")
@@ -99,7 +104,7 @@ class SweepSpec:
         try:
             for seed in seeds[:1]:
                 for k in unroll:
-                    for point in _grid_points(axes):
+                    for point in _grid_points(axes, variants):
                         experiment.config(self.profile, {**self.overrides, "seed": seed, "unroll_steps": k, **point})
         except ConfigError as error:
             raise SweepError(str(error)) from None
@@ -109,6 +114,7 @@ class SweepSpec:
             seeds=seeds,
             unroll_steps=unroll,
             axes=axes,
+            variants=variants,
             overrides=dict(self.overrides),
             storage=self.storage,
             name=name,
@@ -124,7 +130,7 @@ class SweepSpec:
             {"seed": seed, "unroll_steps": k, **point}
             for k in self.unroll_steps
             for seed in self.seeds
-            for point in _grid_points(self.axes)
+            for point in _grid_points(self.axes, self.variants or ())
         ]
 
     @property
@@ -132,7 +138,7 @@ class SweepSpec:
         n = len(self.seeds) * len(self.unroll_steps)
         for values in self.axes.values():
             n *= len(values)
-        return n
+        return n * max(1, len(self.variants or ()))
 
     def grid_identity(self) -> dict[str, Any]:
         """What must match for a re-run to resume this sweep: its rows and trial states are per grid point,
@@ -145,6 +151,8 @@ class SweepSpec:
             "axes": {k: list(v) for k, v in self.axes.items()},
             "overrides": self.overrides,
             "cpus_per_trial": self.cpus_per_trial,
+            # Only when present, so sweeps recorded before variants existed still resume.
+            **({"variants": [dict(v) for v in self.variants]} if self.variants else {}),
         }
 
     def to_json(self) -> str:
@@ -155,11 +163,25 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _grid_points(axes: dict[str, tuple]) -> list[dict[str, Any]]:
+def _grid_points(axes: dict[str, tuple], variants: tuple[dict[str, Any], ...] = ()) -> list[dict[str, Any]]:
     points: list[dict[str, Any]] = [{}]
     for name, values in axes.items():
         points = [{**p, name: v} for p in points for v in values]
-    return points
+    return [{**p, **v} for p in points for v in variants or ({},)]
+
+
+def _check_variants(variants: tuple[dict[str, Any], ...], fields: dict[str, type], axes: dict) -> None:
+    if not variants:
+        return
+    keys = set(variants[0])
+    for variant in variants:
+        if not variant or set(variant) != keys:
+            raise SweepError(f"every variant must set the same fields ({', '.join(sorted(keys))}), got {variant}")
+    bad = sorted(keys - set(fields) | keys & {"seed", "unroll_steps", *axes})
+    if bad:
+        raise SweepError(f"variant field(s) {', '.join(bad)}: not config fields, or already a grid axis")
+    if len({json.dumps(v, sort_keys=True) for v in variants}) != len(variants):
+        raise SweepError(f"variants has repeated entries: {list(variants)}")
 
 
 def storage_uri(storage: str) -> str:

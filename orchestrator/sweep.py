@@ -292,7 +292,7 @@ def _check_same_grid(path: str, spec: SweepSpec) -> bool:
         raise SweepError(f"{path}/{SPEC_FILE} is corrupt; move the sweep away or pass --name") from None
     wanted = json.loads(json.dumps(spec.grid_identity()))  # as it reads back: tuples become lists
     if saved != wanted:
-        changed = sorted(k for k in saved if saved.get(k) != wanted.get(k))
+        changed = sorted(k for k in {*saved, *wanted} if saved.get(k) != wanted.get(k))
         raise SweepError(
             f"sweep {spec.name!r} at {path} was started with a different {', '.join(changed)}; "
             f"re-run it unchanged to resume, or pass --name for a new sweep"

@@ -45,6 +45,13 @@ def run(argv, capsys):
         (["sweep", "image", "--profile", "paper"], "dataset cifar10 needs --cifar-dir"),
         (["sweep", "image", "--dataset", "cifar10", "--cifar-dir", "/nonexistent"], "CIFAR-10 folder not found"),
         (["sweep", "image", "--dataset", "svhn"], "dataset must be one of cifar10, mnist"),
+        (["sweep", "mog", "--variant", "second_order=true", "--variant", "generator_steps=5"], "the same fields"),
+        (["sweep", "mog", "--variant", "seed=1", "--variant", "seed=2"], "variant field(s) seed"),
+        (["sweep", "mog", "--variant", "colour=red"], "mog has no config field 'colour'"),
+        (["sweep", "mog", "--variant", "second_order=true", "--variant", "second_order=yes"], "repeated entries"),
+        # A variant that is not a valid config in the grid fails before anything starts.
+        (["sweep", "mog", "--variant", "second_order=true,average_over_unroll=true"], "set second_order=false"),
+        (["sweep", "mog", "--unroll-steps", "5", "--variant", "d_ensemble_size=3"], "use unroll_steps 0"),
     ],
 )
 def test_bad_sweep_arguments(argv, expected, capsys, existing_results, monkeypatch):

@@ -281,3 +281,21 @@ def test_the_grid_layout_runs_and_reports_its_25_modes(ray_local, tmp_path):
     assert "Mixture of 25 Gaussians on a grid (std 0.05)" in report.text and "modes (of 25)" in report.text
     assert "PacGAN4: 24.8 ± 0.2 modes" in report.text
     assert load_metrics(result.path)["modes"].between(0, 25).all()
+
+
+def test_variants_cross_the_grid_and_each_lands_in_its_own_rows(ray_local, tmp_path):
+    # The second-gradient study's three variants are not a product of single fields.
+    spec = SweepSpec("mog", "ablation-second-gradient", seeds=(0,), unroll_steps=(2,), storage=str(tmp_path))
+    spec = SweepSpec(**{**spec.__dict__, "overrides": dict(iterations=20, report_every=10, snapshot_every=20,
+                                                           batch_size=64, eval_samples=256)})  # fmt: skip
+    result = run_sweep(spec, progress=False)
+    assert result.ok and result.finished == 3
+    final = load_metrics(result.path).groupby("trial_id").tail(1)
+    assert sorted(zip(final["second_order"], final["average_over_unroll"])) == [
+        (False, False),
+        (False, True),
+        (True, False),
+    ]
+    assert final["trial_id"].str.contains("second_order=").all()  # second_order: one column, still in the id
+    # The stop-gradient variants follow different losses from the full unroll from the first step.
+    assert final["g_loss"].nunique() == 3

@@ -91,7 +91,9 @@ _ARROW_TYPES = {int: pa.int64(), float: pa.float64(), bool: pa.bool_(), str: pa.
 
 
 def axis_fields(axes: dict[str, type]) -> list[pa.Field]:
-    return [pa.field(name, _ARROW_TYPES[kind]) for name, kind in axes.items()]
+    # An axis that is an identity column already (second_order) keeps that one column.
+    identity = {f.name for f in IDENTITY_COLUMNS}
+    return [pa.field(name, _ARROW_TYPES[kind]) for name, kind in axes.items() if name not in identity]
 
 
 def metrics_schema(axes: dict[str, type], metrics: list[str]) -> pa.Schema:

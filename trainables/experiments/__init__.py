@@ -53,6 +53,9 @@ class Profile:
     unroll_steps: tuple[int, ...] = (0, 10)
     axes: dict[str, tuple] = field(default_factory=dict)
     """Further grid axes: experiment config field -> values (e.g. discriminator size)."""
+    variants: tuple[dict, ...] = ()
+    """Bundles of config values, each crossed with the grid above, for settings that are not a product
+    of single fields (e.g. stop-gradient with and without averaging over the unrolled steps)."""
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,46 @@ PROFILES = {
     },
 }
 
+# The paper's Appendix B ablations, one sweep per study, each on the paper's ring at quick length
+# and 5 seeds; `python -m analysis report` gives each its table against the paper's finding.
+# N, S and the studies' K are [R]: the paper prints none of them.
+ABLATION_LENGTH = dict(iterations=5_000, report_every=500, snapshot_every=2_500)
+ABLATION_SEEDS = (0, 1, 2, 3, 4)
+ABLATION_PROFILES = {
+    # (a) historical averaging: G against the mean loss of the last N discriminators, one taken
+    # every S iterations (S = 1: the last N; larger S: older ones). (1, 1) is the plain GAN.
+    "ablation-history": Profile(
+        "Appendix B (a): D ensembles of the last N, taken every S iterations, against the plain GAN",
+        ABLATION_LENGTH,
+        seeds=ABLATION_SEEDS,
+        unroll_steps=(0,),
+        variants=tuple(
+            dict(d_ensemble_size=n, d_ensemble_every=every) for n, every in ((1, 1), (10, 1), (10, 10), (10, 100))
+        ),
+    ),
+    # (b) the second gradient: full unroll, stop-gradient, stop-gradient averaged over the K steps.
+    "ablation-second-gradient": Profile(
+        "Appendix B (b): full unroll vs stop-gradient vs stop-gradient averaged over the K unrolled Ds",
+        ABLATION_LENGTH,
+        seeds=ABLATION_SEEDS,
+        unroll_steps=(5,),
+        variants=(
+            dict(second_order=True, average_over_unroll=False),
+            dict(second_order=False, average_over_unroll=False),
+            dict(second_order=False, average_over_unroll=True),
+        ),
+    ),
+    # (c) five G steps per D step, with and without the second gradient, at a small and a larger K.
+    "ablation-generator-steps": Profile(
+        "Appendix B (c): 5 G steps per D step, with and without the second gradient",
+        {**ABLATION_LENGTH, "generator_steps": 5},
+        seeds=ABLATION_SEEDS,
+        unroll_steps=(1, 5),
+        variants=(dict(second_order=True), dict(second_order=False)),
+    ),
+}
+PROFILES.update(ABLATION_PROFILES)
+
 EXPERIMENT = Experiment(
     name="mog",
     paper_section="3.1",
