@@ -59,11 +59,22 @@ def mann_whitney_u(a, b) -> tuple[float, float]:
     return float(u), math.erfc(z / math.sqrt(2))
 
 
+CLAIMED = {1: "higher", -1: "lower", 0: "alike", None: "no direction"}
+
+
+def _supported(p: float, shift: float, direction: int | None, alpha: float) -> bool:
+    if direction is None or p != p:
+        return False
+    if direction == 0:  # consistent with "no difference": the test found none (it cannot prove equality)
+        return bool(p >= alpha)
+    return bool(p < alpha and shift * direction > 0)
+
+
 def against_baseline(final, metrics: dict[str, int], by: str = "unroll_steps", baseline=0, alpha: float = 0.05):
     """Each setting of `by` against the baseline setting, per metric, across seeds.
 
     `metrics` maps a metric to the direction the paper claims for it (+1: higher than the baseline,
-    -1: lower). Returns one row per (setting, metric): seeds on each side, medians, the two-sided
+    -1: lower, 0: no difference, None: no claim). Returns one row per (setting, metric): seeds on each side, medians, the two-sided
     Mann-Whitney p-value, and whether the data support the claimed direction at `alpha`.
     """
     import pandas as pd
@@ -78,6 +89,6 @@ def against_baseline(final, metrics: dict[str, int], by: str = "unroll_steps", b
             rows.append({by: setting, "metric": metric, "seeds": len(a), "baseline_seeds": len(b),
                          "median": np.median(a) if len(a) else math.nan,
                          "baseline_median": np.median(b) if len(b) else math.nan, "p": p,
-                         "claimed": "higher" if direction > 0 else "lower",
-                         "supported": bool(p < alpha and shift * direction > 0)})  # fmt: skip
+                         "claimed": CLAIMED[direction if direction is None else (direction > 0) - (direction < 0)],
+                         "supported": _supported(p, shift, direction, alpha)})  # fmt: skip
     return pd.DataFrame(rows)

@@ -299,3 +299,9 @@ def test_variants_cross_the_grid_and_each_lands_in_its_own_rows(ray_local, tmp_p
     assert final["trial_id"].str.contains("second_order=").all()  # second_order: one column, still in the id
     # The stop-gradient variants follow different losses from the full unroll from the first step.
     assert final["g_loss"].nunique() == 3
+    report = build_report(result.path, tmp_path / "report")
+    assert "Appendix B (b): the second gradient" in report.text
+    for setting in ("| K=2 |", "| K=2, stop-grad |", "| K=2, stop-grad averaged over K |"):
+        assert setting in report.text
+    tests = pd.read_csv(tmp_path / "report" / "ablation_tests.csv")
+    assert set(tests["baseline"]) == {"K=2"} and set(tests["claimed"]) == {"alike"}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..ablations import ablation_section, with_settings
 from ..figures import evenly_spaced, heatmap_grid, metric_curves, points
 from ..results import (
     data_of_one_trial,
@@ -68,17 +69,7 @@ def _significance_markdown(tests: pd.DataFrame) -> str:
     return to_markdown(frame) + note
 
 
-def setting_label(row) -> str:
-    label = f"K={row['unroll_steps']}"
-    return label if row["second_order"] else label + " (stop-grad)"
-
-
-def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]]:
-    files: list[Path] = []
-    metrics = metrics.assign(setting=metrics.apply(setting_label, axis=1))
-    final = final_rows(metrics)
-    config = json.loads(final["config_json"].iloc[0])
-    num_modes, layout = config["num_modes"], config.get("layout", "ring")
+def _results_and_significance(final: pd.DataFrame, num_modes: int, out: Path, files: list[Path]) -> tuple[str, str]:
     summary = mean_and_standard_error(final, ["unroll_steps", "second_order"], METRICS)
     files += write_table(summary, out, "results")[:1]
     shown = pd.DataFrame(
@@ -96,10 +87,35 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
     (out / "results.md").write_text(table + "\n")
     files.append(out / "results.md")
     tests = against_baseline(final[final["second_order"]], CLAIMS)
-    significance = _significance_markdown(tests) if len(tests) else "Only one unroll setting: nothing to compare."
-    if len(tests):
-        tests.to_csv(out / "significance.csv", index=False)
-        files.append(out / "significance.csv")
+    if not len(tests):
+        return table, "Only one unroll setting: nothing to compare."
+    tests.to_csv(out / "significance.csv", index=False)
+    files.append(out / "significance.csv")
+    significance = (
+        "Each unroll setting against K = 0 across seeds (two-sided Mann-Whitney U test, exact; a seed "
+        "without a value, e.g. no reverse KL after a collapse, is left out of that test). The paper's "
+        "claim (Figure 1): unrolling covers more modes, with more samples near a mode and a histogram "
+        "over modes closer to uniform. Supported = p < 0.05 in the claimed direction.\n\n"
+        + _significance_markdown(tests)
+    )
+    return table, significance
+
+
+def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]]:
+    files: list[Path] = []
+    metrics = with_settings(metrics)
+    final = final_rows(metrics)
+    config = json.loads(final["config_json"].iloc[0])
+    num_modes, layout = config["num_modes"], config.get("layout", "ring")
+    ablation, ablation_tables = ablation_section(metrics, CLAIMS, {"modes": 2, "high_quality_pct": 1, "reverse_kl": 3})
+    if ablation:
+        for name, frame in ablation_tables.items():
+            if len(frame):
+                frame.to_csv(out / f"ablation_{name}.csv", index=False)
+                files.append(out / f"ablation_{name}.csv")
+        table, significance = ablation, ""
+    else:
+        table, significance = _results_and_significance(final, num_modes, out, files)
 
     samples = load_samples(path)
     data = points(data_of_one_trial(samples))
@@ -137,11 +153,7 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
             f"{int(final['step'].max())} iterations (mean ± standard error over seeds; {config['eval_samples']} "
             f"samples per model)",
             table,
-            "Each unroll setting against K = 0 across seeds (two-sided Mann-Whitney U test, exact; a seed "
-            "without a value, e.g. no reverse KL after a collapse, is left out of that test). The paper's "
-            "claim (Figure 1): unrolling covers more modes, with more samples near a mode and a histogram "
-            "over modes closer to uniform. Supported = p < 0.05 in the claimed direction.",
-            significance,
+            *([significance] if significance else []),
             GRID_REFERENCE if layout == "grid" else RING_REFERENCE,
             f"Reasoned defaults used (reconstructed from the paper's Appendix A wording or from the authors' demo "
             f"notebook, not the paper's printed values; each can be changed with --set): {notes}.",

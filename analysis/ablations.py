@@ -1,0 +1,166 @@
+"""The paper's Appendix B ablations as report tables: which study a sweep ran, and its finding tested.
+
+A study is recognised from the trials' configs (the fields are shared by every experiment):
+(a) historical averaging varies ``d_ensemble_size``/``d_ensemble_every``; (b) the second gradient
+varies ``second_order``/``average_over_unroll`` at one generator step per D step; (c) runs
+``generator_steps`` > 1. Each comparison is a two-sided exact Mann-Whitney U test across seeds
+(``stats.against_baseline``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .results import ENDED_EARLY
+from .stats import against_baseline
+from .tables import to_markdown
+
+ABLATION_FIELDS = ("d_ensemble_size", "d_ensemble_every", "average_over_unroll", "generator_steps")
+
+
+def setting_label(config: dict) -> str:
+    """A trial's setting in words, e.g. "K=5, stop-grad averaged over K", "N=10 Ds every S=100"."""
+    label = f"K={config['unroll_steps']}"
+    if config["unroll_steps"] and not config["second_order"]:
+        label += ", stop-grad averaged over K" if config.get("average_over_unroll") else ", stop-grad"
+    size, every = config.get("d_ensemble_size", 1), config.get("d_ensemble_every", 1)
+    if size > 1 or every > 1:
+        label += f", ensemble of N={size} Ds every S={every}"
+    if config.get("generator_steps", 1) > 1:
+        label += f", {config['generator_steps']} G steps per D step"
+    return label
+
+
+def with_settings(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows with a ``setting`` column (the label above) and the ablation fields from their configs."""
+    configs = [json.loads(text) for text in frame["config_json"]]
+    extra = {name: [c.get(name) for c in configs] for name in ABLATION_FIELDS}
+    return frame.assign(setting=[setting_label(c) for c in configs], **{k: v for k, v in extra.items()})
+
+
+@dataclass(frozen=True)
+class Study:
+    title: str
+    finding: str
+    """The paper's finding, as the table states it."""
+
+
+STUDIES = {
+    "history": Study(
+        "Appendix B (a): historical averaging (G trains against an ensemble of past discriminators)",
+        "ensembles sampled with longer delays (larger S) made training less stable, until it diverged. "
+        "Tested: each S > 1 against S = 1 at the same N, claimed lower (modes, high quality) or higher "
+        "(reverse KL); each ensemble against the plain GAN is shown without a claimed direction",
+    ),
+    "second_gradient": Study(
+        "Appendix B (b): the second gradient (full unroll, stop-gradient, stop-gradient averaged over K)",
+        "with the discriminator near its optimum, all three behave alike. Tested: each stop-gradient variant "
+        "against the full unroll; a p >= 0.05 is consistent with the claim (with 5 seeds the test detects only "
+        "large differences, so it is not proof of equality)",
+    ),
+    "generator_steps": Study(
+        "Appendix B (c): several generator steps per discriminator step",
+        "the discriminator now lags, and the second gradient matters: with it, far fewer unroll steps are "
+        "needed to converge. Tested: at each K, the stop-gradient unroll against the full one, claimed worse",
+    ),
+}
+
+
+def study_of(final: pd.DataFrame) -> str | None:
+    """Which Appendix B study a sweep's final rows belong to, or None."""
+    if ((final["d_ensemble_size"] > 1) | (final["d_ensemble_every"] > 1)).any():
+        return "history"
+    if (final["generator_steps"] > 1).any():
+        return "generator_steps"
+    if final["second_order"].nunique() > 1 or final["average_over_unroll"].any():
+        return "second_gradient"
+    return None
+
+
+def _comparisons(final: pd.DataFrame, study: str, claims: dict[str, int]) -> pd.DataFrame:
+    """(setting, baseline) pairs of the study, each tested per metric."""
+    alike, no_claim = dict.fromkeys(claims, 0), dict.fromkeys(claims)
+    pieces = []
+
+    def compare(rows: pd.DataFrame, baseline: str, metric_claims: dict[str, int]) -> None:
+        if (rows["setting"] == baseline).any() and rows["setting"].nunique() > 1:
+            tested = against_baseline(rows, metric_claims, by="setting", baseline=baseline)
+            pieces.append(tested.assign(baseline=baseline))
+
+    if study == "history":
+        plain = final[(final["d_ensemble_size"] == 1) & (final["d_ensemble_every"] == 1)]
+        for size, group in final[final["d_ensemble_size"] > 1].groupby("d_ensemble_size"):
+            if not plain.empty:
+                compare(pd.concat([plain, group[group["d_ensemble_every"] == 1]]), plain["setting"].iloc[0], no_claim)
+            shortest = group[group["d_ensemble_every"] == group["d_ensemble_every"].min()]
+            compare(group, shortest["setting"].iloc[0], {m: -d for m, d in claims.items()})
+    elif study == "second_gradient":
+        for _, group in final.groupby("unroll_steps"):
+            full = group[group["second_order"]]
+            if not full.empty:
+                compare(group, full["setting"].iloc[0], alike)
+    else:
+        for _, group in final.groupby("unroll_steps"):
+            full = group[group["second_order"]]
+            if not full.empty:
+                compare(group, full["setting"].iloc[0], {m: -d for m, d in claims.items()})
+    if not pieces:
+        return pd.DataFrame()
+    tests = pd.concat(pieces, ignore_index=True)
+    return tests.drop_duplicates(["setting", "baseline", "metric"]).reset_index(drop=True)
+
+
+def verdict(row) -> str:
+    if row.p != row.p:  # NaN: a side without any value
+        return f"n/a ({row.seeds} vs {row.baseline_seeds} seeds with a value)"
+    text = f"p = {row.p:.3g} ({row.seeds} vs {row.baseline_seeds} seeds)"
+    if row.claimed == "no direction":
+        return text
+    if row.claimed == "alike":
+        return text + (": alike (no significant difference)" if row.supported else ": differ")
+    return text + f", {row.claimed}: " + ("supported" if row.supported else "not supported")
+
+
+def ablation_section(metrics: pd.DataFrame, claims: dict[str, int], digits: dict[str, int]) -> tuple[str, dict]:
+    """The study's Markdown section and its tables (``results``, ``tests``); ("", {}) if the sweep is no study.
+
+    `claims` maps a metric to the direction unrolling is claimed to move it (+1 higher, -1 lower);
+    each study turns that into its own claims. Trials that diverged count per setting.
+    """
+    final_all = with_settings(metrics.loc[metrics.groupby("trial_id")["step"].idxmax()])
+    study = study_of(final_all)
+    if study is None:
+        return "", {}
+    ended = final_all["status"].isin(ENDED_EARLY)
+    final = final_all[~ended]
+    rows = []
+    for setting, group in final_all.groupby("setting", sort=False):
+        done = group[~group["status"].isin(ENDED_EARLY)]
+        row = {"setting": setting, "seeds": len(group), "diverged": int((group["status"] == "diverged").sum())}
+        for metric, places in digits.items():
+            values = done[metric].dropna()
+            cell = "n/a" if values.empty else f"{values.mean():.{places}f}"
+            if len(values) > 1:
+                cell += f" ± {values.sem():.{places}f}"
+            if len(values) < len(done):
+                cell += f" ({len(values)} seeds; {len(done) - len(values)} without a value)"
+            row[metric] = cell
+        rows.append(row)
+    results = pd.DataFrame(rows).sort_values("setting", kind="stable")
+    tests = _comparisons(final, study, claims)
+    text = [f"### {STUDIES[study].title}", to_markdown(results)]
+    if len(tests):
+        shown = tests.assign(result=[verdict(r) for r in tests.itertuples()])
+        wide = shown.pivot_table(index=["setting", "baseline"], columns="metric", values="result", aggfunc="first")
+        wide = wide.reset_index()[["setting", "baseline", *[m for m in claims if m in wide.columns]]]
+        text += [
+            f"The paper's finding: {STUDIES[study].finding}. Two-sided exact Mann-Whitney U across seeds; "
+            "supported = p < 0.05 in the claimed direction. Diverged trials have no final metrics and are "
+            "counted in the 'diverged' column instead. The ensemble sizes N, delays S and unroll steps K of "
+            "these studies are reasoned values: the paper prints none of them.",
+            to_markdown(wide.rename(columns={"setting": "setting", "baseline": "against"})),
+        ]
+    return "\n\n".join(text), {"results": results, "tests": tests}
