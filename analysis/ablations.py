@@ -92,7 +92,7 @@ def _comparisons(final: pd.DataFrame, study: str, claims: dict[str, int]) -> pd.
 
     if study == "history":
         plain = final[(final["d_ensemble_size"] == 1) & (final["d_ensemble_every"] == 1)]
-        for size, group in final[final["d_ensemble_size"] > 1].groupby("d_ensemble_size"):
+        for _, group in final[final["d_ensemble_size"] > 1].groupby("d_ensemble_size"):
             if not plain.empty:
                 compare(pd.concat([plain, group[group["d_ensemble_every"] == 1]]), plain["setting"].iloc[0], no_claim)
             shortest = group[group["d_ensemble_every"] == group["d_ensemble_every"].min()]

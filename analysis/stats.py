@@ -74,8 +74,9 @@ def against_baseline(final, metrics: dict[str, int], by: str = "unroll_steps", b
     """Each setting of `by` against the baseline setting, per metric, across seeds.
 
     `metrics` maps a metric to the direction the paper claims for it (+1: higher than the baseline,
-    -1: lower, 0: no difference, None: no claim). Returns one row per (setting, metric): seeds on each side, medians, the two-sided
-    Mann-Whitney p-value, and whether the data support the claimed direction at `alpha`.
+    -1: lower, 0: no difference, None: no claim). Returns one row per (setting, metric): seeds on
+    each side, medians, the two-sided Mann-Whitney p-value, and whether the data support the claim
+    at `alpha` (for "no difference": p >= alpha, which is consistent with it but never proves it).
     """
     import pandas as pd
 

@@ -44,8 +44,8 @@ def test_each_study_is_recognised_and_a_plain_sweep_is_none():
     assert study_of(with_settings(history)) == "history"
     second = frame([{"unroll_steps": 5}, {"unroll_steps": 5, "second_order": False}], [np.arange(5)] * 2)
     assert study_of(with_settings(second)) == "second_gradient"
-    steps = frame([{"unroll_steps": 1, "generator_steps": 5}, {"unroll_steps": 1, "generator_steps": 5,
-                                                                "second_order": False}], [np.arange(5)] * 2)  # fmt: skip
+    five = {"unroll_steps": 1, "generator_steps": 5}
+    steps = frame([five, {**five, "second_order": False}], [np.arange(5)] * 2)
     assert study_of(with_settings(steps)) == "generator_steps"
     assert ablation_section(plain, CLAIMS, DIGITS) == ("", {})
 
