@@ -155,7 +155,8 @@ ABLATION_PROFILES = {
     # (c) five G steps per D step, with and without the second gradient, at a small and a larger K.
     "ablation-generator-steps": Profile(
         "Appendix B (c): 5 G steps per D step, with and without the second gradient",
-        {**ABLATION_LENGTH, "generator_steps": 5},
+        # 3,000 iterations: each is five unrolled G steps, 3-4x the cost of one (python -m bench.unroll_cost).
+        dict(iterations=3_000, report_every=500, snapshot_every=1_500, generator_steps=5),
         seeds=ABLATION_SEEDS,
         unroll_steps=(1, 5),
         variants=(dict(second_order=True), dict(second_order=False)),
