@@ -16,7 +16,13 @@ from torch import Tensor, nn
 
 from .config import GANConfig
 from .losses import GENERATOR_LOSSES, discriminator_loss
-from .unrolled import FlatDiscriminator, GeneratorLoss, ensemble_generator_loss, unrolled_generator_loss
+from .unrolled import (
+    DiscriminatorLoss,
+    FlatDiscriminator,
+    GeneratorLoss,
+    ensemble_generator_loss,
+    unrolled_generator_loss,
+)
 
 TRAINER_METRICS = {
     "d_loss": "discriminator loss at the last iteration before the report",
@@ -37,6 +43,7 @@ class GANParts:
     sample_real: Sampler
     sample_noise: Sampler
     generator_loss: GeneratorLoss
+    discriminator_loss: DiscriminatorLoss = discriminator_loss
 
     @classmethod
     def build(
@@ -85,7 +92,7 @@ class GANTrainer:
         real = p.sample_real(batch, self.rng)
         with torch.no_grad():
             fake = p.generator(p.sample_noise(batch, self.rng))
-        loss = discriminator_loss(p.discriminator(real), p.discriminator(fake))
+        loss = p.discriminator_loss(p.discriminator(real), p.discriminator(fake))
         p.d_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         p.d_optimizer.step()
@@ -111,7 +118,7 @@ class GANTrainer:
             fake,
             real,
             unroll_steps=cfg.unroll_steps,
-            d_loss=discriminator_loss,
+            d_loss=p.discriminator_loss,
             g_loss=p.generator_loss,
             second_order=cfg.second_order,
             unroll_batches=fresh_batch if cfg.fresh_unroll_batches else None,

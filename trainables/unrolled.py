@@ -51,6 +51,8 @@ class FlatDiscriminator:
     joint: bool
     """Real and fake batches go through one forward pass: exact when no layer mixes samples
     (no batch norm), and then one call instead of two per unrolled step."""
+    batch_dim: int = 0
+    """The samples' dimension: 1 when several seeds' models are packed in front (``packed``)."""
 
     @classmethod
     def of(cls, module: nn.Module) -> FlatDiscriminator:
@@ -65,6 +67,7 @@ class FlatDiscriminator:
             numels=tuple(p.numel() for _, p in named),
             buffers=buffers,
             joint=not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules()),
+            batch_dim=getattr(module, "batch_dim", 0),
         )
 
     def flatten(self, tensors: list[Tensor]) -> Tensor:
@@ -76,14 +79,16 @@ class FlatDiscriminator:
 
     def pair(self, real: Tensor, fake: Tensor) -> tuple[Tensor | tuple[Tensor, Tensor], int]:
         """A (real, fake) minibatch as the forward pass takes it (joined once, outside the unroll loop)."""
-        return (torch.cat([real, fake]), len(real)) if self.joint else ((real, fake), len(real))
+        n_real = real.shape[self.batch_dim]
+        return (torch.cat([real, fake], self.batch_dim), n_real) if self.joint else ((real, fake), n_real)
 
     def pair_logits(self, flat: Tensor, pair: tuple[Tensor | tuple[Tensor, Tensor], int]) -> tuple[Tensor, Tensor]:
         inputs, n_real = pair
         if isinstance(inputs, tuple):  # batch norm: each batch normalised on its own, as D trains
             return self(flat, inputs[0]), self(flat, inputs[1])
         logits = self(flat, inputs)
-        return logits[:n_real], logits[n_real:]
+        rest = logits.shape[self.batch_dim] - n_real
+        return logits.narrow(self.batch_dim, 0, n_real), logits.narrow(self.batch_dim, n_real, rest)
 
     def __call__(self, flat: Tensor, x: Tensor) -> Tensor:
         views = [v.view(s) for v, s in zip(torch.split(flat, self.numels), self.shapes)]

@@ -1,0 +1,105 @@
+"""Seeds packed into one model train exactly as each seed alone (trainables/packed.py)."""
+
+import dataclasses
+
+import pytest
+import torch
+from torch import nn
+
+from trainables import experiments
+from trainables.packed import Packed, PackedTrainer, pack_parts
+from trainables.trainer import GANTrainer
+from trainables.trial import seed_everything
+
+SEEDS = [0, 1, 2]
+SMALL = dict(batch_size=64, hidden=32, noise_dim=16)
+
+
+def build(config, seed: int, dtype: torch.dtype):
+    seed_everything(seed)
+    parts = experiments.get("mog").build(dataclasses.replace(config, seed=seed), torch.device("cpu")).parts
+    parts.generator.to(dtype)
+    parts.discriminator.to(dtype)
+    real, noise = parts.sample_real, parts.sample_noise
+    parts.sample_real = lambda n, rng: real(n, rng).to(dtype)
+    parts.sample_noise = lambda n, rng: noise(n, rng).to(dtype)
+    return parts
+
+
+def lone_and_packed(values: dict, dtype: torch.dtype):
+    config = experiments.get("mog").config("quick", {**SMALL, **values})
+    lone = [GANTrainer(build(config, s, dtype), dataclasses.replace(config, seed=s)) for s in SEEDS]
+    packed_parts, losses = pack_parts([build(config, s, dtype) for s in SEEDS], config, torch.device("cpu"))
+    return lone, PackedTrainer(packed_parts, losses, config, SEEDS)
+
+
+def seed_view(packed: nn.Module, index: int) -> dict[str, torch.Tensor]:
+    """Seed `index`'s parameters under the lone model's names."""
+    out = {}
+    for name, module in packed.net.named_modules():
+        if hasattr(module, "seed_parameters"):
+            for key, value in module.seed_parameters(index).items():
+                out[f"{name}.{key}"] = value
+    return out
+
+
+def assert_same(lone: GANTrainer, packed: PackedTrainer, index: int, rtol: float) -> None:
+    for network in ("generator", "discriminator"):
+        mine = dict(getattr(lone.parts, network).named_parameters())
+        theirs = seed_view(getattr(packed.parts, network), index)
+        assert mine.keys() == theirs.keys()
+        for name, value in mine.items():
+            torch.testing.assert_close(theirs[name], value.detach(), rtol=rtol, atol=rtol * value.abs().max().item())
+    for key, value in lone.last_losses.items():
+        assert packed.seed_losses[index][key] == pytest.approx(value, rel=rtol, abs=rtol)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        dict(unroll_steps=3),
+        dict(unroll_steps=3, second_order=False, average_over_unroll=True),
+        dict(unroll_steps=0, d_ensemble_size=3, d_ensemble_every=2),
+        dict(unroll_steps=2, generator_steps=2, generator_loss="non_saturating"),
+    ],
+    ids=["unrolled", "stop-gradient averaged over K", "discriminator ensemble", "two G steps, non-saturating"],
+)
+def test_packed_seeds_follow_each_seed_alone_in_float64(values):
+    lone, packed = lone_and_packed(values, torch.float64)
+    for _ in range(60):
+        for trainer in lone:
+            trainer.train_iteration()
+        packed.train_iteration()
+    for index, trainer in enumerate(lone):
+        assert_same(trainer, packed, index, rtol=1e-9)
+
+
+def test_packed_seeds_stay_within_float32_rounding_for_hundreds_of_iterations():
+    lone, packed = lone_and_packed(dict(unroll_steps=3), torch.float32)
+    for step in range(300):
+        for trainer in lone:
+            trainer.train_iteration()
+        packed.train_iteration()
+        for index, trainer in enumerate(lone):
+            for key, value in trainer.last_losses.items():
+                assert packed.seed_losses[index][key] == pytest.approx(value, rel=1e-3), (step, index, key)
+
+
+def test_one_seeds_nan_stays_in_its_own_slice():
+    lone, packed = lone_and_packed(dict(unroll_steps=2), torch.float64)
+    with torch.no_grad():
+        packed.parts.discriminator.net.net[0].weight[1].fill_(float("nan"))
+    for _ in range(3):
+        for trainer in lone:
+            trainer.train_iteration()
+        packed.train_iteration()
+    assert packed.seeds_finite() == [True, False, True]
+    assert_same(lone[0], packed, 0, rtol=1e-9)
+    assert_same(lone[2], packed, 2, rtol=1e-9)
+
+
+def test_unsupported_layers_and_mixed_architectures_are_refused():
+    with pytest.raises(TypeError, match="does not support Conv2d"):
+        Packed([nn.Conv2d(1, 1, 3), nn.Conv2d(1, 1, 3)])
+    with pytest.raises(TypeError, match="one architecture"):
+        Packed([nn.Linear(2, 3), nn.ReLU()])
