@@ -103,3 +103,53 @@ def test_unsupported_layers_and_mixed_architectures_are_refused():
         Packed([nn.Conv2d(1, 1, 3), nn.Conv2d(1, 1, 3)])
     with pytest.raises(TypeError, match="one architecture"):
         Packed([nn.Linear(2, 3), nn.ReLU()])
+
+
+def trial_configs(values: dict):
+    experiment = experiments.get("mog")
+    base = {**SMALL, "iterations": 40, "report_every": 10, "snapshot_every": 20, "eval_samples": 256, **values}
+    return experiment, [experiment.config("quick", {**base, "seed": s}) for s in SEEDS]
+
+
+def test_a_packed_trial_reports_each_seed_as_its_own_trial():
+    from trainables.trial import PackedTrial, Trial
+
+    experiment, configs = trial_configs(dict(unroll_steps=2))
+    packed = [dict(r) for r in PackedTrial(experiment, configs).reports()]  # each: {seed index: report}
+    for index, config in enumerate(configs):
+        alone = list(Trial(experiment, config).reports())
+        assert [r.step for r in alone] == [step[index].step for step in packed] == [0, 10, 20, 30, 40]
+        for mine, theirs in zip(alone, (step[index] for step in packed)):
+            assert mine.status == theirs.status and mine.samples.keys() == theirs.samples.keys()
+            for key, value in mine.metrics.items():
+                assert theirs.metrics[key] == pytest.approx(value, rel=1e-3, abs=1e-3, nan_ok=True), (key, mine.step)
+
+
+def test_a_packed_seed_resumes_packed_or_alone_from_its_saved_state():
+    from trainables.trial import PackedTrial, Trial
+
+    experiment, configs = trial_configs(dict(unroll_steps=2, d_ensemble_size=1))
+    first = PackedTrial(experiment, configs)
+    reports = first.reports()
+    for _ in range(3):  # steps 0, 10, 20
+        next(reports)
+    states = [first.state_dict(i) for i in range(len(configs))]
+    rest = [dict(r) for r in reports]
+
+    resumed = PackedTrial(experiment, configs)
+    assert resumed.load_state_dicts(states)
+    again = [dict(r) for r in resumed.reports()]
+    assert [sorted(r) for r in again] == [sorted(r) for r in rest]
+    for mine, theirs in zip(rest, again):
+        for index in mine:
+            assert mine[index].metrics == pytest.approx(theirs[index].metrics, nan_ok=True)
+
+    alone = Trial(experiment, configs[1])
+    alone.load_state_dict(states[1])
+    for mine, theirs in zip((r[1] for r in rest), alone.reports()):
+        assert mine.step == theirs.step
+        assert theirs.metrics["g_loss"] == pytest.approx(mine.metrics["g_loss"], rel=1e-4)
+
+    incomplete = PackedTrial(experiment, configs)
+    assert not incomplete.load_state_dicts([states[0], None, states[2]])
+    assert incomplete.trainer.iteration == 0

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -176,6 +177,9 @@ class PackedTrainer(GANTrainer):
         super().train_iteration()
         self.seed_losses = [{"d_loss": float(d), "g_loss": float(g)} for d, g in zip(self._d, self._g)]
 
+    def losses_finite_per_seed(self) -> list[bool]:
+        return [all(math.isfinite(v) for v in losses.values()) for losses in self.seed_losses]
+
     def seeds_finite(self) -> list[bool]:
         """Per seed: losses and parameters finite (one seed's NaN never reaches another's slice)."""
         p = self.parts
@@ -184,3 +188,123 @@ class PackedTrainer(GANTrainer):
         return [
             bool(ok) and all(math.isfinite(v) for v in losses.values()) for ok, losses in zip(finite, self.seed_losses)
         ]
+
+
+def _packed_linears(module: nn.Module) -> list[PackedLinear]:
+    return [m for m in module.modules() if isinstance(m, PackedLinear)]
+
+
+def _slicers(module: nn.Module) -> list:
+    """Per parameter, in ``parameters()`` order: packed tensor, seed index -> that seed's tensor."""
+    out = []
+    for _ in _packed_linears(module):
+        out += [lambda t, i: t[i].t(), lambda t, i: t[i, 0]]
+    return out
+
+
+def _stackers(module: nn.Module) -> list:
+    """The inverse of ``_slicers``: the seeds' tensors -> the packed tensor."""
+    out = []
+    for _ in _packed_linears(module):
+        out += [lambda ts: torch.stack([t.t() for t in ts]).contiguous(), lambda ts: torch.stack(ts).unsqueeze(1)]
+    return out
+
+
+def _lone_names(module: Packed) -> list[str]:
+    names = []
+    for name, sub in module.net.named_modules():
+        if isinstance(sub, PackedLinear):
+            names += [f"{name}.weight" if name else "weight", f"{name}.bias" if name else "bias"]
+    return names
+
+
+def _seed_module_state(module: Packed, index: int) -> dict[str, Tensor]:
+    params = list(module.parameters())
+    return {n: s(p.detach(), index).clone() for n, s, p in zip(_lone_names(module), _slicers(module), params)}
+
+
+def _seed_optimizer_state(optimizer: torch.optim.Optimizer, module: Packed, index: int) -> dict:
+    state = optimizer.state_dict()
+    slicers = _slicers(module)
+    per_param = {
+        # Adam's step counter too is a tensor it increments in place: a copy, never the live one.
+        i: {k: (slicers[i](v, index) if v.dim() > 0 else v).clone() if torch.is_tensor(v) else v for k, v in s.items()}
+        for i, s in state["state"].items()
+    }
+    return {"state": per_param, "param_groups": state["param_groups"]}
+
+
+def _seed_flat(flat: Tensor, module: Packed, index: int) -> Tensor:
+    """A flat packed parameter vector (a historical-averaging snapshot) -> that seed's flat vector."""
+    params = list(module.parameters())
+    pieces = torch.split(flat, [p.numel() for p in params])
+    return torch.cat(
+        [s(piece.view(p.shape), index).reshape(-1) for s, piece, p in zip(_slicers(module), pieces, params)]
+    )
+
+
+def _packed_flat(flats: list[Tensor], module: Packed) -> Tensor:
+    params = list(module.parameters())
+    lone_numels = [p.numel() // len(flats) for p in params]
+    per_seed = [torch.split(f, lone_numels) for f in flats]
+    pieces = []
+    for j, (stack, p) in enumerate(zip(_stackers(module), params)):
+        lone_shape = _slicers(module)[j](p.detach(), 0).shape
+        pieces.append(stack([seed[j].view(lone_shape) for seed in per_seed]).reshape(-1))
+    return torch.cat(pieces)
+
+
+def seed_trainer_state(trainer: PackedTrainer, index: int) -> dict[str, Any]:
+    """Seed `index`'s ``GANTrainer.state_dict()``, as a run of that seed alone would save it."""
+    p = trainer.parts
+    return {
+        "generator": _seed_module_state(p.generator, index),
+        "discriminator": _seed_module_state(p.discriminator, index),
+        "g_optimizer": _seed_optimizer_state(p.g_optimizer, p.generator, index),
+        "d_optimizer": _seed_optimizer_state(p.d_optimizer, p.discriminator, index),
+        "iteration": trainer.iteration,
+        "d_ensemble": [_seed_flat(t, p.discriminator, index) for t in trainer.ensemble],
+        "rng": trainer.rng.generators[index].get_state(),
+        "last_losses": dict(trainer.seed_losses[index]),
+    }
+
+
+def load_seed_trainer_states(trainer: PackedTrainer, states: list[dict[str, Any]]) -> None:
+    """The inverse: every seed's saved ``GANTrainer`` state into the packed trainer (all at one iteration)."""
+    if len({s["iteration"] for s in states}) != 1:
+        raise ValueError("packed seeds must resume from one iteration")
+    p = trainer.parts
+    with torch.no_grad():
+        for network in ("generator", "discriminator"):
+            module = getattr(p, network)
+            names = _lone_names(module)
+            for param, stack, name in zip(module.parameters(), _stackers(module), names):
+                param.copy_(stack([s[network][name] for s in states]))
+    for optimizer, module, key in (
+        (p.g_optimizer, p.generator, "g_optimizer"),
+        (p.d_optimizer, p.discriminator, "d_optimizer"),
+    ):
+        stackers = _stackers(module)
+        merged = {}
+        for i in states[0][key]["state"]:
+            merged[i] = {
+                k: stackers[i]([s[key]["state"][i][k] for s in states])
+                if torch.is_tensor(v) and v.dim() > 0
+                else (v.clone() if torch.is_tensor(v) else v)
+                for k, v in states[0][key]["state"][i].items()
+            }
+        optimizer.load_state_dict({"state": merged, "param_groups": states[0][key]["param_groups"]})
+    trainer.iteration = int(states[0]["iteration"])
+    trainer.ensemble = [
+        _packed_flat([s["d_ensemble"][j] for s in states], p.discriminator) for j in range(len(states[0]["d_ensemble"]))
+    ]
+    trainer.rng.set_state([s["rng"] for s in states])
+    trainer.seed_losses = [dict(s["last_losses"]) for s in states]
+    trainer.last_losses = {}
+
+
+def load_seed_into(trainer: PackedTrainer, index: int, generator: nn.Module, discriminator: nn.Module) -> None:
+    """Copy seed `index`'s current parameters into its own lone networks (to evaluate it as usual)."""
+    with torch.no_grad():
+        for lone, packed in ((generator, trainer.parts.generator), (discriminator, trainer.parts.discriminator)):
+            lone.load_state_dict(_seed_module_state(packed, index))

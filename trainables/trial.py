@@ -38,6 +38,42 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def evaluation_rng(seed: int, step: int) -> torch.Generator:
+    # Its own stream per (seed, step), so evaluating never shifts the training stream.
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+
+
+def make_report(experiment: Experiment, config: GANConfig, run, step: int, last_losses: dict[str, float]) -> Report:
+    """One report of a trial at `step`: the experiment's metrics and the snapshots due then."""
+    rng = evaluation_rng(config.seed, step)
+    metrics = {**run.evaluate(rng), **last_losses}
+    samples = {}
+    if step % config.snapshot_every == 0 or step == config.iterations:
+        samples["model"] = run.model_samples(rng)
+    if step == 0:
+        samples["data"] = run.data_samples(rng)
+    describe = getattr(run, "describe", None)
+    if describe is not None:
+        for kind, values in list(samples.items()):
+            samples.update(describe(kind, values))
+    final = getattr(run, "final", None)
+    if final is not None and step == config.iterations:
+        # Work too costly for every report (e.g. inference by optimisation), done once at the end.
+        extra_metrics, extra_samples = final(rng)
+        metrics.update(extra_metrics)
+        samples.update(extra_samples)
+    for name in experiment.metrics:
+        metrics.setdefault(name, float("nan"))
+    return Report(step, metrics, samples, "finished" if step == config.iterations else "running")
+
+
+def diverged_report(experiment: Experiment, step: int, last_losses: dict[str, float]) -> Report:
+    # Evaluating a model with NaN weights measures nothing (and some metrics fail on NaN).
+    metrics = {name: float("nan") for name in experiment.metrics}
+    metrics.update(last_losses)
+    return Report(step, metrics, {}, "diverged")
+
+
 class Trial:
     def __init__(self, experiment: Experiment, config: GANConfig, device: torch.device | str = "cpu"):
         # Pinned on every trial, also under Ray with reused actors: threads change float32
@@ -50,38 +86,11 @@ class Trial:
         self.elapsed_s = 0.0
         self.diverged_at: int | None = None
 
-    def _evaluation_rng(self, step: int) -> torch.Generator:
-        # Its own stream per (seed, step), so evaluating never shifts the training stream.
-        return torch.Generator().manual_seed(self.config.seed * 1_000_003 + step)
-
     def _report(self) -> Report:
-        step = self.trainer.iteration
-        rng = self._evaluation_rng(step)
-        metrics = {**self.run.evaluate(rng), **self.trainer.last_losses}
-        samples = {}
-        if step % self.config.snapshot_every == 0 or step == self.config.iterations:
-            samples["model"] = self.run.model_samples(rng)
-        if step == 0:
-            samples["data"] = self.run.data_samples(rng)
-        describe = getattr(self.run, "describe", None)
-        if describe is not None:
-            for kind, values in list(samples.items()):
-                samples.update(describe(kind, values))
-        final = getattr(self.run, "final", None)
-        if final is not None and step == self.config.iterations:
-            # Work too costly for every report (e.g. inference by optimisation), done once at the end.
-            extra_metrics, extra_samples = final(rng)
-            metrics.update(extra_metrics)
-            samples.update(extra_samples)
-        for name in self.experiment.metrics:
-            metrics.setdefault(name, float("nan"))
-        return Report(step, metrics, samples, "finished" if step == self.config.iterations else "running")
+        return make_report(self.experiment, self.config, self.run, self.trainer.iteration, self.trainer.last_losses)
 
     def _diverged_report(self) -> Report:
-        # Evaluating a model with NaN weights measures nothing (and some metrics fail on NaN).
-        metrics = {name: float("nan") for name in self.experiment.metrics}
-        metrics.update(self.trainer.last_losses)
-        return Report(self.trainer.iteration, metrics, {}, "diverged")
+        return diverged_report(self.experiment, self.trainer.iteration, self.trainer.last_losses)
 
     def reports(self) -> Iterator[Report]:
         """Yields the step-0 report (on a fresh start), then one every report_every iterations.
@@ -130,3 +139,94 @@ class Trial:
         self.elapsed_s = float(state["elapsed_s"])
         self.diverged_at = state.get("diverged_at")
         torch.set_rng_state(state["torch_rng"])
+
+
+class PackedTrial:
+    """Several seeds of one configuration trained as one packed model (``trainables.packed``).
+
+    Each seed reports, diverges and saves exactly as its own ``Trial`` would: the same steps, the
+    same metrics up to float rounding, and a state in the ``Trial.state_dict`` format, so a seed can
+    resume packed or alone. ``elapsed_s`` is the packed trial's time (all its seeds together).
+    """
+
+    def __init__(self, experiment: Experiment, configs: list[GANConfig], device: torch.device | str = "cpu"):
+        from .packed import PackedTrainer, pack_parts  # packed imports the trainer, which imports nothing here
+
+        base = configs[0]
+        if any(c.to_dict() | {"seed": 0} != base.to_dict() | {"seed": 0} for c in configs):
+            raise ValueError("packed seeds must share every config field but the seed")
+        torch.set_num_threads(base.torch_threads)
+        self.experiment, self.configs, self.device = experiment, configs, torch.device(device)
+        self.runs = []
+        for config in configs:
+            seed_everything(config.seed)  # each seed's networks initialised as its own trial's
+            self.runs.append(experiment.build(config, self.device))
+        parts, losses = pack_parts([run.parts for run in self.runs], base, self.device)
+        self.trainer = PackedTrainer(parts, losses, base, [c.seed for c in configs])
+        self.elapsed_s = 0.0
+        self.diverged_at: list[int | None] = [None] * len(configs)
+
+    def _active(self) -> list[int]:
+        return [i for i, step in enumerate(self.diverged_at) if step is None]
+
+    def _report(self, index: int) -> Report:
+        from .packed import load_seed_into
+
+        run = self.runs[index]
+        load_seed_into(self.trainer, index, run.parts.generator, run.parts.discriminator)
+        losses = self.trainer.seed_losses[index]
+        return make_report(self.experiment, self.configs[index], run, self.trainer.iteration, losses)
+
+    def reports(self) -> Iterator[list[tuple[int, Report]]]:
+        """Like ``Trial.reports``, one list of (seed index, report) at a time. A seed that diverges
+        gets its 'diverged' report at that iteration and no more; the others train on."""
+        cfg = self.configs[0]
+        if self.trainer.iteration == 0 and self._active():
+            yield [(i, self._report(i)) for i in self._active()]
+        while self.trainer.iteration < cfg.iterations and self._active():
+            start = time.perf_counter()
+            end = min(cfg.iterations, (self.trainer.iteration // cfg.report_every + 1) * cfg.report_every)
+            while self.trainer.iteration < end:
+                self.trainer.train_iteration()
+                finite = self.trainer.losses_finite_per_seed()
+                if not all(finite[i] for i in self._active()):
+                    break
+            self.elapsed_s += time.perf_counter() - start
+            finite = self.trainer.seeds_finite()
+            out = []
+            for i in self._active():
+                if not finite[i]:
+                    self.diverged_at[i] = self.trainer.iteration
+                    out.append(
+                        (i, diverged_report(self.experiment, self.trainer.iteration, self.trainer.seed_losses[i]))
+                    )
+            if self.trainer.iteration == end:
+                out += [(i, self._report(i)) for i in self._active()]
+            yield out
+
+    def state_dict(self, index: int) -> dict[str, Any]:
+        """Seed `index`'s state, in the format of its own ``Trial.state_dict``."""
+        from .packed import seed_trainer_state
+
+        return {
+            "trainer": seed_trainer_state(self.trainer, index),
+            "elapsed_s": self.elapsed_s,
+            "torch_rng": torch.get_rng_state(),
+            "config": self.configs[index].to_dict(),
+            "diverged_at": self.diverged_at[index],
+        }
+
+    def load_state_dicts(self, states: list[dict[str, Any] | None]) -> bool:
+        """Resume every seed from its saved state. False (and nothing loaded) unless every seed has one,
+        written by its config, at one iteration: then the packed trial starts afresh, which rewrites
+        the same rows (training is deterministic by seed)."""
+        from .packed import load_seed_trainer_states
+
+        usable = all(s is not None and s["config"] == c.to_dict() for s, c in zip(states, self.configs))
+        if not usable or len({s["trainer"]["iteration"] for s in states}) != 1:
+            return False
+        load_seed_trainer_states(self.trainer, [s["trainer"] for s in states])
+        self.elapsed_s = max(float(s["elapsed_s"]) for s in states)
+        self.diverged_at = [s.get("diverged_at") for s in states]
+        torch.set_rng_state(states[0]["torch_rng"])
+        return True
