@@ -133,6 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--address", help="Ray cluster address (host:port or 'auto'); default: start a local Ray")
     sweep.add_argument("--cpus-per-trial", type=_int, default=1, help="CPUs (and torch threads) per trial; default 1")
     sweep.add_argument(
+        "--seeds-per-trial",
+        type=_int,
+        default=1,
+        help="seeds trained packed into one model per trial (mog only), each with its own rows and state; "
+        "default 1 (on this CPU packing gains nothing, see README 'Cost of unrolling'; on a GPU try the seed count)",
+    )
+    sweep.add_argument(
         "--gpus-per-trial",
         type=float,
         help="GPU share per trial (default: the experiment's share if the cluster has GPUs, else 0)",
@@ -193,6 +200,7 @@ def cmd_sweep(args) -> int:
         storage=args.storage,
         name=args.name,
         cpus_per_trial=args.cpus_per_trial,
+        seeds_per_trial=args.seeds_per_trial,
         gpus_per_trial=args.gpus_per_trial,
         max_concurrent_trials=args.max_concurrent,
         max_failures=args.max_failures,
@@ -202,7 +210,8 @@ def cmd_sweep(args) -> int:
         f"(seeds {list(spec.seeds)} x unroll steps {list(spec.unroll_steps)}"
         + "".join(f" x {k} {list(v)}" for k, v in spec.axes.items())
         + (f" x variants {_variants_text(spec.variants)}" if spec.variants else "")
-        + ")",
+        + ")"
+        + (f", {spec.seeds_per_trial} seeds packed per Ray trial" if spec.seeds_per_trial > 1 else ""),
         flush=True,
     )
     result = run_sweep(spec, address=args.address, progress=not args.quiet)

@@ -46,6 +46,9 @@ class SweepSpec:
     name: str | None = None
     """Defaults to <experiment>-<profile>; re-running a sweep of the same name resumes it."""
     cpus_per_trial: int = 1
+    seeds_per_trial: int = 1
+    """Seeds trained packed into one model per Tune trial (``trainables.packed``); each keeps its own
+    rows, trial id, state and status. 1 = one seed per trial."""
     gpus_per_trial: float | None = None
     """None: the experiment's GPU share when the cluster has GPUs, else 0."""
     max_concurrent_trials: int | None = None
@@ -94,6 +97,13 @@ class SweepSpec:
             )
         if self.cpus_per_trial < 1:
             raise SweepError(f"cpus per trial must be at least 1, got {self.cpus_per_trial}")
+        if not _is_int(self.seeds_per_trial) or self.seeds_per_trial < 1:
+            raise SweepError(f"seeds per trial must be a positive integer, got {self.seeds_per_trial!r}")
+        if self.seeds_per_trial > 1 and not experiment.packable:
+            packable = ", ".join(n for n in experiments.names() if experiments.get(n).packable)
+            raise SweepError(
+                f"--seeds-per-trial: {self.experiment}'s models cannot be packed yet (MLP models only: {packable})"
+            )
         if self.gpus_per_trial is not None and self.gpus_per_trial < 0:
             raise SweepError(f"gpus per trial must be >= 0, got {self.gpus_per_trial}")
         reserved = {"seed", "unroll_steps", *axes, *(variants[0] if variants else ())}
@@ -119,6 +129,7 @@ class SweepSpec:
             storage=self.storage,
             name=name,
             cpus_per_trial=self.cpus_per_trial,
+            seeds_per_trial=self.seeds_per_trial,
             gpus_per_trial=self.gpus_per_trial,
             max_concurrent_trials=self.max_concurrent_trials,
             max_failures=self.max_failures,
@@ -130,6 +141,21 @@ class SweepSpec:
             {"seed": seed, "unroll_steps": k, **point}
             for k in self.unroll_steps
             for seed in self.seeds
+            for point in _grid_points(self.axes, self.variants or ())
+        ]
+
+    def tune_points(self) -> list[dict[str, Any]]:
+        """Every Tune trial's point: ``grid_points``, or with seeds packed, ``seeds`` lists of up to
+        ``seeds_per_trial`` seeds in place of ``seed``."""
+        if self.seeds_per_trial == 1:
+            return self.grid_points()
+        chunks = [
+            list(self.seeds[i : i + self.seeds_per_trial]) for i in range(0, len(self.seeds), self.seeds_per_trial)
+        ]
+        return [
+            {"seeds": chunk, "unroll_steps": k, **point}
+            for k in self.unroll_steps
+            for chunk in chunks
             for point in _grid_points(self.axes, self.variants or ())
         ]
 
@@ -151,8 +177,9 @@ class SweepSpec:
             "axes": {k: list(v) for k, v in self.axes.items()},
             "overrides": self.overrides,
             "cpus_per_trial": self.cpus_per_trial,
-            # Only when present, so sweeps recorded before variants existed still resume.
+            # Only when present, so sweeps recorded before these options existed still resume.
             **({"variants": [dict(v) for v in self.variants]} if self.variants else {}),
+            **({"seeds_per_trial": self.seeds_per_trial} if self.seeds_per_trial != 1 else {}),
         }
 
     def to_json(self) -> str:

@@ -23,7 +23,7 @@ from ray.exceptions import AuthenticationError
 from analysis.results import ResultsError, ended_early, load_metrics
 from trainables import artifacts, experiments, ray_adapter
 from trainables.errors import DatasetError
-from trainables.ray_adapter import trial_id_of
+from trainables.ray_adapter import point_of, trial_id_of
 from trainables.storage import filesystem_and_path, read_file, write_atomically
 
 from .lock import SweepLock
@@ -138,7 +138,7 @@ def _run_locked(
         # Always a new Tune run, never Tuner.restore: each trial's own state file says how far
         # it got (a finished one returns at once), so Tune's record of an earlier run is not
         # needed, and nothing depends on the layout of Tune's private state files.
-        param_space = ray_adapter.grid_config(longest_first(spec.grid_points()))
+        param_space = ray_adapter.grid_config(longest_first(spec.tune_points()))
         tuner = _new_tuner(trainable, param_space, spec, storage, experiment, progress, progress_every_s)
         slots = _slots(spec)
         start = time.monotonic()
@@ -146,9 +146,10 @@ def _run_locked(
         wall_s = time.monotonic() - start
         errors = [f"{trial_id_of(r.config)}: {_last_line(r.error)} ({r.path})" for r in grid if r.error is not None]
         trial_s = sum(float((r.metrics or {}).get("time_total_s", 0.0)) for r in grid)
+        # Counted in seeds' trials, as the grid is: a packed Tune trial holds several.
+        finished = sum(len(point_of(r.config).get("seeds", [None])) for r in grid if r.error is None)
         return SweepResult(
-            spec, path, f"{path}/parquet", resumed, grid.num_terminated, errors, _diverged(path), wall_s, trial_s,
-            slots,
+            spec, path, f"{path}/parquet", resumed, finished, errors, _diverged(path), wall_s, trial_s, slots
         )  # fmt: skip
     finally:
         if started_here:
@@ -223,7 +224,7 @@ def _new_tuner(
             storage_path=storage,
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-            callbacks=[SweepProgress(spec.num_trials, headline=_headline(experiment), every_s=progress_every_s)]
+            callbacks=[SweepProgress(len(spec.tune_points()), headline=_headline(experiment), every_s=progress_every_s)]
             if progress
             else [],
         ),
@@ -254,7 +255,7 @@ def longest_first(points: list[dict]) -> list[dict]:
 
     def cost_order(point: dict) -> tuple:
         sizes = tuple(-v for k, v in sorted(point.items()) if k not in ("seed", "unroll_steps") and _is_number(v))
-        return (-point["unroll_steps"], *sizes, point["seed"])
+        return (-point["unroll_steps"], *sizes, point["seed"] if "seed" in point else point["seeds"][0])
 
     return sorted(points, key=cost_order)
 
@@ -312,7 +313,7 @@ def _diverged(path: str) -> list[str]:
 
 def _slots(spec: SweepSpec) -> int:
     by_cpu = int(ray.cluster_resources().get("CPU", 1) // spec.cpus_per_trial)
-    return max(1, min(by_cpu, spec.max_concurrent_trials or by_cpu, spec.num_trials))
+    return max(1, min(by_cpu, spec.max_concurrent_trials or by_cpu, len(spec.tune_points())))
 
 
 def _has_trial_state(path: str) -> bool:

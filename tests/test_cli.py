@@ -52,6 +52,8 @@ def run(argv, capsys):
         # A variant that is not a valid config in the grid fails before anything starts.
         (["sweep", "mog", "--variant", "second_order=true,average_over_unroll=true"], "set second_order=false"),
         (["sweep", "mog", "--unroll-steps", "5", "--variant", "d_ensemble_size=3"], "use unroll_steps 0"),
+        (["sweep", "mog", "--seeds-per-trial", "0"], "seeds per trial must be a positive integer, got 0"),
+        (["sweep", "stacked_mnist", "--seeds-per-trial", "2"], "stacked_mnist's models cannot be packed yet"),
     ],
 )
 def test_bad_sweep_arguments(argv, expected, capsys, existing_results, monkeypatch):
@@ -100,6 +102,8 @@ def test_help_documents_every_option():
         "--name",
         "--gpus-per-trial",
         "--max-failures",
+        "--variant",
+        "--seeds-per-trial",
     ):
         assert option in out
 

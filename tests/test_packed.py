@@ -153,3 +153,19 @@ def test_a_packed_seed_resumes_packed_or_alone_from_its_saved_state():
     incomplete = PackedTrial(experiment, configs)
     assert not incomplete.load_state_dicts([states[0], None, states[2]])
     assert incomplete.trainer.iteration == 0
+
+
+def test_a_diverging_seed_ends_alone_and_the_others_report_on_schedule():
+    from trainables.trial import PackedTrial
+
+    experiment, configs = trial_configs(dict(unroll_steps=2))
+    trial = PackedTrial(experiment, configs)
+    with torch.no_grad():
+        trial.trainer.parts.discriminator.net.net[0].weight[1].fill_(float("nan"))
+    batches = [[(i, r.step, r.status) for i, r in batch] for batch in trial.reports()]
+    assert batches[0] == [(0, 0, "running"), (1, 0, "running"), (2, 0, "running")]
+    assert batches[1] == [(1, 1, "diverged")]  # losses turned NaN in the first iteration
+    assert batches[2] == [(0, 10, "running"), (2, 10, "running")]
+    assert batches[-1] == [(0, 40, "finished"), (2, 40, "finished")]
+    assert trial.diverged_at == [None, 1, None]
+    assert trial.state_dict(1)["diverged_at"] == 1

@@ -305,3 +305,29 @@ def test_variants_cross_the_grid_and_each_lands_in_its_own_rows(ray_local, tmp_p
         assert setting in report.text
     tests = pd.read_csv(tmp_path / "report" / "ablation_tests.csv")
     assert set(tests["baseline"]) == {"K=2"} and set(tests["claimed"]) == {"alike"}
+
+
+def test_packed_seeds_write_the_rows_and_states_of_unpacked_trials(sweep, tmp_path):
+    # The module sweep ran SPEC one seed per trial; here seeds 0 and 1 share one Ray trial per K.
+    storage, unpacked = sweep
+    spec = SweepSpec(**SPEC, storage=str(tmp_path), seeds_per_trial=2)
+    assert [p["seeds"] for p in spec.resolved().tune_points()] == [[0, 1], [0, 1]]
+    result = run_sweep(spec, progress=False)
+    assert result.ok and result.finished == 4
+    mine, theirs = load_metrics(result.path), load_metrics(unpacked.path)
+    assert list(mine.columns) == list(theirs.columns)
+    assert sorted(mine["trial_id"].unique()) == sorted(theirs["trial_id"].unique())
+    assert (mine["status"].groupby(mine["trial_id"]).last() == "finished").all()
+    merged = mine.merge(theirs, on=["trial_id", "step"], suffixes=("", "_alone"))
+    assert len(merged) == len(theirs)
+    for metric in ("modes", "high_quality_pct", "d_loss", "g_loss"):
+        pd.testing.assert_series_equal(
+            merged[metric], merged[f"{metric}_alone"], check_names=False, rtol=1e-3, atol=1e-3
+        )
+    states = sorted(p.name for p in (tmp_path / "mog-smoke" / "trial_state").glob("*.pt"))
+    assert states == sorted(f"{t}.pt" for t in theirs["trial_id"].unique())
+    # Finished: a re-run resumes and writes nothing.
+    files = {p: p.stat().st_mtime_ns for p in (tmp_path / "mog-smoke" / "parquet").rglob("*.parquet")}
+    again = run_sweep(spec, progress=False)
+    assert again.ok and again.resumed
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "mog-smoke" / "parquet").rglob("*.parquet")} == files

@@ -15,9 +15,11 @@ your own Tune scripts alike::
     )
 
 Every key of a trial's config is an experiment config field (``python -m orchestrator list``
-names them); ``seed`` and ``unroll_steps`` are fields too. Results land in the Tune experiment's
-folder, in the sweep layout (``parquet/``, ``trial_state/``), so ``python -m analysis report
-<storage>/<name>`` reads them like a CLI sweep's.
+names them); ``seed`` and ``unroll_steps`` are fields too. ``seeds`` (a list) instead of ``seed``
+trains those seeds packed into one model (``trainables.packed``, experiments with
+``Experiment.packable``), each seed with its own rows, trial id, state and divergence status.
+Results land in the Tune experiment's folder, in the sweep layout (``parquet/``, ``trial_state/``),
+so ``python -m analysis report <storage>/<name>`` reads them like a CLI sweep's.
 
 For every report: write the Parquet rows, save the trial's state, report to Tune, in that
 order, so that rows for a step exist before the state that lets a retry skip it (see
@@ -37,7 +39,7 @@ from ray import tune
 
 from . import artifacts, experiments
 from .results import ResultsWriter, TrialIdentity, TrialStateFile, trial_id
-from .trial import Trial
+from .trial import PackedTrial, Trial
 
 GRID_POINT = "grid_point"
 """A config key whose value is a dict of config fields, merged into the trial's own (``grid_config``)."""
@@ -74,13 +76,17 @@ def point_of(config: dict[str, Any]) -> dict[str, Any]:
 def trial_id_of(config: dict[str, Any]) -> str:
     """A trial's id within its sweep, from its Tune config, e.g. ``seed=0,unroll_steps=10``."""
     point = point_of(config)
-    axes = {k: v for k, v in point.items() if k not in ("seed", "unroll_steps")}
+    axes = {k: v for k, v in point.items() if k not in ("seed", "seeds", "unroll_steps")}
+    if "seeds" in point:  # a packed trial: its seeds' own ids are trial_id(seed, ...) each
+        return trial_id("+".join(map(str, point["seeds"])), point.get("unroll_steps"), axes).replace(
+            "seed=", "seeds=", 1
+        )
     return trial_id(point.get("seed"), point.get("unroll_steps"), axes)
 
 
 def grid_axes(experiment: experiments.Experiment, point: dict[str, Any]) -> list[str]:
     """The Parquet axis columns of a trial: the experiment's, then the other fields its sweep varies."""
-    varied = [k for k in point if k not in ("seed", "unroll_steps", *experiment.axis_columns)]
+    varied = [k for k in point if k not in ("seed", "seeds", "unroll_steps", *experiment.axis_columns)]
     return [*experiment.axis_columns, *sorted(varied)]
 
 
@@ -136,22 +142,14 @@ def _uri(filesystem, path: str) -> str:
 
 def train(settings: TrialSettings, point: dict[str, Any]) -> None:
     """One trial of a sweep under Tune: its grid point's config, resumed from its own state if any."""
+    if "seeds" in point:
+        return train_packed(settings, point)
     artifacts.install(settings.artifacts)
     experiment = experiments.get(settings.experiment)
     cfg = experiment.config(settings.profile, {**settings.overrides, **point})
-    identity = TrialIdentity(
-        sweep=settings.sweep,
-        tune_trial_id=tune.get_context().get_trial_id(),
-        experiment=experiment.name,
-        profile=settings.profile,
-        seed=cfg.seed,
-        unroll_steps=cfg.unroll_steps,
-        second_order=cfg.second_order,
-        # The experiment's own axes always, and any other field this sweep varies: every grid
-        # point gets its own trial id and its own column.
-        axes={name: getattr(cfg, name) for name in grid_axes(experiment, point)},
-        node_id=ray.get_runtime_context().get_node_id(),
-    )
+    # The experiment's own axes always, and any other field this sweep varies: every grid
+    # point gets its own trial id and its own column.
+    identity = _identity(settings, experiment, cfg, point)
     # The trial's resources decide the device; torch.cuda.is_available() would also be
     # true for a CPU-only trial placed on a GPU node.
     device = "cuda" if ray.get_gpu_ids() else "cpu"
@@ -178,4 +176,61 @@ def train(settings: TrialSettings, point: dict[str, Any]) -> None:
             # "stops" a trial at its last report (ASHA at max_t): that one finished.
             if report.status == "running":
                 writer.write(report.step, trial.elapsed_s, report.metrics, samples, "stopped")
+            raise
+
+
+def _identity(settings: TrialSettings, experiment, cfg, point: dict[str, Any]) -> TrialIdentity:
+    return TrialIdentity(
+        sweep=settings.sweep,
+        tune_trial_id=tune.get_context().get_trial_id(),
+        experiment=experiment.name,
+        profile=settings.profile,
+        seed=cfg.seed,
+        unroll_steps=cfg.unroll_steps,
+        second_order=cfg.second_order,
+        axes={name: getattr(cfg, name) for name in grid_axes(experiment, point)},
+        node_id=ray.get_runtime_context().get_node_id(),
+    )
+
+
+def train_packed(settings: TrialSettings, point: dict[str, Any]) -> None:
+    """Several seeds of one grid point in one trial: every seed writes what its own trial would."""
+    artifacts.install(settings.artifacts)
+    experiment = experiments.get(settings.experiment)
+    if not experiment.packable:
+        raise ValueError(f"{experiment.name}'s models cannot be packed; run one seed per trial")
+    rest = {k: v for k, v in point.items() if k != "seeds"}
+    configs = [experiment.config(settings.profile, {**settings.overrides, **rest, "seed": s}) for s in point["seeds"]]
+    identities = [_identity(settings, experiment, cfg, {**rest, "seed": cfg.seed}) for cfg in configs]
+    device = "cuda" if ray.get_gpu_ids() else "cpu"
+    state_files = [TrialStateFile(settings.state_dir, identity.trial_id) for identity in identities]
+    states = [f.load(map_location=device) for f in state_files]
+    if all(s is not None and Trial.finished_state(s, c) for s, c in zip(states, configs)):
+        return
+    trial = PackedTrial(experiment, configs, device)
+    trial.load_state_dicts(states)  # or, if the seeds' states do not fit together, afresh
+    hashes = json.dumps(artifacts.hashes())
+    writers = [
+        ResultsWriter(settings.results_dir, identity, list(experiment.metrics), cfg.to_json(), hashes)
+        for identity, cfg in zip(identities, configs)
+    ]
+    for batch in trial.reports():
+        written = []
+        for index, report in batch:
+            samples = {kind: values.numpy() for kind, values in report.samples.items()}
+            writers[index].write(report.step, trial.elapsed_s, report.metrics, samples, report.status)
+            written.append((index, report, samples))
+        for index, state_file in enumerate(state_files):
+            state_file.save(trial.state_dict(index))
+        # Tune sees one trial: the step and the mean of each metric over the seeds that reported.
+        reported = [report for _, report in batch]
+        mean = {k: sum(r.metrics[k] for r in reported) / len(reported) for k in reported[0].metrics} if reported else {}
+        status = "finished" if all(r.status != "running" for r in reported) else "running"
+        step = trial.trainer.iteration
+        try:
+            tune.report({"step": step, "iterations": configs[0].iterations, "status": status, **mean})
+        except SystemExit:
+            for index, report, samples in written:
+                if report.status == "running":
+                    writers[index].write(report.step, trial.elapsed_s, report.metrics, samples, "stopped")
             raise

@@ -175,4 +175,5 @@ EXPERIMENT = Experiment(
         "reverse_kl": "KL(histogram of high-quality samples over modes || uniform) (PacGAN); NaN if none",
     },
     profiles=PROFILES,
+    packable=True,
 )
