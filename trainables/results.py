@@ -18,7 +18,8 @@ A sweep's results live under ``<storage>/<sweep>/parquet/`` as two hive-partitio
     status          string    running | finished (the trial's last step) | diverged (losses or
                               parameters turned non-finite at this step; the trial's last row,
                               metrics NaN)
-    time_s          float64   training wall time of the trial up to this step (excludes evaluation)
+    time_s          float64   training wall time of the trial up to this step (excludes evaluation;
+                              seeds packed in one trial share their trial's time)
     node_id         string    Ray node that ran the step ('' outside Ray)
     tune_trial_id   string    Tune's id of the trial that wrote the row ('' outside Ray), to find its logs
     hostname        string    host that ran the step
