@@ -44,3 +44,12 @@ def test_further_axes_become_columns_and_bad_profiles_one_line():
         [sys.executable, "-m", "bench.unroll_cost", "--profile", "nope"], capture_output=True, text=True
     )
     assert bad.returncode == 2 and "unknown profile 'nope' for mog" in bad.stderr.splitlines()[-1]
+
+
+def test_seed_packing_bench_has_a_row_per_k_and_s_with_its_speedup():
+    from bench.seed_packing import measure as measure_packing
+
+    rows = measure_packing("smoke", [0, 2], [1, 3], "cpu", repeats=1, iterations=1)
+    assert [(r["unroll_steps"], r["seeds_per_trial"]) for r in rows] == [(0, 1), (0, 3), (2, 1), (2, 3)]
+    for r in rows:
+        assert r["speedup"] == r["lone_ms_per_seed_iter"] / r["packed_ms_per_seed_iter"] > 0
