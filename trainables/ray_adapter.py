@@ -30,12 +30,15 @@ what is done. A trial a Tune scheduler stops early has its last row marked ``sto
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import ray
 from ray import tune
+from ray.tune.trainable import wrap_function
 
 from . import artifacts, experiments
 from .results import ResultsWriter, TrialIdentity, TrialStateFile, trial_id
@@ -129,7 +132,7 @@ def trainable(
         train(settings, point_of(config))
 
     run.__name__ = f"unrolled_gan_{experiment}"
-    return tune.with_resources(run, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
+    return tune.with_resources(_stop_aware(run), {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
 
 
 def _uri(filesystem, path: str) -> str:
@@ -163,20 +166,13 @@ def train(settings: TrialSettings, point: dict[str, Any]) -> None:
     writer = ResultsWriter(
         settings.results_dir, identity, list(experiment.metrics), cfg.to_json(), json.dumps(artifacts.hashes())
     )
-    for report in trial.reports():
-        samples = {kind: values.numpy() for kind, values in report.samples.items()}
-        writer.write(report.step, trial.elapsed_s, report.metrics, samples, report.status)
-        state_file.save(trial.state_dict())
-        try:
+    live = _start_live()
+    with live.recording():
+        for report in trial.reports():
+            if not live.write([(writer, report)], trial.elapsed_s, lambda: state_file.save(trial.state_dict())):
+                return  # Tune is stopping this trial (see _LiveRows)
             # A diverged trial ends normally (Tune: terminated, not errored), so it is not retried.
             tune.report({"step": report.step, "iterations": cfg.iterations, "status": report.status, **report.metrics})
-        except SystemExit:
-            # Tune ends a trial its scheduler stopped by raising SystemExit in report(): mark the
-            # last row, so analysis tells an early stop from a finish or a crash. A scheduler also
-            # "stops" a trial at its last report (ASHA at max_t): that one finished.
-            if report.status == "running":
-                writer.write(report.step, trial.elapsed_s, report.metrics, samples, "stopped")
-            raise
 
 
 def _identity(settings: TrialSettings, experiment, cfg, point: dict[str, Any]) -> TrialIdentity:
@@ -214,23 +210,95 @@ def train_packed(settings: TrialSettings, point: dict[str, Any]) -> None:
         ResultsWriter(settings.results_dir, identity, list(experiment.metrics), cfg.to_json(), hashes)
         for identity, cfg in zip(identities, configs)
     ]
-    for batch in trial.reports():
-        written = []
-        for index, report in batch:
-            samples = {kind: values.numpy() for kind, values in report.samples.items()}
-            writers[index].write(report.step, trial.elapsed_s, report.metrics, samples, report.status)
-            written.append((index, report, samples))
+    live = _start_live()
+
+    def save_states() -> None:
         for index, state_file in enumerate(state_files):
             state_file.save(trial.state_dict(index))
-        # Tune sees one trial: the step and the mean of each metric over the seeds that reported.
-        reported = [report for _, report in batch]
-        mean = {k: sum(r.metrics[k] for r in reported) / len(reported) for k in reported[0].metrics} if reported else {}
-        status = "finished" if all(r.status != "running" for r in reported) else "running"
-        step = trial.trainer.iteration
-        try:
-            tune.report({"step": step, "iterations": configs[0].iterations, "status": status, **mean})
-        except SystemExit:
-            for index, report, samples in written:
+
+    with live.recording():
+        for batch in trial.reports():
+            if not live.write([(writers[index], report) for index, report in batch], trial.elapsed_s, save_states):
+                return
+            # Tune sees one trial: the step and the mean of each metric over the seeds that reported.
+            reported = [report for _, report in batch]
+            mean = (
+                {k: sum(r.metrics[k] for r in reported) / len(reported) for k in reported[0].metrics} if batch else {}
+            )
+            status = "finished" if all(r.status != "running" for r in reported) else "running"
+            tune.report(
+                {"step": trial.trainer.iteration, "iterations": configs[0].iterations, "status": status, **mean}
+            )
+
+
+class _LiveRows:
+    """The rows the trial in this worker wrote last, so that however Tune stops it, they say so.
+
+    Tune stops a trial (a scheduler's decision, a stopper) by raising SystemExit in the trial's next
+    ``tune.report()``, or, when the trial is still training towards that report, by ending the
+    worker right after ``Trainable.cleanup``, which does not wait for the training thread. A
+    stopped trial's last rows must read ``stopped`` either way, or analysis would take an early
+    step for a finished one; so the cleanup marks them too (``_StopAware``), and after that the
+    training thread writes nothing more. A lock keeps the two threads from interleaving writes.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.stopping = False
+        self.last: list[tuple[ResultsWriter, Any, dict, float]] = []
+
+    def write(self, rows, elapsed_s: float, save_state) -> bool:
+        """Write each (writer, report) row, then the state; False once the trial is being stopped."""
+        with self.lock:
+            if self.stopping:
+                return False
+            self.last = []
+            for writer, report in rows:
+                samples = {kind: values.numpy() for kind, values in report.samples.items()}
+                writer.write(report.step, elapsed_s, report.metrics, samples, report.status)
+                self.last.append((writer, report, samples, elapsed_s))
+            save_state()
+            return True
+
+    def mark_stopped(self) -> None:
+        with self.lock:
+            self.stopping = True
+            for writer, report, samples, elapsed_s in self.last:
+                # A scheduler also "stops" a trial at its last report (ASHA at max_t): that one finished.
                 if report.status == "running":
-                    writers[index].write(report.step, trial.elapsed_s, report.metrics, samples, "stopped")
+                    writer.write(report.step, elapsed_s, report.metrics, samples, "stopped")
+            self.last = []
+
+    @contextlib.contextmanager
+    def recording(self):
+        try:
+            yield
+        except SystemExit:
+            self.mark_stopped()
             raise
+        except BaseException:
+            with self.lock:  # a crash is not a stop: its rows stay as they are, for the retry
+                self.last = []
+            raise
+
+
+_live: _LiveRows | None = None
+
+
+def _start_live() -> _LiveRows:
+    global _live
+    _live = _LiveRows()
+    return _live
+
+
+def _stop_aware(function):
+    """The function trainable, with a cleanup that marks a stopped trial's last rows (``_LiveRows``)."""
+
+    class StopAware(wrap_function(function)):
+        def cleanup(self):
+            if _live is not None:
+                _live.mark_stopped()
+            super().cleanup()
+
+    StopAware.__name__ = function.__name__
+    return StopAware
