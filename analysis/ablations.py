@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .results import ENDED_EARLY
+from .results import ENDED_EARLY, mean_and_standard_error
 from .stats import against_baseline
-from .tables import to_markdown
+from .tables import summary_cells, to_markdown
 
 ABLATION_FIELDS = ("d_ensemble_size", "d_ensemble_every", "average_over_unroll", "generator_steps")
 
@@ -124,11 +124,14 @@ def verdict(row) -> str:
     return text + f", {row.claimed}: " + ("supported" if row.supported else "not supported")
 
 
-def ablation_section(metrics: pd.DataFrame, claims: dict[str, int], digits: dict[str, int]) -> tuple[str, dict]:
+def ablation_section(
+    metrics: pd.DataFrame, claims: dict[str, int], columns: dict[str, tuple[str, int, str]]
+) -> tuple[str, dict]:
     """The study's Markdown section and its tables (``results``, ``tests``); ("", {}) if the sweep is no study.
 
     `claims` maps a metric to the direction unrolling is claimed to move it (+1 higher, -1 lower);
-    each study turns that into its own claims. Trials that diverged count per setting.
+    each study turns that into its own claims. `columns` maps a metric to its column label, decimal
+    places and what a missing value means (e.g. "collapsed"). Diverged trials count per setting.
     """
     final_all = with_settings(metrics.loc[metrics.groupby("trial_id")["step"].idxmax()])
     study = study_of(final_all)
@@ -136,31 +139,31 @@ def ablation_section(metrics: pd.DataFrame, claims: dict[str, int], digits: dict
         return "", {}
     ended = final_all["status"].isin(ENDED_EARLY)
     final = final_all[~ended]
-    rows = []
-    for setting, group in final_all.groupby("setting", sort=False):
-        done = group[~group["status"].isin(ENDED_EARLY)]
-        row = {"setting": setting, "seeds": len(group), "diverged": int((group["status"] == "diverged").sum())}
-        for metric, places in digits.items():
-            values = done[metric].dropna()
-            cell = "n/a" if values.empty else f"{values.mean():.{places}f}"
-            if len(values) > 1:
-                cell += f" ± {values.sem():.{places}f}"
-            if len(values) < len(done):
-                cell += f" ({len(values)} seeds; {len(done) - len(values)} without a value)"
-            row[metric] = cell
-        rows.append(row)
-    results = pd.DataFrame(rows).sort_values("setting", kind="stable")
+    summary = mean_and_standard_error(final, ["setting"], list(columns))
+    counts = final_all.groupby("setting").agg(
+        seeds=("seed", "size"), diverged=("status", lambda s: int((s == "diverged").sum()))
+    )
+    summary = summary.merge(counts, left_on="setting", right_index=True, how="outer").fillna({"seeds": 0})
+    results = pd.DataFrame(
+        {
+            "setting": summary["setting"],
+            "seeds": summary["seeds"].astype(int),
+            "diverged": summary["diverged"].astype(int),
+            **{label: summary_cells(summary, m, places, meaning) for m, (label, places, meaning) in columns.items()},
+        }
+    )
     tests = _comparisons(final, study, claims)
     text = [f"### {STUDIES[study].title}", to_markdown(results)]
     if len(tests):
         shown = tests.assign(result=[verdict(r) for r in tests.itertuples()])
         wide = shown.pivot_table(index=["setting", "baseline"], columns="metric", values="result", aggfunc="first")
         wide = wide.reset_index()[["setting", "baseline", *[m for m in claims if m in wide.columns]]]
+        wide = wide.rename(columns={m: label for m, (label, _, _) in columns.items()})
         text += [
             f"The paper's finding: {STUDIES[study].finding}. Two-sided exact Mann-Whitney U across seeds; "
             "supported = p < 0.05 in the claimed direction. Diverged trials have no final metrics and are "
             "counted in the 'diverged' column instead. The ensemble sizes N, delays S and unroll steps K of "
             "these studies are reasoned values: the paper prints none of them.",
-            to_markdown(wide.rename(columns={"setting": "setting", "baseline": "against"})),
+            to_markdown(wide.rename(columns={"baseline": "against"})),
         ]
     return "\n\n".join(text), {"results": results, "tests": tests}

@@ -8,7 +8,11 @@ import pandas as pd
 from analysis.ablations import ablation_section, setting_label, study_of, with_settings
 
 CLAIMS = {"modes": +1, "high_quality_pct": +1, "reverse_kl": -1}
-DIGITS = {"modes": 2, "high_quality_pct": 1, "reverse_kl": 3}
+DIGITS = {
+    "modes": ("modes", 2, "without a value"),
+    "high_quality_pct": ("high quality %", 1, "without a value"),
+    "reverse_kl": ("reverse KL", 3, "collapsed"),
+}
 
 
 def frame(settings: list[dict], values: dict, seeds=range(5), status=None) -> pd.DataFrame:

@@ -107,7 +107,15 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
     final = final_rows(metrics)
     config = json.loads(final["config_json"].iloc[0])
     num_modes, layout = config["num_modes"], config.get("layout", "ring")
-    ablation, ablation_tables = ablation_section(metrics, CLAIMS, {"modes": 2, "high_quality_pct": 1, "reverse_kl": 3})
+    ablation, ablation_tables = ablation_section(
+        metrics,
+        CLAIMS,
+        {
+            "modes": (f"modes (of {num_modes})", 2, "without a value"),
+            "high_quality_pct": ("high quality %", 1, "without a value"),
+            "reverse_kl": ("reverse KL", 3, "collapsed: no high-quality sample"),
+        },
+    )
     if ablation:
         for name, frame in ablation_tables.items():
             if len(frame):
