@@ -29,7 +29,12 @@ def classifier_note(metrics) -> str:
 def batchnorm_note(config: dict) -> str:
     """Whether D had the paper's batch norm (Appendices C and D), stated from the trial's own config."""
     if config.get("d_batchnorm", True):
-        return "Discriminator: batch norm after every convolution, as the paper's Appendices C and D describe."
+        return (
+            "Discriminator: batch norm after every layer, as the paper's Appendices C and D describe. Measured "
+            "here (README, 'Batch norm in the discriminator'): at the Stacked MNIST quick length every seed "
+            "without unrolling collapsed to one mode with it, against 57.6 ± 6.3 modes over 5 seeds without "
+            "it (`--set d_batchnorm=false`)."
+        )
     return (
         "Discriminator: **no batch norm** (`d_batchnorm=false`), a deviation from the paper's Appendices C "
         "and D, kept as an option for comparison; the README's 'Batch norm in the discriminator' measures both."
