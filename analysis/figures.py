@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -57,7 +58,8 @@ def heatmap_grid(
             if r == 0:
                 ax.set_title("data" if step == "data" else f"iteration {step:,}", fontsize=9)
             if c == 0:
-                ax.set_ylabel(label, fontsize=9)
+                # Ablation settings have long names: wrapped, so rows do not overprint each other.
+                ax.set_ylabel(textwrap.fill(label, 22), fontsize=8)
     return save(fig, out, title)
 
 
