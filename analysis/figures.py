@@ -108,17 +108,17 @@ def image_grid(cells: dict[tuple[str, str], np.ndarray], out: Path, title: str) 
     for i, row in enumerate(rows):
         for j, column in enumerate(columns):
             ax = axes[i][j]
-            if (row, column) in cells:
-                picture = montage(cells[(row, column)])
-                ax.imshow(
-                    picture.squeeze(-1) if picture.shape[-1] == 1 else picture, cmap="gray", interpolation="nearest"
-                )
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
                 ax.set_title(column, fontsize=9)
             if j == 0:
                 ax.set_ylabel(row, fontsize=9)
+            if (row, column) not in cells:
+                ax.set_frame_on(False)  # e.g. the data column below its first row: no empty frame
+                continue
+            picture = montage(cells[(row, column)])
+            ax.imshow(picture.squeeze(-1) if picture.shape[-1] == 1 else picture, cmap="gray", interpolation="nearest")
     return save(fig, out, title)
 
 
