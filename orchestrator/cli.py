@@ -262,6 +262,8 @@ def cmd_list() -> int:
                 + "".join(f", {k} {list(v)}" for k, v in profile.axes.items())
                 + (f", variants {_variants_text(profile.variants)}" if profile.variants else "")
             )
+        if experiment.packable:
+            print("  --seeds-per-trial S packs S seeds into one model per trial")
         defaults = experiment.config_type()
         print("  config fields (--set NAME=VALUE): " + ", ".join(f"{k}={v}" for k, v in defaults.to_dict().items()))
         print("  metrics (Parquet columns):")
