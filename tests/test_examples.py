@@ -64,20 +64,24 @@ def test_the_optuna_script_searches_learning_rates_and_k(tmp_path):
     assert metrics["trial_id"].nunique() == 3 and {"g_lr", "d_lr"} <= set(metrics.columns)
 
 
-def test_a_trial_a_tune_stopper_ends_is_recorded_as_stopped(ray_local, tmp_path):
+def stopped_by_tune(tmp_path, overrides: dict, reports: int):
+    """Two mog smoke trials (K = 2) that a Tune stopper ends after `reports` reports; their rows."""
     from ray import tune
 
     from trainables.ray_adapter import trainable
 
     tuner = tune.Tuner(
-        trainable("mog", "smoke", overrides={"report_every": 10, "snapshot_every": 40}),
+        trainable("mog", "smoke", overrides=overrides),
         param_space={"seed": tune.grid_search([0, 1]), "unroll_steps": 2},
-        run_config=tune.RunConfig(storage_path=str(tmp_path), name="stopped", stop={"training_iteration": 2},
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="stopped", stop={"training_iteration": reports},
                                   verbose=0),
     )  # fmt: skip
-    results = tuner.fit()
-    assert all(r.error is None for r in results)
-    metrics = load_metrics(str(tmp_path / "stopped"))
+    assert all(r.error is None for r in tuner.fit())
+    return load_metrics(str(tmp_path / "stopped"))
+
+
+def test_a_trial_a_tune_stopper_ends_is_recorded_as_stopped(ray_local, tmp_path):
+    metrics = stopped_by_tune(tmp_path, {"report_every": 10, "snapshot_every": 40}, reports=2)
     # Stopped after its second report; a trial that was quick enough may have written a third row
     # before the stop reached it. Either way its last row, and only that one, says stopped.
     for statuses in metrics.groupby("trial_id")["status"].apply(list):
@@ -90,20 +94,8 @@ def test_a_trial_a_tune_stopper_ends_is_recorded_as_stopped(ray_local, tmp_path)
 def test_a_trial_stopped_while_it_trains_towards_its_next_report_is_recorded_as_stopped(ray_local, tmp_path):
     # Stopped after its step-0 report, the trial is deep in training towards the next one (far away):
     # Tune then ends the worker after cleanup instead of raising in a report() that never comes.
-    from ray import tune
-
-    from trainables.ray_adapter import trainable
-
     long = {"iterations": 1_000_000, "report_every": 500_000, "snapshot_every": 500_000}
-    tuner = tune.Tuner(
-        trainable("mog", "smoke", overrides=long),
-        param_space={"seed": tune.grid_search([0, 1]), "unroll_steps": 2},
-        run_config=tune.RunConfig(storage_path=str(tmp_path), name="stopped", stop={"training_iteration": 1},
-                                  verbose=0),
-    )  # fmt: skip
-    results = tuner.fit()
-    assert all(r.error is None for r in results)
-    metrics = load_metrics(str(tmp_path / "stopped"))
+    metrics = stopped_by_tune(tmp_path, long, reports=1)
     assert metrics.groupby("trial_id")["status"].apply(list).tolist() == [["stopped"]] * 2
 
 
