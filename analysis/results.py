@@ -77,6 +77,10 @@ def last_snapshots(samples: pd.DataFrame, kind: str = "model") -> pd.DataFrame:
 ENDED_EARLY = {
     "diverged": "diverged (losses or weights became non-finite)",
     "stopped": "stopped early by a Tune scheduler",
+    # A trial Tune ends while its worker waits for the next result cannot always record the stop
+    # (the worker is ended before it runs any cleanup), so a last row that says "running" is never
+    # taken for a finished trial.
+    "running": "with no end recorded (still training, or ended by Tune before they could record it)",
 }
 """Final statuses of trials whose last row is not the end of their schedule, and what they mean."""
 

@@ -118,7 +118,9 @@ def test_final_rows_and_standard_error_across_seeds(tmp_path):
     for seed, modes in [(0, 6.0), (1, 8.0), (2, 7.0)]:
         w = writer(tmp_path, seed=seed)
         w.write(0, 0.0, {"modes": 0.0, "reverse_kl": 1.0}, {})
-        w.write(20, 0.0, {"modes": modes, "reverse_kl": 0.1 * seed}, {})
+        w.write(20, 0.0, {"modes": modes, "reverse_kl": 0.1 * seed}, {}, status="finished")
+    still_training = writer(tmp_path, seed=3)  # its last row says running: never taken for a final one
+    still_training.write(10, 0.0, {"modes": 1.0, "reverse_kl": 1.0}, {})
     final = final_rows(load_metrics(str(tmp_path)))
     assert sorted(final["modes"]) == [6.0, 7.0, 8.0]
     table = mean_and_standard_error(final, ["unroll_steps"], ["modes"])
