@@ -17,7 +17,8 @@ A sweep's results live under ``<storage>/<sweep>/parquet/`` as two hive-partitio
     step            int64     training iterations completed when the row was measured
     status          string    running | finished (the trial's last step) | diverged (losses or
                               parameters turned non-finite at this step; the trial's last row,
-                              metrics NaN)
+                              metrics NaN) | stopped (ended early by a Tune scheduler or stopper;
+                              a trial Tune ends before it can say so keeps a last "running" row)
     time_s          float64   training wall time of the trial up to this step (excludes evaluation;
                               seeds packed in one trial share their trial's time)
     node_id         string    Ray node that ran the step ('' outside Ray)
