@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .results import ENDED_EARLY, mean_and_standard_error
+from .results import ENDED_EARLY, final_rows, mean_and_standard_error
 from .stats import against_baseline
-from .tables import summary_cells, to_markdown
+from .tables import significance_cell, summary_cells, to_markdown
 
 ABLATION_FIELDS = ("d_ensemble_size", "d_ensemble_every", "average_over_unroll", "generator_steps")
 
@@ -113,17 +113,6 @@ def _comparisons(final: pd.DataFrame, study: str, claims: dict[str, int]) -> pd.
     return tests.drop_duplicates(["setting", "baseline", "metric"]).reset_index(drop=True)
 
 
-def verdict(row) -> str:
-    if row.p != row.p:  # NaN: a side without any value
-        return f"n/a ({row.seeds} vs {row.baseline_seeds} seeds with a value)"
-    text = f"p = {row.p:.3g} ({row.seeds} vs {row.baseline_seeds} seeds)"
-    if row.claimed == "no direction":
-        return text
-    if row.claimed == "alike":
-        return text + (": alike (no significant difference)" if row.supported else ": differ")
-    return text + f", {row.claimed}: " + ("supported" if row.supported else "not supported")
-
-
 def ablation_section(
     metrics: pd.DataFrame, claims: dict[str, int], columns: dict[str, tuple[str, int, str]]
 ) -> tuple[str, dict]:
@@ -133,12 +122,11 @@ def ablation_section(
     each study turns that into its own claims. `columns` maps a metric to its column label, decimal
     places and what a missing value means (e.g. "collapsed"). Diverged trials count per setting.
     """
-    final_all = with_settings(metrics.loc[metrics.groupby("trial_id")["step"].idxmax()])
+    final_all = with_settings(final_rows(metrics, include_ended_early=True))
     study = study_of(final_all)
     if study is None:
         return "", {}
-    ended = final_all["status"].isin(ENDED_EARLY)
-    final = final_all[~ended]
+    final = final_all[~final_all["status"].isin(ENDED_EARLY)]
     summary = mean_and_standard_error(final, ["setting"], list(columns))
     counts = final_all.groupby("setting").agg(
         seeds=("seed", "size"), diverged=("status", lambda s: int((s == "diverged").sum()))
@@ -155,7 +143,7 @@ def ablation_section(
     tests = _comparisons(final, study, claims)
     text = [f"### {STUDIES[study].title}", to_markdown(results)]
     if len(tests):
-        shown = tests.assign(result=[verdict(r) for r in tests.itertuples()])
+        shown = tests.assign(result=[significance_cell(r) for r in tests.itertuples()])
         wide = shown.pivot_table(index=["setting", "baseline"], columns="metric", values="result", aggfunc="first")
         wide = wide.reset_index()[["setting", "baseline", *[m for m in claims if m in wide.columns]]]
         wide = wide.rename(columns={m: label for m, (label, _, _) in columns.items()})

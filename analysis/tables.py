@@ -36,6 +36,18 @@ def summary_cells(
     return cells
 
 
+def significance_cell(row) -> str:
+    """One row of ``stats.against_baseline`` as a table cell: p, seeds on each side, and the verdict."""
+    if row.p != row.p:  # NaN: a side without any value
+        return f"n/a ({row.seeds} vs {row.baseline_seeds} seeds with a value)"
+    text = f"p = {row.p:.3g} ({row.seeds} vs {row.baseline_seeds} seeds)"
+    if row.claimed == "no direction":
+        return text
+    if row.claimed == "alike":
+        return text + (": alike (no significant difference)" if row.supported else ": differ")
+    return text + f", {row.claimed}: " + ("supported" if row.supported else "not supported")
+
+
 def to_markdown(frame: pd.DataFrame) -> str:
     header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"

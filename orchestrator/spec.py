@@ -137,34 +137,27 @@ class SweepSpec:
 
     def grid_points(self) -> list[dict[str, Any]]:
         """Every trial's grid point: seed, unroll_steps and the further axes."""
-        return [
-            {"seed": seed, "unroll_steps": k, **point}
-            for k in self.unroll_steps
-            for seed in self.seeds
-            for point in _grid_points(self.axes, self.variants or ())
-        ]
+        return self._points([{"seed": seed} for seed in self.seeds])
 
     def tune_points(self) -> list[dict[str, Any]]:
         """Every Tune trial's point: ``grid_points``, or with seeds packed, ``seeds`` lists of up to
         ``seeds_per_trial`` seeds in place of ``seed``."""
         if self.seeds_per_trial == 1:
             return self.grid_points()
-        chunks = [
-            list(self.seeds[i : i + self.seeds_per_trial]) for i in range(0, len(self.seeds), self.seeds_per_trial)
-        ]
+        size = self.seeds_per_trial
+        return self._points([{"seeds": list(self.seeds[i : i + size])} for i in range(0, len(self.seeds), size)])
+
+    def _points(self, seed_entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [
-            {"seeds": chunk, "unroll_steps": k, **point}
+            {**entry, "unroll_steps": k, **point}
             for k in self.unroll_steps
-            for chunk in chunks
+            for entry in seed_entries
             for point in _grid_points(self.axes, self.variants or ())
         ]
 
     @property
     def num_trials(self) -> int:
-        n = len(self.seeds) * len(self.unroll_steps)
-        for values in self.axes.values():
-            n *= len(values)
-        return n * max(1, len(self.variants or ()))
+        return len(self.grid_points())
 
     def grid_identity(self) -> dict[str, Any]:
         """What must match for a re-run to resume this sweep: its rows and trial states are per grid point,

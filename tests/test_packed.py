@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from trainables import experiments
-from trainables.packed import Packed, PackedTrainer, pack_parts
+from trainables.packed import Packed, PackedTrainer, pack_parts, seed_module_state
 from trainables.trainer import GANTrainer
 from trainables.trial import seed_everything
 
@@ -35,12 +35,7 @@ def lone_and_packed(values: dict, dtype: torch.dtype):
 
 def seed_view(packed: nn.Module, index: int) -> dict[str, torch.Tensor]:
     """Seed `index`'s parameters under the lone model's names."""
-    out = {}
-    for name, module in packed.net.named_modules():
-        if hasattr(module, "seed_parameters"):
-            for key, value in module.seed_parameters(index).items():
-                out[f"{name}.{key}"] = value
-    return out
+    return seed_module_state(packed, index)
 
 
 def assert_same(lone: GANTrainer, packed: PackedTrainer, index: int, rtol: float) -> None:

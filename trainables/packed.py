@@ -33,16 +33,24 @@ from .trainer import GANParts, GANTrainer
 STATELESS = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Identity)
 
 
+# How a packed parameter holds each seed's own ``nn.Linear`` parameter, by parameter name. Weights
+# are stored [S, in, out], i.e. each seed's weight transposed: with [S, out, in] the forward
+# multiplies by a transposed view, and the double backward of the unroll then runs its elementwise
+# ops (ReLU's backward, adds) on transposed layouts, 10x slower on a CPU. Biases are [S, 1, out].
+SEED_SLICE = {"weight": lambda packed, i: packed[i].t(), "bias": lambda packed, i: packed[i, 0]}
+STACK = {
+    "weight": lambda tensors: torch.stack([t.t() for t in tensors]).contiguous(),
+    "bias": lambda tensors: torch.stack(list(tensors)).unsqueeze(1),
+}
+
+
 class PackedLinear(nn.Module):
-    """S linear layers at once: x [S, batch, in] -> [S, batch, out], seed s with weight[s], bias[s]."""
+    """S linear layers at once: x [S, batch, in] -> [S, batch, out], seed s with its own weight and bias."""
 
     def __init__(self, layers: list[nn.Linear]):
         super().__init__()
-        # Stored [S, in, out], i.e. each seed's weight transposed: with [S, out, in] the forward
-        # multiplies by a transposed view, and the double backward of the unroll then runs its
-        # elementwise ops (ReLU's backward, adds) on transposed layouts, 10x slower on a CPU.
-        self.weight = nn.Parameter(torch.stack([layer.weight.detach().t() for layer in layers]).contiguous())
-        self.bias = nn.Parameter(torch.stack([layer.bias.detach() for layer in layers]).unsqueeze(1))
+        self.weight = nn.Parameter(STACK["weight"]([layer.weight.detach() for layer in layers]))
+        self.bias = nn.Parameter(STACK["bias"]([layer.bias.detach() for layer in layers]))
 
     def forward(self, x: Tensor) -> Tensor:
         if self.weight.shape[2] == 1:
@@ -50,10 +58,6 @@ class PackedLinear(nn.Module):
             # slower on this CPU (K = 10, S = 8) than the same dot products done elementwise.
             return (x * self.weight.transpose(1, 2)).sum(-1, keepdim=True) + self.bias
         return torch.baddbmm(self.bias, x, self.weight)
-
-    def seed_parameters(self, index: int) -> dict[str, Tensor]:
-        """Seed `index`'s parameters as its own ``nn.Linear`` names and shapes them."""
-        return {"weight": self.weight[index].t(), "bias": self.bias[index, 0]}
 
 
 class Packed(nn.Module):
@@ -63,7 +67,6 @@ class Packed(nn.Module):
 
     def __init__(self, models: list[nn.Module]):
         super().__init__()
-        self.seeds = len(models)
         self.net = _pack(models)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -155,10 +158,9 @@ class PackedTrainer(GANTrainer):
 
     def __init__(self, parts: GANParts, losses: SeedLosses, config, seeds: list[int]):
         super().__init__(parts, config)
-        self.seeds = list(seeds)
         self.losses = losses
-        self.rng = SeedGenerators(self.seeds)
-        self.seed_losses: list[dict[str, float]] = [{} for _ in self.seeds]
+        self.rng = SeedGenerators(list(seeds))
+        self.seed_losses: list[dict[str, float]] = [{} for _ in seeds]
 
     def discriminator_step(self) -> float:
         self.losses.d_values.clear()
@@ -185,50 +187,33 @@ class PackedTrainer(GANTrainer):
         p = self.parts
         tensors = [*p.generator.parameters(), *p.discriminator.parameters()]
         finite = torch.stack([torch.isfinite(t.flatten(1)).all(1) for t in tensors]).all(0)
-        return [
-            bool(ok) and all(math.isfinite(v) for v in losses.values()) for ok, losses in zip(finite, self.seed_losses)
-        ]
+        return [bool(ok) and losses_ok for ok, losses_ok in zip(finite, self.losses_finite_per_seed())]
 
 
-def _packed_linears(module: nn.Module) -> list[PackedLinear]:
-    return [m for m in module.modules() if isinstance(m, PackedLinear)]
-
-
-def _slicers(module: nn.Module) -> list:
-    """Per parameter, in ``parameters()`` order: packed tensor, seed index -> that seed's tensor."""
+def _lone_parameters(module: Packed) -> list[tuple[str, Any, Any]]:
+    """Per parameter, in ``parameters()`` order: its name in a seed's own network, and how to take
+    that seed's tensor out of the packed one and put the seeds' tensors back (``SEED_SLICE``, ``STACK``)."""
     out = []
-    for _ in _packed_linears(module):
-        out += [lambda t, i: t[i].t(), lambda t, i: t[i, 0]]
+    for name, _ in module.named_parameters():
+        kind = name.rsplit(".", 1)[-1]
+        out.append((name.removeprefix("net."), SEED_SLICE[kind], STACK[kind]))
     return out
 
 
-def _stackers(module: nn.Module) -> list:
-    """The inverse of ``_slicers``: the seeds' tensors -> the packed tensor."""
-    out = []
-    for _ in _packed_linears(module):
-        out += [lambda ts: torch.stack([t.t() for t in ts]).contiguous(), lambda ts: torch.stack(ts).unsqueeze(1)]
-    return out
-
-
-def _lone_names(module: Packed) -> list[str]:
-    names = []
-    for name, sub in module.net.named_modules():
-        if isinstance(sub, PackedLinear):
-            names += [f"{name}.weight" if name else "weight", f"{name}.bias" if name else "bias"]
-    return names
-
-
-def _seed_module_state(module: Packed, index: int) -> dict[str, Tensor]:
-    params = list(module.parameters())
-    return {n: s(p.detach(), index).clone() for n, s, p in zip(_lone_names(module), _slicers(module), params)}
+def seed_module_state(module: Packed, index: int) -> dict[str, Tensor]:
+    """Seed `index`'s parameters under its own network's names and shapes (a copy)."""
+    return {
+        name: take(p.detach(), index).clone()
+        for (name, take, _), p in zip(_lone_parameters(module), module.parameters())
+    }
 
 
 def _seed_optimizer_state(optimizer: torch.optim.Optimizer, module: Packed, index: int) -> dict:
     state = optimizer.state_dict()
-    slicers = _slicers(module)
+    takes = [take for _, take, _ in _lone_parameters(module)]
     per_param = {
         # Adam's step counter too is a tensor it increments in place: a copy, never the live one.
-        i: {k: (slicers[i](v, index) if v.dim() > 0 else v).clone() if torch.is_tensor(v) else v for k, v in s.items()}
+        i: {k: (takes[i](v, index) if v.dim() > 0 else v).clone() if torch.is_tensor(v) else v for k, v in s.items()}
         for i, s in state["state"].items()
     }
     return {"state": per_param, "param_groups": state["param_groups"]}
@@ -239,17 +224,20 @@ def _seed_flat(flat: Tensor, module: Packed, index: int) -> Tensor:
     params = list(module.parameters())
     pieces = torch.split(flat, [p.numel() for p in params])
     return torch.cat(
-        [s(piece.view(p.shape), index).reshape(-1) for s, piece, p in zip(_slicers(module), pieces, params)]
+        [
+            take(piece.view(p.shape), index).reshape(-1)
+            for (_, take, _), piece, p in zip(_lone_parameters(module), pieces, params)
+        ]
     )
 
 
 def _packed_flat(flats: list[Tensor], module: Packed) -> Tensor:
+    """The inverse of ``_seed_flat``: every seed's flat vector -> the packed one."""
     params = list(module.parameters())
-    lone_numels = [p.numel() // len(flats) for p in params]
-    per_seed = [torch.split(f, lone_numels) for f in flats]
+    per_seed = [torch.split(f, [p.numel() // len(flats) for p in params]) for f in flats]
     pieces = []
-    for j, (stack, p) in enumerate(zip(_stackers(module), params)):
-        lone_shape = _slicers(module)[j](p.detach(), 0).shape
+    for j, ((_, take, stack), p) in enumerate(zip(_lone_parameters(module), params)):
+        lone_shape = take(p.detach(), 0).shape
         pieces.append(stack([seed[j].view(lone_shape) for seed in per_seed]).reshape(-1))
     return torch.cat(pieces)
 
@@ -258,8 +246,8 @@ def seed_trainer_state(trainer: PackedTrainer, index: int) -> dict[str, Any]:
     """Seed `index`'s ``GANTrainer.state_dict()``, as a run of that seed alone would save it."""
     p = trainer.parts
     return {
-        "generator": _seed_module_state(p.generator, index),
-        "discriminator": _seed_module_state(p.discriminator, index),
+        "generator": seed_module_state(p.generator, index),
+        "discriminator": seed_module_state(p.discriminator, index),
         "g_optimizer": _seed_optimizer_state(p.g_optimizer, p.generator, index),
         "d_optimizer": _seed_optimizer_state(p.d_optimizer, p.discriminator, index),
         "iteration": trainer.iteration,
@@ -277,14 +265,13 @@ def load_seed_trainer_states(trainer: PackedTrainer, states: list[dict[str, Any]
     with torch.no_grad():
         for network in ("generator", "discriminator"):
             module = getattr(p, network)
-            names = _lone_names(module)
-            for param, stack, name in zip(module.parameters(), _stackers(module), names):
+            for param, (name, _, stack) in zip(module.parameters(), _lone_parameters(module)):
                 param.copy_(stack([s[network][name] for s in states]))
     for optimizer, module, key in (
         (p.g_optimizer, p.generator, "g_optimizer"),
         (p.d_optimizer, p.discriminator, "d_optimizer"),
     ):
-        stackers = _stackers(module)
+        stackers = [stack for _, _, stack in _lone_parameters(module)]
         merged = {}
         for i in states[0][key]["state"]:
             merged[i] = {
@@ -307,4 +294,4 @@ def load_seed_into(trainer: PackedTrainer, index: int, generator: nn.Module, dis
     """Copy seed `index`'s current parameters into its own lone networks (to evaluate it as usual)."""
     with torch.no_grad():
         for lone, packed in ((generator, trainer.parts.generator), (discriminator, trainer.parts.discriminator)):
-            lone.load_state_dict(_seed_module_state(packed, index))
+            lone.load_state_dict(seed_module_state(packed, index))

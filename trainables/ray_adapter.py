@@ -80,10 +80,8 @@ def trial_id_of(config: dict[str, Any]) -> str:
     """A trial's id within its sweep, from its Tune config, e.g. ``seed=0,unroll_steps=10``."""
     point = point_of(config)
     axes = {k: v for k, v in point.items() if k not in ("seed", "seeds", "unroll_steps")}
-    if "seeds" in point:  # a packed trial: its seeds' own ids are trial_id(seed, ...) each
-        return trial_id("+".join(map(str, point["seeds"])), point.get("unroll_steps"), axes).replace(
-            "seed=", "seeds=", 1
-        )
+    if "seeds" in point:  # a packed trial; each of its seeds keeps its own id in the rows
+        return trial_id("+".join(map(str, point["seeds"])), point.get("unroll_steps"), axes, seed_key="seeds")
     return trial_id(point.get("seed"), point.get("unroll_steps"), axes)
 
 
@@ -145,17 +143,15 @@ def _uri(filesystem, path: str) -> str:
 
 def train(settings: TrialSettings, point: dict[str, Any]) -> None:
     """One trial of a sweep under Tune: its grid point's config, resumed from its own state if any."""
-    if "seeds" in point:
-        return train_packed(settings, point)
     artifacts.install(settings.artifacts)
     experiment = experiments.get(settings.experiment)
-    cfg = experiment.config(settings.profile, {**settings.overrides, **point})
-    # The experiment's own axes always, and any other field this sweep varies: every grid
-    # point gets its own trial id and its own column.
-    identity = _identity(settings, experiment, cfg, point)
     # The trial's resources decide the device; torch.cuda.is_available() would also be
     # true for a CPU-only trial placed on a GPU node.
     device = "cuda" if ray.get_gpu_ids() else "cpu"
+    if "seeds" in point:
+        return _train_packed(settings, experiment, device, point)
+    cfg = experiment.config(settings.profile, {**settings.overrides, **point})
+    identity = _identity(settings, experiment, cfg, point)
     state_file = TrialStateFile(settings.state_dir, identity.trial_id)
     state = state_file.load(map_location=device)
     if state is not None and Trial.finished_state(state, cfg):
@@ -163,9 +159,7 @@ def train(settings: TrialSettings, point: dict[str, Any]) -> None:
     trial = Trial(experiment, cfg, device)
     if state is not None:
         trial.load_state_dict(state)
-    writer = ResultsWriter(
-        settings.results_dir, identity, list(experiment.metrics), cfg.to_json(), json.dumps(artifacts.hashes())
-    )
+    writer = _writer(settings, experiment, identity, cfg)
     live = _start_live()
     with live.recording():
         for report in trial.reports():
@@ -176,6 +170,8 @@ def train(settings: TrialSettings, point: dict[str, Any]) -> None:
 
 
 def _identity(settings: TrialSettings, experiment, cfg, point: dict[str, Any]) -> TrialIdentity:
+    # The experiment's own axes always, and any other field this sweep varies: every grid
+    # point gets its own trial id and its own column.
     return TrialIdentity(
         sweep=settings.sweep,
         tune_trial_id=tune.get_context().get_trial_id(),
@@ -189,27 +185,25 @@ def _identity(settings: TrialSettings, experiment, cfg, point: dict[str, Any]) -
     )
 
 
-def train_packed(settings: TrialSettings, point: dict[str, Any]) -> None:
+def _writer(settings: TrialSettings, experiment, identity: TrialIdentity, cfg) -> ResultsWriter:
+    hashes = json.dumps(artifacts.hashes())
+    return ResultsWriter(settings.results_dir, identity, list(experiment.metrics), cfg.to_json(), hashes)
+
+
+def _train_packed(settings: TrialSettings, experiment, device: str, point: dict[str, Any]) -> None:
     """Several seeds of one grid point in one trial: every seed writes what its own trial would."""
-    artifacts.install(settings.artifacts)
-    experiment = experiments.get(settings.experiment)
     if not experiment.packable:
         raise ValueError(f"{experiment.name}'s models cannot be packed; run one seed per trial")
     rest = {k: v for k, v in point.items() if k != "seeds"}
     configs = [experiment.config(settings.profile, {**settings.overrides, **rest, "seed": s}) for s in point["seeds"]]
     identities = [_identity(settings, experiment, cfg, {**rest, "seed": cfg.seed}) for cfg in configs]
-    device = "cuda" if ray.get_gpu_ids() else "cpu"
     state_files = [TrialStateFile(settings.state_dir, identity.trial_id) for identity in identities]
     states = [f.load(map_location=device) for f in state_files]
     if all(s is not None and Trial.finished_state(s, c) for s, c in zip(states, configs)):
         return
     trial = PackedTrial(experiment, configs, device)
     trial.load_state_dicts(states)  # or, if the seeds' states do not fit together, afresh
-    hashes = json.dumps(artifacts.hashes())
-    writers = [
-        ResultsWriter(settings.results_dir, identity, list(experiment.metrics), cfg.to_json(), hashes)
-        for identity, cfg in zip(identities, configs)
-    ]
+    writers = [_writer(settings, experiment, identity, cfg) for identity, cfg in zip(identities, configs)]
     live = _start_live()
 
     def save_states() -> None:

@@ -132,9 +132,9 @@ class TrialStateFile:
         write_atomically(self.fs, self.path, lambda out: out.write(buffer.getvalue()))
 
 
-def trial_id(seed: int, unroll_steps: int, axes: dict) -> str:
+def trial_id(seed, unroll_steps: int, axes: dict, seed_key: str = "seed") -> str:
     """A trial's name within its sweep: its grid point, axes in sorted order."""
-    return ",".join(f"{k}={v}" for k, v in [("seed", seed), ("unroll_steps", unroll_steps), *sorted(axes.items())])
+    return ",".join(f"{k}={v}" for k, v in [(seed_key, seed), ("unroll_steps", unroll_steps), *sorted(axes.items())])
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from ..results import (
     mean_and_standard_error,
 )
 from ..stats import against_baseline
-from ..tables import summary_cells, to_markdown, write_table
+from ..tables import significance_cell, summary_cells, to_markdown, write_table
 
 METRICS = ["modes", "high_quality_pct", "reverse_kl"]
 RING_REFERENCE = (
@@ -55,12 +55,7 @@ CLAIMS = {"modes": +1, "high_quality_pct": +1, "reverse_kl": -1}
 def _significance_markdown(tests: pd.DataFrame) -> str:
     cells = {}
     for row in tests.itertuples():
-        if row.p != row.p:  # NaN: one side has no value at all
-            text = f"n/a ({row.seeds} vs {row.baseline_seeds} seeds with a value)"
-        else:
-            verdict = "supported" if row.supported else "not supported"
-            text = f"p = {row.p:.3g} ({row.seeds} vs {row.baseline_seeds} seeds), {row.claimed}: {verdict}"
-        cells.setdefault(row.unroll_steps, {})[row.metric] = text
+        cells.setdefault(row.unroll_steps, {})[row.metric] = significance_cell(row)
     frame = pd.DataFrame([{"unroll steps vs K = 0": k, **v} for k, v in cells.items()])
     note = ""
     if (tests[["seeds", "baseline_seeds"]].min(axis=1) < 4).any():
