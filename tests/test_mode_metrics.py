@@ -99,6 +99,9 @@ def test_layouts_are_profiles_not_copies():
     grid, pacgan = mog.config("grid-quick"), mog.config("pacgan-ring-quick")
     assert (grid.layout, grid.num_modes, grid.std) == ("grid", 25, 0.05)
     assert (pacgan.layout, pacgan.radius, pacgan.std) == ("ring", 1.0, 0.01)
+    # Input scaling keeps D's view of every layout at the same size (twice the radius or spacing).
+    for cfg in (grid, pacgan, mog.config("quick")):
+        assert cfg.d_input_scale == 2 * cfg.radius
     assert mog.profiles["grid-paper"].unroll_steps == (0, 5) and len(mog.profiles["grid-paper"].seeds) == 5
     with pytest.raises(ConfigError, match="square number of modes"):
         mog.config("grid-smoke", {"num_modes": 24})

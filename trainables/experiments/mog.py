@@ -35,7 +35,8 @@ class MogConfig(GANConfig):
     init_gain: float = 0.8
     """[R] orthogonal initialisation scale."""
     d_input_scale: float = 4.0
-    """[R] D sees x / d_input_scale, about (-1, 1)."""
+    """[R] D sees x / d_input_scale, about (-1, 1): twice `radius` on every layout, so D sees PacGAN's
+    ring (radius 1) exactly as it sees the paper's (radius 2, the same ring halved)."""
     g_lr: float = 1e-4
     d_lr: float = 1e-4
     beta1: float = 0.5
@@ -106,7 +107,7 @@ PAPER_RING_PROFILES = {
 # The benchmarks later papers run Unrolled GAN on (VEEGAN, NIPS 2017; PacGAN, NeurIPS 2018), at
 # VEEGAN's K = 5 beside K = 0; PacGAN averages 10 trials (--seeds 0 1 2 3 4 5 6 7 8 9).
 OTHER_LAYOUTS = {
-    "pacgan-ring": ("PacGAN's ring: radius 1, std 0.01", dict(radius=1.0, std=0.01)),
+    "pacgan-ring": ("PacGAN's ring: radius 1, std 0.01", dict(radius=1.0, std=0.01, d_input_scale=2.0)),
     "grid": ("the 25-mode grid at {-4,-2,0,2,4}^2, std 0.05", dict(layout="grid", num_modes=25, std=0.05)),
 }
 PROFILES = {
