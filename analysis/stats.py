@@ -93,3 +93,17 @@ def against_baseline(final, metrics: dict[str, int], by: str = "unroll_steps", b
                          "claimed": CLAIMED[direction if direction is None else (direction > 0) - (direction < 0)],
                          "supported": _supported(p, shift, direction, alpha)})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def unroll_against_none(final, metrics: dict[str, int], axes: tuple[str, ...] = (), alpha: float = 0.05):
+    """Each unroll setting against K = 0 across seeds, within each value of the grid's other `axes`
+    (e.g. D size): the paper compares unrolling at a fixed model. `against_baseline`'s rows, plus the axes."""
+    import pandas as pd
+
+    groups = final.groupby(list(axes)) if axes else [((), final)]
+    pieces = []
+    for key, group in groups:
+        tested = against_baseline(group, metrics, alpha=alpha)
+        key = key if isinstance(key, tuple) else (key,)
+        pieces.append(tested.assign(**dict(zip(axes, key))))
+    return pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame()

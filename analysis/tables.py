@@ -48,6 +48,23 @@ def significance_cell(row) -> str:
     return text + f", {row.claimed}: " + ("supported" if row.supported else "not supported")
 
 
+def significance_markdown(tests: pd.DataFrame, labels: dict[str, str], axes: tuple[str, ...] = ()) -> str:
+    """``stats.unroll_against_none``'s rows as one table: a row per (axes, K), a column per metric
+    (`labels` names them), each cell a ``significance_cell``; with a note when seeds are too few."""
+    rows: dict[tuple, dict] = {}
+    for row in tests.itertuples():
+        key = (*(getattr(row, a) for a in axes), row.unroll_steps)
+        rows.setdefault(key, {})[labels.get(row.metric, row.metric)] = significance_cell(row)
+    frame = pd.DataFrame(
+        [{**dict(zip(axes, key)), "unroll steps vs K = 0": key[-1], **v} for key, v in sorted(rows.items())]
+    )
+    note = ""
+    if (tests[["seeds", "baseline_seeds"]].min(axis=1) < 4).any():
+        note = ("\n\nWith 3 or fewer seeds on a side, even a complete separation gives p >= 0.1 in an exact "
+                "rank test: run at least 4 seeds per setting (5 for p = 0.008) to test the claim.")  # fmt: skip
+    return to_markdown(frame) + note
+
+
 def to_markdown(frame: pd.DataFrame) -> str:
     header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"

@@ -3,9 +3,11 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
+from analysis.experiments.color_mnist import _tests
 from trainables.data.color_mnist import ColorMnist
 from trainables.errors import ConfigError
 from trainables.experiments import get
@@ -90,3 +92,18 @@ def test_colour_mnist_is_deterministic_given_a_seed_and_paints_the_stroke():
 def test_bad_colour_parameters(values, message):
     with pytest.raises(ConfigError, match=message):
         get("color_mnist").config("smoke", values)
+
+
+def test_the_report_tests_k1_for_the_harm_the_paper_reads_and_larger_k_for_the_gain():
+    js = {0: [0.30, 0.31, 0.32, 0.33, 0.34], 1: [0.40, 0.41, 0.42, 0.43, 0.44], 5: [0.10, 0.11, 0.12, 0.13, 0.14]}
+    final = pd.DataFrame(
+        [
+            {"layer_size": 0.5, "unroll_steps": k, "seed": s, "js": v, "colour_spread": 1 - v}
+            for k, values in js.items()
+            for s, v in enumerate(values)
+        ]
+    )
+    tests = _tests(final).set_index(["unroll_steps", "metric"])
+    assert tests.loc[(1, "js"), "claimed"] == "higher" and tests.loc[(1, "colour_spread"), "claimed"] == "lower"
+    assert tests.loc[(5, "js"), "claimed"] == "lower" and tests.loc[(5, "colour_spread"), "claimed"] == "higher"
+    assert tests["supported"].all() and (tests["baseline_seeds"] == 5).all()

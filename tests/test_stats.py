@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from analysis import stats
@@ -33,3 +34,32 @@ def test_the_normal_approximation_agrees_with_the_exact_test(monkeypatch):
     exact = mann_whitney_u(a, b)[1]
     monkeypatch.setattr(stats, "MAX_SPLITS", 10)
     assert mann_whitney_u(a, b)[1] == pytest.approx(exact, abs=0.02)
+
+
+def _final(groups: dict) -> pd.DataFrame:
+    """Final rows from {(d_size, unroll_steps): per-seed values of `modes`}."""
+    return pd.DataFrame(
+        [
+            {"d_size": d, "unroll_steps": k, "seed": s, "modes": v}
+            for (d, k), vs in groups.items()
+            for s, v in enumerate(vs)
+        ]
+    )
+
+
+def test_unroll_settings_are_tested_against_k0_of_their_own_axis_value_only():
+    final = _final(
+        {
+            (0.25, 0): [1, 2, 3, 4, 5],
+            (0.25, 5): [6, 7, 8, 9, 10],  # above every K = 0 seed of its own D size
+            (0.5, 0): [20, 21, 22, 23, 24],
+            (0.5, 5): [6, 7, 8, 9, 10],  # below its own K = 0, though above D = 1/4's
+        }
+    )
+    tests = stats.unroll_against_none(final, {"modes": +1}, axes=("d_size",)).set_index("d_size")
+    assert tests.loc[0.25, "p"] == pytest.approx(2 / 252) and tests.loc[0.25, "supported"]
+    assert tests.loc[0.5, "p"] == pytest.approx(2 / 252) and not tests.loc[0.5, "supported"]
+    assert (tests["baseline_seeds"] == 5).all() and (tests["unroll_steps"] == 5).all()
+    # Without the axis the two D sizes would be pooled into one (weaker) comparison.
+    pooled = stats.unroll_against_none(final, {"modes": +1})
+    assert len(pooled) == 1 and pooled["p"].iloc[0] > 0.05

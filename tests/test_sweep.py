@@ -177,6 +177,8 @@ def test_stacked_mnist_smoke_sweep_to_table_1(ray_local, tmp_path):
     assert_report_stands_alone(report)
     assert (tmp_path / "report" / "samples.png").read_bytes()[:4] == b"\x89PNG"
     assert "d_size" in (tmp_path / "report" / "table1.csv").read_text().splitlines()[0]
+    assert "| d_size | unroll steps vs K = 0 | modes | KL |" in report.text
+    assert pd.read_csv(tmp_path / "report" / "significance.csv")["metric"].tolist() == ["modes", "kl"]
 
 
 @pytest.mark.parametrize(
@@ -193,6 +195,9 @@ def test_mnist_experiments_smoke_sweep_to_report(ray_local, tmp_path, experiment
     assert len(metrics) == 2 * 3 and not metrics.duplicated(["trial_id", "step"]).any()
     text = build_report_without_torch(result.path, tmp_path / "report")
     assert (tmp_path / "report" / table).exists() and text.startswith("# Report")
+    if experiment == "color_mnist":  # K = 1 against K = 0, claimed worse (the paper's reading)
+        tests = pd.read_csv(tmp_path / "report" / "significance.csv")
+        assert tests["unroll_steps"].tolist() == [1, 1] and tests["claimed"].tolist() == ["higher", "lower"]
     assert_report_stands_alone(build_report(result.path, tmp_path / "report"))
     for name in figures:
         assert (tmp_path / "report" / name).read_bytes()[:4] == b"\x89PNG"

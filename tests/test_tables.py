@@ -5,7 +5,7 @@ import math
 import pandas as pd
 
 from analysis.results import mean_and_standard_error
-from analysis.tables import summary_cells
+from analysis.tables import significance_markdown, summary_cells
 
 
 def test_a_collapsed_seed_is_counted_not_silently_left_out_of_the_mean():
@@ -25,3 +25,29 @@ def test_a_collapsed_seed_is_counted_not_silently_left_out_of_the_mean():
 def test_every_seed_missing_reads_na_with_the_count():
     summary = mean_and_standard_error(pd.DataFrame({"k": [0, 0], "kl": [math.nan, math.nan]}), ["k"], ["kl"])
     assert summary_cells(summary, "kl", missing_means="collapsed") == ["n/a (0 seeds; 2 collapsed)"]
+
+
+def test_the_significance_table_has_a_row_per_axis_value_and_k_sorted_and_warns_of_few_seeds():
+    tests = pd.DataFrame(
+        [
+            {
+                "d_size": d,
+                "unroll_steps": k,
+                "metric": m,
+                "seeds": n,
+                "baseline_seeds": 5,
+                "p": p,
+                "claimed": "higher",
+                "supported": p < 0.05,
+            }  # fmt: skip
+            for d, k, n, p in [(0.5, 5, 5, 0.008), (0.25, 10, 5, 0.3), (0.25, 5, 3, 0.1)]
+            for m in ("modes", "kl")
+        ]
+    )
+    text = significance_markdown(tests, {"modes": "modes", "kl": "KL"}, axes=("d_size",))
+    lines = text.splitlines()
+    assert lines[0] == "| d_size | unroll steps vs K = 0 | modes | KL |"
+    assert [line.split(" | ")[:2] for line in lines[2:5]] == [["| 0.25", "5"], ["| 0.25", "10"], ["| 0.5", "5"]]
+    assert "p = 0.008 (5 vs 5 seeds), higher: supported" in lines[4]
+    assert "p = 0.1 (3 vs 5 seeds), higher: not supported" in lines[2]
+    assert "run at least 4 seeds" in text

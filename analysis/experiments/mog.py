@@ -15,8 +15,8 @@ from ..results import (
     load_samples,
     mean_and_standard_error,
 )
-from ..stats import against_baseline
-from ..tables import significance_cell, summary_cells, to_markdown, write_table
+from ..stats import unroll_against_none
+from ..tables import significance_markdown, summary_cells, to_markdown, write_table
 
 METRICS = ["modes", "high_quality_pct", "reverse_kl"]
 RING_REFERENCE = (
@@ -52,18 +52,6 @@ CLAIMS = {"modes": +1, "high_quality_pct": +1, "reverse_kl": -1}
 """The paper's direction for each metric with unrolling, against K = 0 (Figure 1)."""
 
 
-def _significance_markdown(tests: pd.DataFrame) -> str:
-    cells = {}
-    for row in tests.itertuples():
-        cells.setdefault(row.unroll_steps, {})[row.metric] = significance_cell(row)
-    frame = pd.DataFrame([{"unroll steps vs K = 0": k, **v} for k, v in cells.items()])
-    note = ""
-    if (tests[["seeds", "baseline_seeds"]].min(axis=1) < 4).any():
-        note = ("\n\nWith 3 or fewer seeds on a side, even a complete separation gives p >= 0.1 in an exact "
-                "rank test: run at least 4 seeds per setting (5 for p = 0.008) to test the claim.")  # fmt: skip
-    return to_markdown(frame) + note
-
-
 def _results_and_significance(final: pd.DataFrame, num_modes: int, out: Path, files: list[Path]) -> tuple[str, str]:
     summary = mean_and_standard_error(final, ["unroll_steps", "second_order"], METRICS)
     files += write_table(summary, out, "results")[:1]
@@ -81,7 +69,7 @@ def _results_and_significance(final: pd.DataFrame, num_modes: int, out: Path, fi
     table = to_markdown(shown)
     (out / "results.md").write_text(table + "\n")
     files.append(out / "results.md")
-    tests = against_baseline(final[final["second_order"]], CLAIMS)
+    tests = unroll_against_none(final[final["second_order"]], CLAIMS)
     if not len(tests):
         return table, "Only one unroll setting: nothing to compare."
     tests.to_csv(out / "significance.csv", index=False)
@@ -91,7 +79,7 @@ def _results_and_significance(final: pd.DataFrame, num_modes: int, out: Path, fi
         "without a value, e.g. no reverse KL after a collapse, is left out of that test). The paper's "
         "claim (Figure 1): unrolling covers more modes, with more samples near a mode and a histogram "
         "over modes closer to uniform. Supported = p < 0.05 in the claimed direction.\n\n"
-        + _significance_markdown(tests)
+        + significance_markdown(tests, {})
     )
     return table, significance
 
