@@ -65,6 +65,28 @@ def significance_markdown(tests: pd.DataFrame, labels: dict[str, str], axes: tup
     return to_markdown(frame) + note
 
 
+def significance_section(
+    tests: pd.DataFrame,
+    out_dir: Path,
+    files: list[Path],
+    claim: str,
+    labels: dict[str, str],
+    axes: tuple[str, ...] = (),
+) -> str:
+    """A report's significance paragraph and table for ``stats.unroll_against_none``'s `tests`, which also
+    land in `out_dir`/significance.csv (appended to `files`). `claim` states the paper's claim."""
+    if not len(tests):
+        return "Only one unroll setting: nothing to compare."
+    tests.to_csv(out_dir / "significance.csv", index=False)
+    files.append(out_dir / "significance.csv")
+    within = f" at the same {', '.join(axes)}" if axes else ""
+    return (
+        f"Each unroll setting against K = 0{within} across seeds (two-sided Mann-Whitney U test, exact; a seed "
+        f"without a value, e.g. no reverse KL after a collapse, is left out of that test). {claim} Supported = "
+        f"p < 0.05 in the claimed direction.\n\n" + significance_markdown(tests, labels, axes)
+    )
+
+
 def to_markdown(frame: pd.DataFrame) -> str:
     header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"

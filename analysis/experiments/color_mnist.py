@@ -12,7 +12,7 @@ from ..figures import colour_scatter, images
 from ..notes import batchnorm_note
 from ..results import data_of_one_trial, final_rows, last_snapshots, load_samples, mean_and_standard_error
 from ..stats import unroll_against_none
-from ..tables import significance_markdown, summary_cells, to_markdown, write_table
+from ..tables import significance_section, summary_cells, to_markdown, write_table
 
 PAPER_READING = (
     "The numbers of the paper's Table 2 (Section 3.3.2) are not shown: they could not be confirmed; its reading: "
@@ -51,17 +51,15 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
     (out / "table2.md").write_text(markdown + "\n")
     files.append(out / "table2.md")
 
-    tests = _tests(final)
-    significance = "Only one unroll setting: nothing to compare."
-    if len(tests):
-        tests.to_csv(out / "significance.csv", index=False)
-        files.append(out / "significance.csv")
-        significance = (
-            "Each unroll setting against K = 0 at the same X, across seeds (two-sided exact Mann-Whitney U). "
-            "Claimed: K >= 2 lowers JS and widens the spread of colours (collapse narrows it); K = 1 the opposite "
-            "(the paper's reading). Supported = p < 0.05 in the claimed direction.\n\n"
-            + significance_markdown(tests, {"js": "JS", "colour_spread": "colour spread"}, axes=("layer_size",))
-        )
+    significance = significance_section(
+        _tests(final),
+        out,
+        files,
+        "Claimed: K >= 2 lowers JS and widens the spread of colours (collapse narrows it); K = 1 the opposite "
+        "(the paper's reading).",
+        {"js": "JS", "colour_spread": "colour spread"},
+        axes=("layer_size",),
+    )
 
     # Colours the trials recovered from their own snapshots (the same recovery as the JS metric).
     samples = load_samples(path)
