@@ -102,7 +102,7 @@ EXPERIMENT = Experiment(
         # K = 5 alike, so the profile could not test the paper's direction (README, "Batch norm in
         # the discriminator"). The paper profile keeps the paper's batch norm.
         "quick": Profile(
-            "this 2-core machine, about 30 minutes; 3,000 iterations, 5,000 evaluation samples "
+            "this 2-core machine, 49 minutes; 3,000 iterations, 5,000 evaluation samples "
             "(not 25,600), D = 1/4 G only, no D batch norm",
             dict(iterations=3_000, report_every=1_000, snapshot_every=1_000, eval_samples=5_000, d_batchnorm=False),
             seeds=(0, 1, 2, 3, 4),
