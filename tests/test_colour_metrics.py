@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis.experiments.color_mnist import _tests
+from analysis.experiments.color_mnist import claims_at
+from analysis.stats import unroll_against_none
 from trainables.data.color_mnist import ColorMnist
 from trainables.errors import ConfigError
 from trainables.experiments import get
@@ -103,7 +104,7 @@ def test_the_report_tests_k1_for_the_harm_the_paper_reads_and_larger_k_for_the_g
             for s, v in enumerate(values)
         ]
     )
-    tests = _tests(final).set_index(["unroll_steps", "metric"])
+    tests = unroll_against_none(final, claims_at, axes=("layer_size",)).set_index(["unroll_steps", "metric"])
     assert tests.loc[(1, "js"), "claimed"] == "higher" and tests.loc[(1, "colour_spread"), "claimed"] == "lower"
     assert tests.loc[(5, "js"), "claimed"] == "lower" and tests.loc[(5, "colour_spread"), "claimed"] == "higher"
     assert tests["supported"].all() and (tests["baseline_seeds"] == 5).all()
