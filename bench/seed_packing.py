@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import platform
 import statistics
 import time
 
 import torch
 
+from bench.devices import checked_device, describe, synchronizer
 from trainables import experiments
 from trainables.packed import PackedTrainer, pack_parts
 from trainables.trainer import GANTrainer
@@ -39,7 +39,7 @@ def packed_trainer(config, seeds: list[int], device: torch.device) -> PackedTrai
 def measure(profile: str, unroll_steps, seeds_per_trial, device: str, repeats: int, iterations: int) -> list[dict]:
     torch.set_num_threads(1)
     device = torch.device(device)
-    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    synchronize = synchronizer(device)
     experiment = experiments.get("mog")
     rows = []
     for k in unroll_steps:
@@ -86,13 +86,12 @@ def main() -> None:
         parser.error(f"unknown mog profile {args.profile!r}")
     if min(args.seeds_per_trial) < 1 or min(args.unroll_steps) < 0:
         parser.error("seeds per trial must be >= 1 and unroll steps >= 0")
-    rows = measure(args.profile, args.unroll_steps, args.seeds_per_trial, args.device, args.repeats, args.iterations)
+    device = checked_device(parser, args.device)
+    rows = measure(args.profile, args.unroll_steps, args.seeds_per_trial, device, args.repeats, args.iterations)
     if args.json:
         print(json.dumps({"device": args.device, "rows": rows}))
         return
-    print(
-        f"mog, {args.profile} profile, {args.device}, 1 torch thread, torch {torch.__version__}, {platform.machine()}"
-    )
+    print(f"mog, {args.profile} profile, {args.device}, 1 torch thread, torch {torch.__version__}, {describe(device)}")
     print(" K   S  lone ms/seed-iter  packed ms/seed-iter  speedup")
     for r in rows:
         print(

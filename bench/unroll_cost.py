@@ -17,12 +17,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import platform
 import statistics
 import time
 
 import torch
 
+from bench.devices import checked_device, describe, synchronizer
 from trainables import experiments
 from trainables.losses import discriminator_loss
 from trainables.trainer import GANTrainer
@@ -33,9 +33,12 @@ def time_iteration(
     experiment: experiments.Experiment, config, device: torch.device, repeats: int, iterations: int
 ) -> float:
     torch.manual_seed(0)
-    trainer = GANTrainer(experiment.build(config, device).parts, config)
-    # CUDA runs asynchronously: wait for the queued work before reading the clock.
-    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    return time_trainer(GANTrainer(experiment.build(config, device).parts, config), device, repeats, iterations)
+
+
+def time_trainer(trainer: GANTrainer, device: torch.device, repeats: int, iterations: int) -> float:
+    """Median milliseconds per ``train_iteration`` over `repeats` blocks, after a warm-up block."""
+    synchronize = synchronizer(device)
     for _ in range(iterations):  # warm-up: allocator, Adam state, first-call overheads
         trainer.train_iteration()
     blocks = []
@@ -89,7 +92,7 @@ def generator_step_against_higher(
         loss.backward()
         parts.g_optimizer.step()
 
-    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    synchronize = synchronizer(device)
     times: dict[str, list[float]] = {"ours": [], "higher": []}
     for block in range(repeats + 1):
         for name, step in (("ours", ours), ("higher", theirs)):
@@ -158,7 +161,8 @@ def main() -> None:
     if args.profile not in profiles:
         parser.error(f"unknown profile {args.profile!r} for {args.experiment}; choose from {', '.join(profiles)}")
     torch.set_num_threads(1)
-    rows, projection = measure(args.experiment, args.profile, args.repeats, args.iterations, torch.device(args.device))
+    device = checked_device(parser, args.device)
+    rows, projection = measure(args.experiment, args.profile, args.repeats, args.iterations, device)
     versus = [
         generator_step_against_higher(args.experiment, args.profile, k, args.repeats, args.iterations, args.device)
         for k in ([5, 10] if args.versus_higher is None else args.versus_higher)
@@ -167,9 +171,7 @@ def main() -> None:
         print(json.dumps({"rows": rows, "projection": projection, "versus_higher": versus}))
         return
     axes = [k for k in rows[0] if k not in ("unroll_steps", "second_order", "ms_per_iter")]
-    where = (
-        torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or platform.machine()
-    )
+    where = describe(device)
     print(
         f"{args.experiment}, {args.profile} profile, {args.device}, 1 torch thread, torch {torch.__version__}, {where}"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import socket
@@ -104,8 +105,12 @@ class SweepSpec:
             raise SweepError(
                 f"--seeds-per-trial: {self.experiment}'s models cannot be packed yet (MLP models only: {packable})"
             )
-        if self.gpus_per_trial is not None and self.gpus_per_trial < 0:
-            raise SweepError(f"gpus per trial must be >= 0, got {self.gpus_per_trial}")
+        gpus = self.gpus_per_trial
+        if gpus is not None and not (math.isfinite(gpus) and gpus >= 0):
+            raise SweepError(f"gpus per trial must be a finite number >= 0 (0 = CPU only), got {gpus}")
+        if gpus is not None and gpus > 1 and gpus != int(gpus):
+            # Ray shares a GPU only as a fraction below 1; above that it needs whole GPUs.
+            raise SweepError(f"gpus per trial above 1 must be a whole number, got {gpus}")
         reserved = {"seed", "unroll_steps", *axes, *(variants[0] if variants else ())}
         clash = sorted(reserved & set(self.overrides))
         if clash:

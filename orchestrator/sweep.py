@@ -40,6 +40,9 @@ TRIAL_ENV = {
     "RAY_CHDIR_TO_TRIAL_DIR": "0",
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
     "RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS": "0",
+    # Read once, when cuBLAS starts in a process: deterministic GPU matmuls (GANConfig.deterministic) need it
+    # set before any trial in that process runs; it costs a few MiB of GPU memory and nothing on a CPU.
+    "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
 }
 
 
@@ -93,6 +96,8 @@ def run_sweep(
     storage = storage_uri(spec.storage)
     check_storage_writable(storage)
     check_address_reachable(address)
+    if address is None and not ray.is_initialized():  # a local Ray would start with this machine's GPUs
+        check_local_gpus(spec.gpus_per_trial)
     path = f"{storage}/{spec.name}"
     spec_saved = _check_same_grid(path, spec)
     resumed = spec_saved or _has_trial_state(path)
@@ -125,15 +130,18 @@ def _run_locked(
     if started_here:
         _start_ray(address, trial_env)
     try:
+        gpus_per_trial = _gpus_per_trial(spec, experiment)
+        if gpus_per_trial > 0:
+            probe_cuda(gpus_per_trial, progress)
         if not spec_saved:
-            # Before Tune writes anything: a sweep folder always has its grid on record,
-            # however early the driver is killed.
+            # Before Tune writes anything, after the checks that need Ray: a sweep folder always has
+            # its grid on record, however early the driver is killed, and a refused sweep leaves none.
             _write_spec(path, spec)
         # The same public trainable a Tune script of your own uses; the sweep's settings travel in it,
         # each trial's Tune config holds only its grid point.
         trainable = ray_adapter.trainable(
             spec.experiment, spec.profile, overrides=spec.overrides, cpus_per_trial=spec.cpus_per_trial,
-            gpus_per_trial=_gpus_per_trial(spec, experiment), artifacts_manifest=manifest,
+            gpus_per_trial=gpus_per_trial, artifacts_manifest=manifest,
         )  # fmt: skip
         # Always a new Tune run, never Tuner.restore: each trial's own state file says how far
         # it got (a finished one returns at once), so Tune's record of an earlier run is not
@@ -268,14 +276,76 @@ def _trial_dirname(trial) -> str:
     return f"trial_{trial.trial_id}_{trial_id_of(trial.config)}"
 
 
+def check_local_gpus(gpus_per_trial: float | None) -> None:
+    """Before a local Ray starts: a GPU request this machine cannot meet is refused here, not by a hang."""
+    if not gpus_per_trial:
+        return
+    import torch
+
+    found = torch.cuda.device_count()
+    if found == 0:
+        raise SweepError(
+            f"--gpus-per-trial {gpus_per_trial:g}: this machine has no GPU that torch {torch.__version__} can use "
+            f"({'a CPU-only build' if torch.version.cuda is None else 'no device or driver found'}); "
+            f"drop the option, or pass --address of a cluster with GPUs"
+        )
+    if gpus_per_trial > found:
+        raise SweepError(f"--gpus-per-trial {gpus_per_trial:g}: this machine has only {found} GPU(s)")
+
+
 def _gpus_per_trial(spec: SweepSpec, experiment) -> float:
     cluster_gpus = ray.cluster_resources().get("GPU", 0)
     if spec.gpus_per_trial is None:
         return experiment.gpu_fraction if cluster_gpus else 0.0
     if spec.gpus_per_trial > 0 and not cluster_gpus:
         # Tune would otherwise wait for ever for a GPU that never comes.
-        raise SweepError(f"--gpus-per-trial {spec.gpus_per_trial}: the Ray cluster has no GPU")
+        raise SweepError(
+            f"--gpus-per-trial {spec.gpus_per_trial:g}: the Ray cluster has no GPU (an autoscaling cluster "
+            f"must keep a GPU worker up: cluster.yaml's gpu_worker min_workers)"
+        )
+    largest = max((node["Resources"].get("GPU", 0) for node in ray.nodes() if node.get("Alive")), default=0)
+    if spec.gpus_per_trial > largest:
+        raise SweepError(
+            f"--gpus-per-trial {spec.gpus_per_trial:g}: no node of the Ray cluster has that many "
+            f"(the largest has {largest:g}); a trial runs on one node"
+        )
     return spec.gpus_per_trial
+
+
+CUDA_PROBE_TIMEOUT_S = 600.0
+"""How long the CUDA probe waits for a GPU to be free (another sweep's trials may hold them all)."""
+
+
+def probe_cuda(gpus_per_trial: float, progress: bool = True, timeout_s: float = CUDA_PROBE_TIMEOUT_S) -> str:
+    """Run one task with a trial's GPU share and check that torch there can use CUDA: a CPU-only torch on a
+    GPU node is then one line here, not a traceback in every trial. Returns the device's name."""
+
+    @ray.remote(num_gpus=gpus_per_trial, max_retries=0)
+    def cuda_seen_by_torch() -> tuple[bool, str, str]:
+        import socket
+
+        import torch
+
+        if not torch.cuda.is_available():
+            return False, f"torch {torch.__version__} (CUDA build: {torch.version.cuda})", socket.gethostname()
+        return True, torch.cuda.get_device_name(), socket.gethostname()
+
+    if progress:
+        print(f"checking that torch on a GPU node can use CUDA (a task with {gpus_per_trial:g} GPU)...", flush=True)
+    ref = cuda_seen_by_torch.remote()
+    try:
+        usable, what, host = ray.get(ref, timeout=timeout_s)
+    except ray.exceptions.GetTimeoutError:
+        ray.cancel(ref, force=True)
+        raise SweepError(
+            f"--gpus-per-trial {gpus_per_trial:g}: no GPU became free for a check within {timeout_s:g} s"
+        ) from None
+    if not usable:
+        raise SweepError(
+            f"--gpus-per-trial {gpus_per_trial:g}: {what} on node {host} cannot use its GPU; install a CUDA build "
+            f"of torch there (cluster.yaml's setup does, and checks it)"
+        )
+    return what
 
 
 def _headline(experiment) -> tuple[str, ...]:

@@ -53,3 +53,33 @@ def test_seed_packing_bench_has_a_row_per_k_and_s_with_its_speedup():
     assert [(r["unroll_steps"], r["seeds_per_trial"]) for r in rows] == [(0, 1), (0, 3), (2, 1), (2, 3)]
     for r in rows:
         assert r["speedup"] == r["lone_ms_per_seed_iter"] / r["packed_ms_per_seed_iter"] > 0
+
+
+def test_gpu_check_runs_on_the_cpu_and_its_json_adds_up(tmp_path):
+    out = tmp_path / "check.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.gpu_check", "--device", "cpu", "--quick", "--repeats", "1", "--iterations", "1",
+         "--out", str(out)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert result["environment"]["device"] == "cpu"
+    assert result["resume"] == {"steps": [0, 10, 20, 30], "identical": True, "max_abs_diff": 0.0}
+    assert result["float64_agreement"]["max_relative_diff"] == 0.0  # the CPU against itself
+    assert [r["unroll_steps"] for r in result["mog_iteration"]] == [0, 1, 5, 10]
+    assert [r["seeds_per_trial"] for r in result["packed_seeds"]] == [1, 2]
+    mog = result["projections"][0]
+    hours = 5 * sum(r["eager_ms"] for r in result["mog_iteration"]) * 25_000 / 3.6e6
+    assert mog["complete"] and mog["trials"] == 20 and mog["one_at_a_time_h"] == pytest.approx(hours)
+    assert mog["side_by_side_h"] == pytest.approx(hours / 4)  # MoG asks for a quarter GPU per trial
+    assert not result["projections"][1]["complete"]  # --quick times part of the Stacked MNIST grid
+    assert "resume after 2nd report = uninterrupted      yes" in done.stdout
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("module", ["bench.gpu_check", "bench.unroll_cost", "bench.seed_packing"])
+def test_benches_refuse_cuda_without_it_in_one_line(module):
+    done = subprocess.run([sys.executable, "-m", module, "--device", "cuda"], capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "--device cuda: torch" in done.stderr.splitlines()[-1] and "sees no CUDA device" in done.stderr

@@ -131,10 +131,10 @@ def test_final_rows_and_standard_error_across_seeds(tmp_path):
 
 def test_trial_state_file_round_trips_and_is_absent_before_the_first_save(tmp_path):
     state_file = TrialStateFile(str(tmp_path / "trial_state"), "seed=0,unroll_steps=5")
-    assert state_file.load(map_location="cpu") is None
+    assert state_file.load() is None
     state = {"weights": torch.arange(6, dtype=torch.float64).reshape(2, 3), "step": 20}
     state_file.save(state)
     state_file.save({**state, "step": 40})  # replaced, not appended
-    loaded = state_file.load(map_location="cpu")
+    loaded = state_file.load()
     assert loaded["step"] == 40 and torch.equal(loaded["weights"], state["weights"])
     assert [p.name for p in (tmp_path / "trial_state").iterdir()] == ["seed=0,unroll_steps=5.pt"]

@@ -112,3 +112,55 @@ def test_stop_gradient_and_several_generator_steps_run():
     for values in ({"second_order": False}, {"generator_steps": 3}):
         reports = run_all(Trial(MOG, smoke(**values)))
         assert reports[-1][0] == 40 and math.isfinite(reports[-1][1]["g_loss"])
+
+
+def _tensors(tree):
+    if torch.is_tensor(tree):
+        yield tree
+    elif isinstance(tree, dict):
+        for value in tree.values():
+            yield from _tensors(value)
+    elif isinstance(tree, list | tuple):
+        for value in tree:
+            yield from _tensors(value)
+
+
+@pytest.mark.filterwarnings("ignore:for .*copying from a non-meta parameter")
+def test_a_saved_state_resumes_a_trial_on_another_device(tmp_path):
+    """The GPU-resume path without a GPU: 'meta' stands in for 'cuda'. The state file loads on the CPU
+    (a random-generator state moved to a device is refused by Generator.set_state), and resuming moves
+    what lives beside the networks (the discriminator ensemble) onto the trial's device."""
+    from trainables.results import TrialStateFile
+
+    cfg = smoke(unroll_steps=0, d_ensemble_size=3, d_ensemble_every=2, iterations=20, report_every=10)
+    trial = Trial(MOG, cfg)
+    reports = trial.reports()
+    next(reports), next(reports)
+    state_file = TrialStateFile(str(tmp_path), "seed=0,unroll_steps=0")
+    state_file.save(trial.state_dict())
+
+    state = state_file.load()
+    assert {t.device.type for t in _tensors(state)} == {"cpu"}
+    resumed = Trial(MOG, cfg, device="meta")
+    resumed.load_state_dict(state)
+    trainer = resumed.trainer
+    assert trainer.iteration == 10 and len(trainer.ensemble) == 3
+    assert {t.device.type for t in trainer.ensemble} == {"meta"}
+    assert next(trainer.parts.discriminator.parameters()).device.type == "meta"
+    assert torch.equal(trainer.rng.get_state(), trial.trainer.rng.get_state())
+    # Adam keeps its step counters on the CPU (no device sync per step), its moments beside the parameters.
+    adam = trainer.parts.d_optimizer.state_dict()["state"][0]
+    assert adam["step"].device.type == "cpu" and adam["exp_avg"].device.type == "meta"
+
+
+def test_determinism_switches_are_set_both_ways_on_every_trial():
+    """A reused Ray worker keeps process-wide switches: each trial sets them from its own config."""
+    Trial(MOG, smoke(deterministic=False))
+    assert torch.backends.cudnn.benchmark and torch.backends.cuda.matmul.allow_tf32
+    assert not torch.are_deterministic_algorithms_enabled()
+    cfg = smoke()
+    assert cfg.deterministic and '"deterministic": true' in cfg.to_json()  # recorded in config_json
+    Trial(MOG, cfg)
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+    assert torch.are_deterministic_algorithms_enabled()

@@ -50,12 +50,21 @@ class GANConfig:
     """Generated-sample snapshots for the figures every this many iterations (multiple of report_every)."""
     torch_threads: int = 1
     """torch intra-op threads; fixed because the thread count changes float32 results."""
+    deterministic: bool = True
+    """On a GPU: deterministic cuDNN and cuBLAS kernels, no cuDNN autotuning and no TF32, so that a seed gives the
+    same numbers run after run and a retried trial rewrites the same rows (``trial.set_determinism``). False lets
+    cuDNN pick its fastest kernels and TF32 matmuls: faster, not reproducible. The CPU is deterministic either way."""
     noise_dim: int = 256
     """Dimension of the generator's Gaussian noise z."""
     g_lr: float = 1e-4
     d_lr: float = 1e-4
     beta1: float = 0.5
-    """Adam for both networks (beta2 = 0.999)."""
+    """Adam's first-moment decay, both networks."""
+    beta2: float = 0.999
+    """Adam's second-moment decay, both networks (PyTorch's and TensorFlow's default)."""
+    shared_noise: bool = False
+    """The generator's (first) update of an iteration reuses the noise batch of that iteration's discriminator
+    update, as DCGAN-TensorFlow and PacGAN's re-implementation do; False draws a fresh one."""
     generator_loss: str = "non_saturating"
     """'non_saturating' (-log D(G(z)), the paper's MNIST and image models) or 'minimax' (log(1 - D(G(z))))."""
 
@@ -82,12 +91,16 @@ class GANConfig:
             raise ConfigError("a discriminator ensemble (historical averaging) replaces unrolling: use unroll_steps 0")
         if self.average_over_unroll and self.second_order:
             raise ConfigError("average_over_unroll is a stop-gradient variant: set second_order=false too")
-        if self.noise_dim < 1 or not (self.g_lr > 0 and self.d_lr > 0 and 0 <= self.beta1 < 1):
-            raise ConfigError("noise_dim, g_lr and d_lr must be positive and beta1 in [0, 1)")
+        if self.noise_dim < 1 or not (self.g_lr > 0 and self.d_lr > 0 and 0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise ConfigError("noise_dim, g_lr and d_lr must be positive and beta1, beta2 in [0, 1)")
         if self.snapshot_every % self.report_every:
             raise ConfigError(
                 f"snapshot_every ({self.snapshot_every}) must be a multiple of report_every ({self.report_every})"
             )
+
+    @classmethod
+    def adam_betas(self) -> tuple[float, float]:
+        return (self.beta1, self.beta2)
 
     @classmethod
     def field_types(cls) -> dict[str, type]:

@@ -132,7 +132,7 @@ def pack_parts(parts: list[GANParts], config, device: torch.device) -> tuple[GAN
     losses = SeedLosses(config.generator_loss)
     generator = Packed([p.generator for p in parts]).to(device)
     discriminator = Packed([p.discriminator for p in parts]).to(device)
-    betas = (config.beta1, 0.999)
+    betas = config.adam_betas()
 
     def stacked(samplers):
         def sample(n: int, rngs: SeedGenerators) -> Tensor:
@@ -282,8 +282,10 @@ def load_seed_trainer_states(trainer: PackedTrainer, states: list[dict[str, Any]
             }
         optimizer.load_state_dict({"state": merged, "param_groups": states[0][key]["param_groups"]})
     trainer.iteration = int(states[0]["iteration"])
+    device = next(p.discriminator.parameters()).device
     trainer.ensemble = [
-        _packed_flat([s["d_ensemble"][j] for s in states], p.discriminator) for j in range(len(states[0]["d_ensemble"]))
+        _packed_flat([s["d_ensemble"][j] for s in states], p.discriminator).to(device)
+        for j in range(len(states[0]["d_ensemble"]))
     ]
     trainer.rng.set_state([s["rng"] for s in states])
     trainer.seed_losses = [dict(s["last_losses"]) for s in states]

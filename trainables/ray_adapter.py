@@ -153,7 +153,7 @@ def train(settings: TrialSettings, point: dict[str, Any]) -> None:
     cfg = experiment.config(settings.profile, {**settings.overrides, **point})
     identity = _identity(settings, experiment, cfg, point)
     state_file = TrialStateFile(settings.state_dir, identity.trial_id)
-    state = state_file.load(map_location=device)
+    state = state_file.load()
     if state is not None and Trial.finished_state(state, cfg):
         return  # its rows and final models are written; nothing to do
     trial = Trial(experiment, cfg, device)
@@ -198,7 +198,7 @@ def _train_packed(settings: TrialSettings, experiment, device: str, point: dict[
     configs = [experiment.config(settings.profile, {**settings.overrides, **rest, "seed": s}) for s in point["seeds"]]
     identities = [_identity(settings, experiment, cfg, {**rest, "seed": cfg.seed}) for cfg in configs]
     state_files = [TrialStateFile(settings.state_dir, identity.trial_id) for identity in identities]
-    states = [f.load(map_location=device) for f in state_files]
+    states = [f.load() for f in state_files]
     if all(s is not None and Trial.finished_state(s, c) for s, c in zip(states, configs)):
         return
     trial = PackedTrial(experiment, configs, device)

@@ -122,9 +122,15 @@ class TrialStateFile:
         self.fs, root = filesystem_and_path(directory)
         self.path = f"{root}/{trial_id}.pt"
 
-    def load(self, map_location: str) -> dict[str, Any] | None:
+    def load(self) -> dict[str, Any] | None:
+        """The saved state with every tensor on the CPU, or None if there is none.
+
+        Always the CPU: the state holds random-generator states, which must stay CPU ByteTensors
+        (``Generator.set_state`` refuses any other), and optimizer step counters, which Adam keeps on
+        the CPU. ``load_state_dict`` of the modules and optimizers moves the rest onto the trial's device.
+        """
         data = read_file(self.fs, self.path)
-        return None if data is None else torch.load(io.BytesIO(data), map_location=map_location, weights_only=False)
+        return None if data is None else torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
 
     def save(self, state: dict[str, Any]) -> None:
         buffer = io.BytesIO()

@@ -56,7 +56,7 @@ class GANParts:
     ) -> GANParts:
         """Both networks on `device` with Adam, z ~ N(0, I_noise_dim), and the configured generator loss."""
         generator, discriminator = generator.to(device), discriminator.to(device)
-        betas = (config.beta1, 0.999)
+        betas = config.adam_betas()
 
         def sample_noise(n: int, rng: torch.Generator) -> Tensor:
             return torch.randn(n, config.noise_dim, generator=rng).to(device)
@@ -86,12 +86,16 @@ class GANTrainer:
         # Historical averaging: flat parameter snapshots of past discriminators, newest last.
         self.uses_ensemble = config.d_ensemble_size > 1 or config.d_ensemble_every > 1
         self.ensemble: list[Tensor] = []
+        # The discriminator update's noise batch, for a generator update that shares it (config.shared_noise).
+        self._shared_noise: Tensor | None = None
 
     def discriminator_step(self) -> float:
         p, batch = self.parts, self.config.batch_size
         real = p.sample_real(batch, self.rng)
+        noise = p.sample_noise(batch, self.rng)
+        self._shared_noise = noise if self.config.shared_noise else None
         with torch.no_grad():
-            fake = p.generator(p.sample_noise(batch, self.rng))
+            fake = p.generator(noise)
         loss = p.discriminator_loss(p.discriminator(real), p.discriminator(fake))
         p.d_optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -101,7 +105,8 @@ class GANTrainer:
     def generator_step(self) -> float:
         p, cfg = self.parts, self.config
         real = p.sample_real(cfg.batch_size, self.rng)
-        fake = p.generator(p.sample_noise(cfg.batch_size, self.rng))
+        noise, self._shared_noise = self._shared_noise, None
+        fake = p.generator(p.sample_noise(cfg.batch_size, self.rng) if noise is None else noise)
 
         if self.uses_ensemble:
             loss = ensemble_generator_loss(p.discriminator, self.ensemble, fake, real, g_loss=p.generator_loss)
@@ -171,6 +176,8 @@ class GANTrainer:
         p.g_optimizer.load_state_dict(state["g_optimizer"])
         p.d_optimizer.load_state_dict(state["d_optimizer"])
         self.iteration = int(state["iteration"])
-        self.ensemble = [t.clone() for t in state.get("d_ensemble", [])]
+        # Saved states load on the CPU (TrialStateFile.load); the ensemble lives beside D's parameters.
+        device = next(p.discriminator.parameters()).device
+        self.ensemble = [t.to(device, copy=True) for t in state.get("d_ensemble", [])]
         self.rng.set_state(state["rng"])
         self.last_losses = dict(state["last_losses"])

@@ -6,6 +6,7 @@ trial under Ray gives the numbers of the same trial without it.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Iterator
@@ -30,6 +31,24 @@ class Report:
     status: str = "running"
     """'running', 'finished' (the last report) or 'diverged' (losses or parameters not finite: the
     trial's last report, at the iteration where it happened; its metrics are NaN)."""
+
+
+def set_determinism(deterministic: bool) -> None:
+    """Set every process-wide switch that makes GPU kernels reproducible, on or off.
+
+    Set both ways on every trial: a Ray worker reused for the next trial keeps these globals. cuBLAS reads
+    CUBLAS_WORKSPACE_CONFIG when it first starts in a process, so it is set before any GPU work (the sweep
+    also sets it for every trial process). Ops with no deterministic GPU kernel (``bincount`` in some metrics)
+    warn instead of failing the trial (``warn_only``).
+    """
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic
+    # TF32 rounds float32 matmuls and convolutions to a 10-bit mantissa on Ampere and later GPUs.
+    torch.backends.cudnn.allow_tf32 = not deterministic
+    torch.backends.cuda.matmul.allow_tf32 = not deterministic
 
 
 def seed_everything(seed: int) -> None:
@@ -79,6 +98,7 @@ class Trial:
         # Pinned on every trial, also under Ray with reused actors: threads change float32
         # results, and a reused process keeps the previous trial's global state.
         torch.set_num_threads(config.torch_threads)
+        set_determinism(config.deterministic)
         seed_everything(config.seed)
         self.experiment, self.config = experiment, config
         self.run = experiment.build(config, torch.device(device))
@@ -156,6 +176,7 @@ class PackedTrial:
         if any(c.to_dict() | {"seed": 0} != base.to_dict() | {"seed": 0} for c in configs):
             raise ValueError("packed seeds must share every config field but the seed")
         torch.set_num_threads(base.torch_threads)
+        set_determinism(base.deterministic)
         self.experiment, self.configs, self.device = experiment, configs, torch.device(device)
         self.runs = []
         for config in configs:

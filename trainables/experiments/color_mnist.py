@@ -51,12 +51,24 @@ class ColorMnistRun:
         self.cfg, self.device = cfg, device
         self.data = ColorMnist(mnist_for(cfg).train_images, device, cfg.colour_std, cfg.noise_std)
         x = cfg.layer_size
-        generator = DcganGenerator(cfg.noise_dim, max(1, round(64 * x)), scaled_widths((32, 16, 8), x), 3)
-        discriminator = DcganDiscriminator(3, scaled_widths((8, 16, 32), x), batchnorm=cfg.d_batchnorm)
+        generator = DcganGenerator(
+            cfg.noise_dim,
+            max(1, round(64 * x)),
+            scaled_widths((32, 16, 8), x),
+            3,
+            32,
+            cfg.g_first_norm,
+            cfg.weight_init,
+        )
+        discriminator = DcganDiscriminator(
+            3, scaled_widths((8, 16, 32), x), batchnorm=cfg.d_batchnorm, weight_init=cfg.weight_init
+        )
         self.parts = GANParts.build(cfg, generator, discriminator, lambda n, rng: self.data.sample(n, rng)[0], device)
 
     def model_samples(self, rng: torch.Generator) -> Tensor:
-        return generate(self.parts.generator, self.parts.sample_noise, self.cfg.snapshot_samples, rng).cpu()
+        return generate(
+            self.parts.generator, self.parts.sample_noise, self.cfg.snapshot_samples, rng, self.cfg.eval_batch_size
+        ).cpu()
 
     def data_samples(self, rng: torch.Generator) -> Tensor:
         return self.data.sample(self.cfg.snapshot_samples, rng)[0].cpu()
@@ -67,7 +79,9 @@ class ColorMnistRun:
 
     def evaluate(self, rng: torch.Generator) -> dict[str, float]:
         model = recover_colours(
-            generate(self.parts.generator, self.parts.sample_noise, self.cfg.eval_samples, rng).cpu()
+            generate(
+                self.parts.generator, self.parts.sample_noise, self.cfg.eval_samples, rng, self.cfg.eval_batch_size
+            ).cpu()
         )
         data = recover_colours(self.data.sample(self.cfg.eval_samples, rng)[0].cpu())
         return {

@@ -83,8 +83,18 @@ class ImageRun:
         self.cfg, self.device = cfg, device
         self.images = images_for(cfg).to(device)
         channels, x = self.images.shape[1], cfg.width
-        generator = DcganGenerator(cfg.noise_dim, max(1, round(64 * x)), scaled_widths((32, 16, 8), x), channels)
-        discriminator = DcganDiscriminator(channels, scaled_widths((8, 16, 32), x), batchnorm=cfg.d_batchnorm)
+        generator = DcganGenerator(
+            cfg.noise_dim,
+            max(1, round(64 * x)),
+            scaled_widths((32, 16, 8), x),
+            channels,
+            32,
+            cfg.g_first_norm,
+            cfg.weight_init,
+        )
+        discriminator = DcganDiscriminator(
+            channels, scaled_widths((8, 16, 32), x), batchnorm=cfg.d_batchnorm, weight_init=cfg.weight_init
+        )
         self.parts = GANParts.build(cfg, generator, discriminator, self._real, device)
 
     def _real(self, n: int, rng: torch.Generator) -> Tensor:

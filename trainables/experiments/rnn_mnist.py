@@ -61,7 +61,9 @@ class RnnMnistRun:
         self.images = torch.as_tensor(mnist.train_images).to(device)
         self.classifier, self.classifier_accuracy = load_classifier(cfg, device)
         generator = LstmGenerator(cfg.noise_dim, cfg.hidden)
-        discriminator = DcganDiscriminator(1, (16, 32, 32), image_size=28, batchnorm=cfg.d_batchnorm)
+        discriminator = DcganDiscriminator(
+            1, (16, 32, 32), image_size=28, batchnorm=cfg.d_batchnorm, weight_init=cfg.weight_init
+        )
         self.parts = GANParts.build(cfg, generator, discriminator, self._real, device)
 
     def _real(self, n: int, rng: torch.Generator) -> Tensor:
@@ -69,13 +71,17 @@ class RnnMnistRun:
         return (self.images[which].float() / 127.5 - 1).unsqueeze(1)
 
     def model_samples(self, rng: torch.Generator) -> Tensor:
-        return generate(self.parts.generator, self.parts.sample_noise, self.cfg.snapshot_samples, rng).cpu()
+        return generate(
+            self.parts.generator, self.parts.sample_noise, self.cfg.snapshot_samples, rng, self.cfg.eval_batch_size
+        ).cpu()
 
     def data_samples(self, rng: torch.Generator) -> Tensor:
         return self._real(self.cfg.snapshot_samples, rng).cpu()
 
     def evaluate(self, rng: torch.Generator) -> dict[str, float]:
-        samples = generate(self.parts.generator, self.parts.sample_noise, self.cfg.eval_samples, rng)
+        samples = generate(
+            self.parts.generator, self.parts.sample_noise, self.cfg.eval_samples, rng, self.cfg.eval_batch_size
+        )
         labels = predict(self.classifier, ((samples + 1) / 2).clamp(0, 1))
         return {**label_metrics(labels), "classifier_accuracy": self.classifier_accuracy}
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..config import check_choice
 from ..data.stacked_mnist import StackedMnist, crop_to_digits
 from ..errors import ConfigError
 from ..metrics.discrete_modes import discrete_mode_metrics, stacked_labels
@@ -36,9 +37,13 @@ class StackedMnistConfig(LabelledMnistConfig):
     snapshot_every: int = 5_000
     eval_samples: int = 25_600
     """[S] generated samples for mode counting (PacGAN's 25,600; VEEGAN used 26,000)."""
+    image_size: int = 32
+    """32: digits padded to 32x32 with the background value (D 32 -> 16 -> 8 -> 4); 28: MNIST's own size, as PacGAN's
+    re-implementation (D 28 -> 14 -> 7 -> 4, G 4 -> 7 -> 14 -> 28) [S]."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_choice("image_size", self.image_size, (28, 32))
         if self.d_size not in DISCRIMINATOR_SIZES:
             raise ConfigError(f"d_size must be one of {', '.join(map(str, DISCRIMINATOR_SIZES))}, got {self.d_size!r}")
 
@@ -47,14 +52,19 @@ class StackedMnistRun:
     def __init__(self, cfg: StackedMnistConfig, device: torch.device):
         self.cfg, self.device = cfg, device
         mnist = mnist_for(cfg)
-        self.data = StackedMnist(mnist.train_images, mnist.train_labels, device)
+        self.data = StackedMnist(mnist.train_images, mnist.train_labels, device, cfg.image_size)
         self.classifier, self.classifier_accuracy = load_classifier(cfg, device)
-        generator = DcganGenerator(cfg.noise_dim, cfg.g_base_channels, (32, 16, 8), out_channels=3)
-        discriminator = DcganDiscriminator(3, scaled_widths((8, 16, 32), cfg.d_size), batchnorm=cfg.d_batchnorm)
+        generator = DcganGenerator(
+            cfg.noise_dim, cfg.g_base_channels, (32, 16, 8), 3, cfg.image_size, cfg.g_first_norm, cfg.weight_init
+        )
+        discriminator = DcganDiscriminator(
+            3, scaled_widths((8, 16, 32), cfg.d_size), cfg.image_size, batchnorm=cfg.d_batchnorm,
+            weight_init=cfg.weight_init,
+        )  # fmt: skip
         self.parts = GANParts.build(cfg, generator, discriminator, lambda n, rng: self.data.sample(n, rng)[0], device)
 
     def _generate(self, n: int, rng: torch.Generator) -> Tensor:
-        return generate(self.parts.generator, self.parts.sample_noise, n, rng)
+        return generate(self.parts.generator, self.parts.sample_noise, n, rng, self.cfg.eval_batch_size)
 
     def model_samples(self, rng: torch.Generator) -> Tensor:
         return self._generate(self.cfg.snapshot_samples, rng).cpu()

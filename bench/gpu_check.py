@@ -1,0 +1,275 @@
+"""The GPU check: one command that says whether this project's GPU path works on a machine, and what it costs.
+
+    python -m bench.gpu_check [--device cuda] [--out gpu_check.json] [--repeats 5] [--iterations 20] [--quick]
+
+Prints one table and writes the same rows as JSON to `--out`. Rows:
+
+* the environment: torch, its CUDA build, the device;
+* resume: a MoG trial on the device stopped after its second report, saved to a state file, and resumed in a
+  new ``Trial``, against the same trial run uninterrupted (every metric of every report compared exactly);
+* float64 agreement: one unrolled K = 5 generator gradient of the MoG paper model, on the CPU and on the device;
+* ms per MoG iteration (paper model) at each of the paper profile's unroll steps, eager; CUDA graphs are not
+  built yet, and the row says so;
+* seed-iterations per second with S seeds packed into one model (``trainables.packed``, MoG only);
+* ms per Stacked MNIST iteration at each point of its paper grid (D = 1/4 and 1/2 G), on random digits of
+  MNIST's shape: the cost of an iteration does not depend on the pixels, so no data set is needed;
+* the projected training time of the MoG and Stacked MNIST ``paper`` grids on one such device: one trial at a
+  time, and with as many trials side by side as the sweep's GPU share lets (1 / ``gpu_fraction``), assuming
+  they do not slow each other (an optimistic bound). Evaluation is not included.
+
+Needs no download. ``--device cpu --quick`` runs the whole check in seconds (the test suite does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.devices import checked_device, describe
+from bench.seed_packing import measure as measure_packing
+from bench.unroll_cost import time_iteration, time_trainer
+from trainables import experiments
+from trainables.data.stacked_mnist import StackedMnist
+from trainables.losses import discriminator_loss
+from trainables.models.dcgan import DcganDiscriminator, DcganGenerator, scaled_widths
+from trainables.results import TrialStateFile
+from trainables.trainer import GANParts, GANTrainer
+from trainables.trial import Trial, seed_everything
+from trainables.unrolled import unrolled_generator_loss
+
+MOG = experiments.get("mog")
+STACKED = experiments.get("stacked_mnist")
+
+
+def environment(device: torch.device) -> dict:
+    return {
+        "torch": torch.__version__,
+        "cuda_build": torch.version.cuda,
+        "cuda_available": torch.cuda.is_available(),
+        "device": str(device),
+        "device_name": describe(device),
+    }
+
+
+def _metrics(reports) -> list[tuple[int, dict]]:
+    return [(r.step, dict(r.metrics)) for r in reports]
+
+
+def resume_check(device: torch.device) -> dict:
+    """Stopped after the second report and resumed from its state file, against the trial run straight through."""
+    cfg = MOG.config("smoke", {"unroll_steps": 5, "iterations": 30, "report_every": 10, "snapshot_every": 10})
+    straight = _metrics(Trial(MOG, cfg, device).reports())
+    first = Trial(MOG, cfg, device)
+    reports = first.reports()
+    head = _metrics([next(reports), next(reports)])  # steps 0 and 10
+    with tempfile.TemporaryDirectory() as folder:
+        state_file = TrialStateFile(folder, "seed=0,unroll_steps=5")
+        state_file.save(first.state_dict())
+        del first, reports
+        torch.manual_seed(12345)  # a new process would start from other global random state
+        resumed = Trial(MOG, cfg, device)
+        resumed.load_state_dict(state_file.load())
+        tail = _metrics(resumed.reports())
+    joined = head + tail
+    same_steps = [s for s, _ in joined] == [s for s, _ in straight]
+    differences = [
+        abs(a[name] - b[name])
+        for (_, a), (_, b) in zip(joined, straight)
+        for name in a
+        if not (math.isnan(a[name]) and math.isnan(b[name]))
+    ]
+    worst = max(differences, default=0.0)
+    return {"steps": [s for s, _ in joined], "identical": same_steps and worst == 0.0, "max_abs_diff": worst}
+
+
+def float64_agreement(device: torch.device, unroll_steps: int = 5) -> dict:
+    """The generator's gradient of f_K on one minibatch, float64, CPU against `device` (same networks and batch)."""
+    cfg = MOG.config("paper", {"unroll_steps": unroll_steps})
+    gradients = []
+    for where in (torch.device("cpu"), device):
+        seed_everything(0)
+        parts = MOG.build(cfg, where).parts
+        parts.generator.double(), parts.discriminator.double()
+        rng = torch.Generator().manual_seed(1)
+        real = parts.sample_real(cfg.batch_size, rng).double()
+        fake = parts.generator(parts.sample_noise(cfg.batch_size, rng).double())
+        loss = unrolled_generator_loss(
+            parts.discriminator, parts.d_optimizer, fake, real, unroll_steps=unroll_steps,
+            d_loss=discriminator_loss, g_loss=parts.generator_loss,
+        )  # fmt: skip
+        grads = torch.autograd.grad(loss, list(parts.generator.parameters()))
+        gradients.append(torch.cat([g.reshape(-1) for g in grads]).cpu())
+    cpu, other = gradients
+    relative = ((cpu - other).abs().max() / cpu.abs().max()).item()
+    return {"unroll_steps": unroll_steps, "max_relative_diff": relative}
+
+
+def mog_iteration_ms(device: torch.device, repeats: int, iterations: int) -> list[dict]:
+    rows = []
+    for k in MOG.profiles["paper"].unroll_steps:
+        config = MOG.config("paper", {"unroll_steps": k})
+        rows.append({"unroll_steps": k, "eager_ms": time_iteration(MOG, config, device, repeats, iterations)})
+    return rows
+
+
+def stacked_trainer(config, device: torch.device) -> GANTrainer:
+    """The Stacked MNIST paper models on random uint8 digits of MNIST's shape (timing only, no data set)."""
+    seed_everything(config.seed)
+    digits = np.random.default_rng(0).integers(0, 256, size=(1024, 28, 28), dtype=np.uint8)
+    data = StackedMnist(digits, np.zeros(1024, dtype=np.int64), device, config.image_size)
+    generator = DcganGenerator(
+        config.noise_dim, config.g_base_channels, (32, 16, 8), 3, config.image_size, config.g_first_norm,
+        config.weight_init,
+    )  # fmt: skip
+    discriminator = DcganDiscriminator(
+        3, scaled_widths((8, 16, 32), config.d_size), config.image_size, batchnorm=config.d_batchnorm,
+        weight_init=config.weight_init,
+    )  # fmt: skip
+    parts = GANParts.build(config, generator, discriminator, lambda n, rng: data.sample(n, rng)[0], device)
+    return GANTrainer(parts, config)
+
+
+def stacked_iteration_ms(device: torch.device, repeats: int, iterations: int, quick: bool) -> list[dict]:
+    profile = STACKED.profiles["paper"]
+    sizes = profile.axes["d_size"][:1] if quick else profile.axes["d_size"]
+    steps = (0, 1) if quick else profile.unroll_steps
+    rows = []
+    for d_size in sizes:
+        for k in steps:
+            config = STACKED.config("paper", {"unroll_steps": k, "d_size": d_size})
+            ms = time_trainer(stacked_trainer(config, device), device, repeats, iterations)
+            rows.append({"d_size": d_size, "unroll_steps": k, "eager_ms": ms})
+    return rows
+
+
+def packing(device: torch.device, seeds_per_trial: list[int], repeats: int, iterations: int) -> list[dict]:
+    rows = measure_packing("paper", [10], seeds_per_trial, device, repeats, iterations)
+    lone = rows[0]["lone_ms_per_seed_iter"]
+    return [
+        {
+            "unroll_steps": r["unroll_steps"],
+            "seeds_per_trial": r["seeds_per_trial"],
+            "seed_iterations_per_s": 1000 / r["packed_ms_per_seed_iter"],
+            "times_one_seed": lone / r["packed_ms_per_seed_iter"],
+        }
+        for r in rows
+    ]
+
+
+def projection(experiment: experiments.Experiment, ms_rows: list[dict]) -> dict:
+    """The paper grid's training hours from the measured ms per iteration (rows keyed by unroll steps and axes)."""
+    profile = experiment.profiles["paper"]
+    iterations = experiment.config("paper").iterations
+    per_point = [r["eager_ms"] * iterations / 3.6e6 for r in ms_rows]
+    trials = len(profile.seeds) * len(ms_rows)
+    sequential = len(profile.seeds) * sum(per_point)
+    side_by_side = max(1, math.floor(1 / experiment.gpu_fraction))
+    return {
+        "experiment": experiment.name,
+        "trials": trials,
+        "iterations_per_trial": iterations,
+        "one_at_a_time_h": sequential,
+        "trials_side_by_side": side_by_side,
+        "side_by_side_h": sequential / side_by_side,
+        "complete": trials == len(profile.seeds) * _grid_size(profile),
+    }
+
+
+def _grid_size(profile) -> int:
+    return len(profile.unroll_steps) * math.prod(len(v) for v in profile.axes.values())
+
+
+def run_check(device: torch.device, repeats: int, iterations: int, quick: bool) -> dict:
+    torch.set_num_threads(1)  # what a one-CPU trial gets
+    start = time.perf_counter()
+    seeds = [1, 2] if quick else [1, 8, 32, 64]
+    mog = mog_iteration_ms(device, repeats, iterations)
+    stacked = stacked_iteration_ms(device, repeats, iterations, quick)
+    result = {
+        "environment": environment(device),
+        "resume": resume_check(device),
+        "float64_agreement": float64_agreement(device),
+        "mog_iteration": mog,
+        "cuda_graphs": {"built": False, "note": "not built yet: the eager path only"},
+        "packed_seeds": packing(device, seeds, repeats, iterations),
+        "stacked_mnist_iteration": stacked,
+        "projections": [projection(MOG, mog), projection(STACKED, stacked)],
+        "settings": {"repeats": repeats, "iterations": iterations, "quick": quick, "torch_threads": 1},
+    }
+    result["wall_s"] = time.perf_counter() - start
+    return result
+
+
+def _row(label: str, value: str) -> str:
+    return f"{label:<44} {value}"
+
+
+def table(result: dict) -> str:
+    env, resume, agree = result["environment"], result["resume"], result["float64_agreement"]
+    lines = [
+        f"GPU check: torch {env['torch']} (CUDA build {env['cuda_build']}), {env['device']}: {env['device_name']}",
+        f"{'check':<44} result",
+        f"{'torch.cuda.is_available()':<44} {env['cuda_available']}",
+        f"{'resume after 2nd report = uninterrupted':<44} {'yes' if resume['identical'] else 'NO'} "
+        f"(steps {resume['steps']}, max |diff| {resume['max_abs_diff']:.3g})",
+        _row(
+            f"float64 f_K gradient, K={agree['unroll_steps']}, CPU vs device",
+            f"max relative diff {agree['max_relative_diff']:.3g}",
+        ),
+    ]
+    for r in result["mog_iteration"]:
+        lines.append(_row(f"MoG paper iteration, K={r['unroll_steps']}, eager", f"{r['eager_ms']:.2f} ms"))
+    lines.append(f"{'MoG iteration with CUDA graphs':<44} {result['cuda_graphs']['note']}")
+    for r in result["packed_seeds"]:
+        lines.append(
+            _row(
+                f"MoG K={r['unroll_steps']}, {r['seeds_per_trial']} seeds packed",
+                f"{r['seed_iterations_per_s']:.0f} seed-iterations/s ({r['times_one_seed']:.2f} x one seed)",
+            )
+        )
+    for r in result["stacked_mnist_iteration"]:
+        label = f"Stacked MNIST iteration, D={r['d_size']} G, K={r['unroll_steps']}"
+        lines.append(f"{label:<44} {r['eager_ms']:.2f} ms")
+    for p in result["projections"]:
+        grid = "paper grid" if p["complete"] else "part of the paper grid (--quick)"
+        lines.append(
+            f"{p['experiment'] + ' ' + grid:<44} {p['trials']} trials x {p['iterations_per_trial']:,} its: "
+            f"{p['one_at_a_time_h']:.2f} h one at a time, {p['side_by_side_h']:.2f} h with "
+            f"{p['trials_side_by_side']} side by side (if they do not slow each other)"
+        )
+    lines.append(f"{'wall time of this check':<44} {result['wall_s']:.0f} s")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.gpu_check", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--device", default="cuda", help="cuda (default), cuda:N, or cpu")
+    parser.add_argument("--out", default="gpu_check.json", help="where the JSON goes (default: gpu_check.json)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed blocks per row (median taken)")
+    parser.add_argument("--iterations", type=int, default=20, help="iterations per timed block")
+    parser.add_argument("--quick", action="store_true", help="a few rows, 2 seeds packed at most: seconds on a CPU")
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or args.iterations < 1:
+        parser.error("--repeats and --iterations must be at least 1")
+    device = checked_device(parser, args.device)
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        parser.error(f"--out {args.out}: folder {out.parent} does not exist")
+    result = run_check(device, args.repeats, args.iterations, args.quick)
+    out.write_text(json.dumps(result, indent=2))
+    print(table(result))
+    print(f"written: {out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
