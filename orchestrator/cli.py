@@ -9,7 +9,7 @@ from pathlib import Path
 from analysis.report import build_report
 from analysis.results import ResultsError
 from trainables import experiments
-from trainables.config import parse_value
+from trainables.config import MAX_UNROLL_STEPS, parse_value
 from trainables.errors import ConfigError
 
 from .spec import SweepError, SweepSpec
@@ -36,13 +36,6 @@ def _int(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-
-
-def _unroll(text: str) -> int:
-    value = _int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"unroll steps must be >= 0, got {value}")
-    return value
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -88,9 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument(
         "--unroll-steps",
         nargs="+",
-        type=_unroll,
+        type=_int,
         metavar="K",
-        help="unroll step counts K >= 0 (default: the profile's)",
+        help=f"unroll step counts, 0 <= K <= {MAX_UNROLL_STEPS} (default: the profile's)",
     )
     sweep.add_argument(
         "--axis",
@@ -150,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument(
         "--max-failures", type=_int, default=2, help="retries per trial, each from its last saved state; default 2"
     )
+    sweep.add_argument(
+        "--discard-corrupt-state", action="store_true",
+        help="set an unreadable trial_state/*.pt aside (into trial_state/corrupt/) and train that trial again "
+        "from step 0; without it such a file stops the sweep with one line naming it",
+    )  # fmt: skip
     sweep.add_argument("--no-report", action="store_true", help="skip building the report at the end")
     sweep.add_argument("--quiet", action="store_true", help="no progress lines")
 
@@ -214,7 +212,9 @@ def cmd_sweep(args) -> int:
         + (f", {spec.seeds_per_trial} seeds packed per Ray trial" if spec.seeds_per_trial > 1 else ""),
         flush=True,
     )
-    result = run_sweep(spec, address=args.address, progress=not args.quiet)
+    result = run_sweep(
+        spec, address=args.address, progress=not args.quiet, discard_corrupt_state=args.discard_corrupt_state
+    )
     ended = result.finished - len(result.diverged)
     print(
         f"{'resumed' if result.resumed else 'ran'} {spec.name}: {result.finished}/{spec.num_trials} trials ran to "

@@ -22,8 +22,9 @@ from ray.exceptions import AuthenticationError
 
 from analysis.results import ResultsError, ended_early, load_metrics
 from trainables import artifacts, experiments, ray_adapter
-from trainables.errors import DatasetError
+from trainables.errors import DatasetError, TrialStateError
 from trainables.ray_adapter import point_of, trial_id_of
+from trainables.results import TrialStateFile
 from trainables.storage import filesystem_and_path, read_file, write_atomically
 
 from .lock import SweepLock
@@ -89,9 +90,15 @@ class SweepResult:
 
 
 def run_sweep(
-    spec: SweepSpec, address: str | None = None, progress: bool = True, progress_every_s: float = 10.0
-) -> SweepResult:
-    """Run (or resume) a sweep to completion. Every input check happens before Ray starts."""
+    spec: SweepSpec, address: str | None = None, progress: bool = True, progress_every_s: float = 10.0,
+    discard_corrupt_state: bool = False,
+) -> SweepResult:  # fmt: skip
+    """Run (or resume) a sweep to completion. Every input check happens before Ray starts.
+
+    `discard_corrupt_state`: an unreadable trial state (a truncated file, say) is moved to
+    ``trial_state/corrupt/`` and its trial trains again from step 0, rewriting its rows; without it
+    such a file stops the sweep here with one line naming it.
+    """
     spec = spec.resolved()
     storage = storage_uri(spec.storage)
     check_storage_writable(storage)
@@ -104,6 +111,8 @@ def run_sweep(
     created = "://" not in path and not os.path.exists(path)
     try:
         with SweepLock(path, spec.name):
+            if resumed:
+                _check_trial_states(path, discard_corrupt_state, progress)
             return _run_locked(spec, address, progress, progress_every_s, storage, path, spec_saved, resumed)
     except SweepError:
         if created:  # bad input found while preparing: leave no trace of a sweep that never started
@@ -362,6 +371,10 @@ def _check_same_grid(path: str, spec: SweepSpec) -> bool:
     except (ValueError, KeyError):
         raise SweepError(f"{path}/{SPEC_FILE} is corrupt; move the sweep away or pass --name") from None
     wanted = json.loads(json.dumps(spec.grid_identity()))  # as it reads back: tuples become lists
+    if saved != wanted and not _trained_anything(path):
+        # An earlier run of this name stopped before any trial trained (refused by Ray, killed at
+        # start-up): its grid record protects no result, so this run's grid replaces it.
+        return False
     if saved != wanted:
         changed = sorted(k for k in {*saved, *wanted} if saved.get(k) != wanted.get(k))
         raise SweepError(
@@ -384,6 +397,37 @@ def _diverged(path: str) -> list[str]:
 def _slots(spec: SweepSpec) -> int:
     by_cpu = int(ray.cluster_resources().get("CPU", 1) // spec.cpus_per_trial)
     return max(1, min(by_cpu, spec.max_concurrent_trials or by_cpu, len(spec.tune_points())))
+
+
+def _check_trial_states(path: str, discard: bool, progress: bool) -> None:
+    """Every saved trial state must load, or a resumed trial would fail on it at every retry and every re-run."""
+    fs, root = filesystem_and_path(f"{path}/{STATE_DIR}")
+    if fs.get_file_info(root).type != pafs.FileType.Directory:
+        return
+    for info in fs.get_file_info(pafs.FileSelector(root)):
+        if info.type != pafs.FileType.File or not info.base_name.endswith(".pt"):
+            continue
+        state_file = TrialStateFile(f"{path}/{STATE_DIR}", info.base_name[: -len(".pt")])
+        try:
+            state_file.load()
+        except TrialStateError as error:
+            if not discard:
+                raise SweepError(str(error)) from None
+            moved = state_file.set_aside()
+            if progress:
+                print(f"set aside unreadable trial state {state_file.path} as {moved}: that trial trains again "
+                      f"from step 0", flush=True)  # fmt: skip
+
+
+def _trained_anything(path: str) -> bool:
+    """Whether any trial of the sweep has saved a state or written a row."""
+    if _has_trial_state(path):
+        return True
+    fs, root = filesystem_and_path(f"{path}/parquet/metrics")
+    if fs.get_file_info(root).type != pafs.FileType.Directory:
+        return False
+    found = fs.get_file_info(pafs.FileSelector(root, recursive=True))
+    return any(info.base_name.endswith(".parquet") and not info.base_name.startswith(".") for info in found)
 
 
 def _has_trial_state(path: str) -> bool:

@@ -30,7 +30,11 @@ def run(argv, capsys):
     "argv, expected",
     [
         (["sweep", "gan9000"], "unknown experiment 'gan9000'"),
-        (["sweep", "mog", "--unroll-steps", "0", "-3"], "unroll steps must be >= 0, got -3"),
+        (["sweep", "mog", "--unroll-steps", "0", "-3"], "unroll_steps must be a non-negative integer, got -3"),
+        (["sweep", "mog", "--unroll-steps", "1000000000"], "unroll_steps must be at most 100, got 1,000,000,000"),
+        (["sweep", "mog", "--set", "d_lr=inf"], "d_lr must be a finite number, got inf"),
+        (["sweep", "mog", "--set", "g_lr=nan"], "g_lr must be a finite number, got nan"),
+        (["sweep", "mog", "--gpus-per-trial", "-1"], "gpus per trial must be a finite number >= 0"),
         (["sweep", "mog", "--unroll-steps", "2.5"], "'2.5' is not an integer"),
         (["sweep", "mog", "--seeds"], "--seeds: expected at least one argument"),
         (["sweep", "mog", "--seeds", "1", "1"], "seeds has repeated values"),

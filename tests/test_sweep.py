@@ -131,6 +131,46 @@ def test_the_grid_is_on_record_before_tune_writes_anything(ray_local, tmp_path, 
     assert not [p for p in (tmp_path / "mog-smoke").iterdir() if p.name.startswith(".tmp-")]
 
 
+def test_a_truncated_trial_state_is_named_and_on_request_set_aside_and_trained_again(sweep, tmp_path):
+    storage, _ = sweep
+    shutil.copytree(storage / "mog-smoke", tmp_path / "mog-smoke")
+    folder = tmp_path / "mog-smoke"
+    state = folder / "trial_state" / "seed=1,unroll_steps=2.pt"
+    state.write_bytes(state.read_bytes()[:100])  # a disk that filled up mid-write, say
+    before = load_metrics(str(folder)).sort_values(["trial_id", "step"]).reset_index(drop=True)
+    files = {p: p.stat().st_mtime_ns for p in (folder / "parquet").rglob("*.parquet")}
+
+    with pytest.raises(SweepError, match=r"trial state .*seed=1,unroll_steps=2\.pt cannot be read .*--discard"):
+        run_sweep(SweepSpec(**SPEC, storage=str(tmp_path)), progress=False)
+    assert all(p.stat().st_mtime_ns == mtime for p, mtime in files.items())  # nothing touched
+
+    again = run_sweep(SweepSpec(**SPEC, storage=str(tmp_path)), progress=False, discard_corrupt_state=True)
+    assert again.ok and again.finished == 4
+    assert [p.name.split(".pt")[0] for p in (folder / "trial_state" / "corrupt").iterdir()] == ["seed=1,unroll_steps=2"]
+    after = load_metrics(str(folder)).sort_values(["trial_id", "step"]).reset_index(drop=True)
+    assert len(after) == len(before) and not after.duplicated(["trial_id", "step"]).any()  # once per (trial, step)
+    retrained = [p for p, mtime in files.items() if p.stat().st_mtime_ns != mtime]
+    assert retrained and all("seed=1,unroll_steps=2-" in p.name for p in retrained)
+    metric_columns = ["step", "modes", "high_quality_pct", "d_loss", "g_loss"]
+    pd.testing.assert_frame_equal(after[metric_columns], before[metric_columns])  # deterministic by seed
+
+
+def test_a_name_whose_earlier_run_never_trained_takes_a_new_grid(ray_local, tmp_path, monkeypatch):
+    # An earlier run refused or killed before any trial trained leaves only its grid record: that must
+    # not lock the name (the next ordinary command would be refused for a grid nothing was run with).
+    grids = []
+
+    def killed_while_creating_the_tuner(*args, **kwargs):
+        grids.append(json.loads((tmp_path / "mog-smoke" / "sweep.json").read_text())["grid"]["seeds"])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep_module, "_new_tuner", killed_while_creating_the_tuner)
+    for seeds in ((0, 1, 2), (0, 1)):
+        with pytest.raises(KeyboardInterrupt):
+            run_sweep(SweepSpec(**{**SPEC, "seeds": seeds}, storage=str(tmp_path)), progress=False)
+    assert grids == [[0, 1, 2], [0, 1]]
+
+
 def test_a_changed_grid_under_the_same_name_is_refused_and_nothing_is_touched(sweep):
     storage, _ = sweep
     spec_file = storage / "mog-smoke" / "sweep.json"

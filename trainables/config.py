@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -19,6 +20,12 @@ from typing import Any, TypeVar
 from .errors import ConfigError
 
 C = TypeVar("C", bound="GANConfig")
+
+MAX_UNROLL_STEPS = 100
+"""The paper unrolls at most 20 steps (Figure 2); each step costs about one more discriminator update inside
+the generator's graph, so far more is a typo, not an experiment."""
+BOUNDS = {"unroll_steps": MAX_UNROLL_STEPS, "iterations": 10_000_000, "batch_size": 65_536, "generator_steps": 100}
+"""Upper bounds of integer fields: beyond them a value is a mistake that would only fail later, inside a trial."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,13 @@ class GANConfig:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if not isinstance(self.unroll_steps, int) or isinstance(self.unroll_steps, bool) or self.unroll_steps < 0:
             raise ConfigError(f"unroll_steps must be a non-negative integer, got {self.unroll_steps!r}")
+        for name, bound in BOUNDS.items():
+            if getattr(self, name) > bound:
+                raise ConfigError(f"{name} must be at most {bound:,}, got {getattr(self, name):,}")
+        for name, kind in self.field_types().items():
+            value = getattr(self, name)
+            if kind is float and not (isinstance(value, int | float) and math.isfinite(value)):
+                raise ConfigError(f"{name} must be a finite number, got {value!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise ConfigError(f"seed must be an integer, got {self.seed!r}")
         check_choice("generator_loss", self.generator_loss, ("non_saturating", "minimax"))

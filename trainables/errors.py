@@ -13,3 +13,7 @@ class ConfigError(ValueError):
 
 class DatasetError(ValueError):
     """A data file is missing or malformed; the message names it."""
+
+
+class TrialStateError(ValueError):
+    """A trial's saved state cannot be read; the message names the file and what to do."""

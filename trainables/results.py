@@ -55,6 +55,7 @@ from __future__ import annotations
 import io
 import math
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +63,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from .errors import TrialStateError
 from .storage import filesystem_and_path, read_file, write_atomically, write_table_atomically
 
 IDENTITY_COLUMNS: list[pa.Field] = [
@@ -130,7 +132,27 @@ class TrialStateFile:
         the CPU. ``load_state_dict`` of the modules and optimizers moves the rest onto the trial's device.
         """
         data = read_file(self.fs, self.path)
-        return None if data is None else torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+        if data is None:
+            return None
+        try:
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+        except Exception as error:  # truncated, overwritten, not a torch file: torch raises many kinds
+            raise TrialStateError(
+                f"trial state {self.path} cannot be read ({type(error).__name__}: {str(error).splitlines()[0][:80]}); "
+                f"re-run with --discard-corrupt-state to set it aside and train that trial again from step 0"
+            ) from None
+        if not isinstance(state, dict) or "trainer" not in state or "config" not in state:
+            raise TrialStateError(f"trial state {self.path} is not a trial's state; move it away or re-run with "
+                                  f"--discard-corrupt-state")  # fmt: skip
+        return state
+
+    def set_aside(self) -> str:
+        """Move an unreadable state out of the way (kept, never deleted), so that its trial starts afresh."""
+        directory, name = self.path.rsplit("/", 1)
+        target = f"{directory}/corrupt/{name}.{time.strftime('%Y%m%dT%H%M%S')}"
+        self.fs.create_dir(f"{directory}/corrupt", recursive=True)
+        self.fs.move(self.path, target)
+        return target
 
     def save(self, state: dict[str, Any]) -> None:
         buffer = io.BytesIO()
