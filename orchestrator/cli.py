@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from trainables.config import MAX_UNROLL_STEPS, parse_value
 from trainables.errors import ConfigError
 
 from .spec import SweepError, SweepSpec
+from .status import run_status
 from .sweep import run_sweep
 
 EPILOG = """examples:
@@ -151,7 +153,21 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--no-report", action="store_true", help="skip building the report at the end")
     sweep.add_argument("--quiet", action="store_true", help="no progress lines")
 
+    sweep.add_argument(
+        "--dry-run", action="store_true",
+        help="print the grid, the trial count and the projected training time (a few iterations of each grid "
+        "point timed here, as `python -m bench.unroll_cost` does), then exit: no Ray, no files",
+    )  # fmt: skip
+
     commands.add_parser("list", help="experiments, their profiles and config fields")
+    status = commands.add_parser(
+        "status",
+        help="where a sweep stands (trials finished, running, stopped, diverged; last step), or list the sweeps "
+        "in a storage folder",
+        description="Read from the sweep's storage alone: its grid record and its Parquet rows.",
+    )
+    status.add_argument("path", help="a sweep folder (<storage>/<name>) or a storage folder, local or s3://")
+    status.add_argument("--json", action="store_true", help="one JSON document on stdout, nothing else")
     return parser
 
 
@@ -203,6 +219,9 @@ def cmd_sweep(args) -> int:
         max_concurrent_trials=args.max_concurrent,
         max_failures=args.max_failures,
     ).resolved()
+    if args.dry_run:
+        print(dry_run(spec))
+        return 0
     print(
         f"sweep {spec.name}: {spec.experiment}/{spec.profile}, {spec.num_trials} trials "
         f"(seeds {list(spec.seeds)} x unroll steps {list(spec.unroll_steps)}"
@@ -272,9 +291,48 @@ def cmd_list() -> int:
     return 0
 
 
+def dry_run(spec: SweepSpec, repeats: int = 1, iterations: int = 3) -> str:
+    """The grid and its projected cost: each distinct config (seeds aside) timed for a few iterations here."""
+    from bench.unroll_cost import time_iteration  # torch work: only on request
+
+    experiment = experiments.get(spec.experiment)
+    if experiment.prepare is not None:
+        print(f"preparing {spec.experiment}'s data to time it (cached for the sweep)...", file=sys.stderr, flush=True)
+        experiment.prepare(experiment.config(spec.profile, spec.overrides))
+    lines = [f"dry run of sweep {spec.name}: {spec.experiment}/{spec.profile}, {spec.num_trials} trials"]
+    points = [p for p in spec.grid_points() if p["seed"] == spec.seeds[0]]
+    total_ms = 0.0
+    for point in points:
+        config = experiment.config(spec.profile, {**spec.overrides, **point})
+        ms = time_iteration(experiment, config, torch_device("cpu"), repeats, iterations)
+        total_ms += ms * config.iterations * len(spec.seeds)
+        shown = ", ".join(f"{k}={v}" for k, v in point.items() if k != "seed")
+        lines.append(f"  {shown}: {len(spec.seeds)} seeds x {config.iterations:,} iterations, {ms:.1f} ms/iteration")
+    hours = total_ms / 3.6e6
+    slots = max(1, min(len(spec.tune_points()), (os.cpu_count() or 1) // spec.cpus_per_trial))
+    lines.append(
+        f"projected training time: {_duration(hours)} of trials, about {_duration(hours / slots)} on this machine "
+        f"({slots} trial(s) at once); evaluation not included; {iterations} iterations timed per point: a rough figure"
+    )
+    return "\n".join(lines)
+
+
+def _duration(hours: float) -> str:
+    return f"{hours:.2f} h" if hours >= 1 else f"{hours * 60:.1f} min"
+
+
+def torch_device(name: str):
+    import torch
+
+    return torch.device(name)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "status":
+            print(run_status(args.path, args.json))
+            return 0
         return cmd_list() if args.command == "list" else cmd_sweep(args)
     except (SweepError, ConfigError) as error:
         print(f"python -m orchestrator: error: {error}", file=sys.stderr)

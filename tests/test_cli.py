@@ -147,3 +147,22 @@ def test_storage_uris_are_normalised_and_cannot_climb():
     for bad in ("s3://bucket/../other", "s3://", "s3://bucket/a/../../b"):
         with pytest.raises(SweepError, match="no '..' segment"):
             storage_uri(bad)
+
+
+def test_dry_run_prints_the_grid_and_its_cost_and_touches_nothing(capsys, tmp_path):
+    import ray
+
+    storage = tmp_path / "results"
+    code = orchestrator_main(["sweep", "mog", "--profile", "smoke", "--unroll-steps", "0", "2", "--storage",
+                              str(storage), "--dry-run"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0 and not ray.is_initialized() and not storage.exists()
+    assert "dry run of sweep mog-smoke: mog/smoke, 2 trials" in out
+    assert "unroll_steps=2: 1 seeds x 40 iterations" in out and "projected training time:" in out
+
+
+def test_status_of_a_folder_without_sweeps_and_of_a_missing_one(capsys, tmp_path):
+    assert orchestrator_main(["status", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip() == f"no sweeps in {tmp_path}"
+    code, err = run(["status", str(tmp_path / "nope")], capsys)
+    assert code == 2 and err == f"python -m orchestrator: error: no folder at {tmp_path / 'nope'}"

@@ -376,3 +376,17 @@ def test_packed_seeds_write_the_rows_and_states_of_unpacked_trials(sweep, tmp_pa
     again = run_sweep(spec, progress=False)
     assert again.ok and again.resumed
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "mog-smoke" / "parquet").rglob("*.parquet")} == files
+
+
+def test_status_counts_trials_from_the_rows_and_lists_sweeps_in_storage(sweep, capsys):
+    from orchestrator.cli import main
+
+    storage, result = sweep
+    assert main(["status", result.path, "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)  # alone on stdout
+    assert status["grid_trials"] == 4 and status["counts"] == {
+        "finished": 4, "running": 0, "stopped": 0, "diverged": 0, "not started": 0
+    }  # fmt: skip
+    assert status["driver"] == "none" and {t["step"] for t in status["trials"]} == {40}
+    assert main(["status", str(storage)]) == 0
+    assert capsys.readouterr().out.startswith("mog-smoke: mog/smoke, 4 trials: 4 finished; driver none")

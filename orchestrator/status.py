@@ -1,0 +1,128 @@
+"""Where a sweep stands, read from its storage alone (no Ray): `python -m orchestrator status PATH`.
+
+PATH is a sweep folder (``<storage>/<name>``: its grid in ``sweep.json``, its rows in Parquet) or a
+storage folder, whose sweeps are then listed one line each.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import pyarrow.fs as pafs
+
+from analysis.results import ResultsError, final_rows, load_metrics
+from trainables.storage import filesystem_and_path, read_file
+
+from .lock import LEASE_S, LOCK_FILE
+from .spec import SweepError, storage_uri
+
+SPEC_FILE = "sweep.json"
+
+
+@dataclass
+class SweepStatus:
+    name: str
+    path: str
+    experiment: str
+    profile: str
+    grid_trials: int
+    """Trials in the sweep's grid (0 when its grid is not on record)."""
+    counts: dict[str, int]
+    """Trials by the status of their last row (finished, running, stopped, diverged), plus 'not started'."""
+    driver: str
+    """'running on HOST (pid N) since ...', 'none', or 'stale lock (...)'."""
+    trials: list[dict] = field(default_factory=list)
+    """Per trial with rows: trial_id, status, step, iterations."""
+
+
+def _grid_size(grid: dict) -> int:
+    axes = math.prod(len(v) for v in grid.get("axes", {}).values())
+    return len(grid["seeds"]) * len(grid["unroll_steps"]) * axes * max(1, len(grid.get("variants", [])))
+
+
+def _driver(path: str) -> str:
+    data = read_file(*filesystem_and_path(f"{path}/{LOCK_FILE}"))
+    if data is None:
+        return "none"
+    try:
+        record = json.loads(data)
+        beat, started = float(record["heartbeat_at"]), float(record["started_at"])
+    except (ValueError, KeyError, TypeError):
+        return "unreadable lock"
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))
+    if time.time() - beat > LEASE_S:
+        return f"stale lock: a driver on {record.get('host')} (pid {record.get('pid')}) stopped renewing it"
+    return f"running on {record.get('host')} (pid {record.get('pid')}) since {since}"
+
+
+def is_sweep(path: str) -> bool:
+    fs, root = filesystem_and_path(path)
+    return any(fs.get_file_info(f"{root}/{name}").type != pafs.FileType.NotFound for name in (SPEC_FILE, "parquet"))
+
+
+def sweep_status(path: str) -> SweepStatus:
+    fs, root = filesystem_and_path(path)
+    data = read_file(fs, f"{root}/{SPEC_FILE}")
+    try:
+        grid = json.loads(data)["grid"] if data is not None else {}
+    except (ValueError, KeyError):
+        raise SweepError(f"{path}/{SPEC_FILE} is corrupt") from None
+    name = root.rstrip("/").rsplit("/", 1)[-1]
+    try:
+        metrics = load_metrics(path)
+    except ResultsError:
+        metrics = None
+    trials, counts = [], {"finished": 0, "running": 0, "stopped": 0, "diverged": 0}
+    if metrics is not None:
+        for row in final_rows(metrics, include_ended_early=True).itertuples():
+            iterations = json.loads(row.config_json).get("iterations")
+            trials.append({"trial_id": row.trial_id, "status": row.status, "step": int(row.step),
+                           "iterations": iterations})  # fmt: skip
+            counts[row.status] = counts.get(row.status, 0) + 1
+    grid_trials = _grid_size(grid) if grid else 0
+    counts["not started"] = max(0, grid_trials - len(trials))
+    experiment = grid.get("experiment") or (str(metrics["experiment"].iloc[0]) if metrics is not None else "?")
+    profile = grid.get("profile") or (str(metrics["profile"].iloc[0]) if metrics is not None else "?")
+    return SweepStatus(name, path, experiment, profile, grid_trials, counts, _driver(path), trials)
+
+
+def sweeps_in(storage: str) -> list[str]:
+    fs, root = filesystem_and_path(storage)
+    if fs.get_file_info(root).type != pafs.FileType.Directory:
+        raise SweepError(f"no folder at {storage}")
+    folders = [i for i in fs.get_file_info(pafs.FileSelector(root)) if i.type == pafs.FileType.Directory]
+    return sorted(f"{storage.rstrip('/')}/{i.base_name}" for i in folders if is_sweep(f"{storage}/{i.base_name}"))
+
+
+def summary_line(status: SweepStatus) -> str:
+    counts = ", ".join(f"{n} {k}" for k, n in status.counts.items() if n)
+    grid = f"{status.grid_trials} trials" if status.grid_trials else "grid not on record"
+    what = f"{status.experiment}/{status.profile}, {grid}: {counts or 'no rows yet'}"
+    return f"{status.name}: {what}; driver {status.driver}"
+
+
+def status_text(status: SweepStatus) -> str:
+    lines = [summary_line(status)]
+    if status.trials:
+        width = max(len(t["trial_id"]) for t in status.trials)
+        lines.append(f"  {'trial':<{width}}  {'status':<9} step")
+        for t in status.trials:
+            lines.append(f"  {t['trial_id']:<{width}}  {t['status']:<9} {t['step']:,}/{t['iterations']:,}")
+    return "\n".join(lines)
+
+
+def run_status(path: str, as_json: bool) -> str:
+    """The text (or JSON) `status` prints for a sweep folder or a storage folder of sweeps."""
+    path = storage_uri(path)
+    if is_sweep(path):
+        status = sweep_status(path)
+        return json.dumps(asdict(status)) if as_json else status_text(status)
+    found = [sweep_status(p) for p in sweeps_in(path)]
+    if as_json:
+        return json.dumps([asdict(s) for s in found])
+    if not found:
+        return f"no sweeps in {path}"
+    return "\n".join(summary_line(s) for s in found)
