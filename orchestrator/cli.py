@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     sweep.add_argument("--no-report", action="store_true", help="skip building the report at the end")
     sweep.add_argument("--quiet", action="store_true", help="no progress lines")
+    sweep.add_argument(
+        "--verbose", action="store_true", help="also Tune's and Ray's own output (status tables, start-up notes)"
+    )
 
     sweep.add_argument(
         "--dry-run", action="store_true",
@@ -181,6 +184,10 @@ def _axis_values(experiment: str, name: str, values: list[str]) -> tuple:
     if kind is None:
         raise SweepError(f"{experiment} has no config field {name!r}")
     return tuple(parse_value(name, v, kind) for v in values)
+
+
+SHORTEST_SCHEDULE_S = 120.0
+"""Below this wall time a sweep's packing ratio is dominated by start-up costs, so it is not printed."""
 
 
 def cmd_sweep(args) -> int:
@@ -232,8 +239,9 @@ def cmd_sweep(args) -> int:
         flush=True,
     )
     result = run_sweep(
-        spec, address=args.address, progress=not args.quiet, discard_corrupt_state=args.discard_corrupt_state
-    )
+        spec, address=args.address, progress=not args.quiet, discard_corrupt_state=args.discard_corrupt_state,
+        verbose=args.verbose,
+    )  # fmt: skip
     ended = result.finished - len(result.diverged)
     print(
         f"{'resumed' if result.resumed else 'ran'} {spec.name}: {result.finished}/{spec.num_trials} trials ran to "
@@ -242,10 +250,14 @@ def cmd_sweep(args) -> int:
     for line in result.diverged:
         print(f"trial diverged: {line}")
     if result.trial_s > 0:
-        print(
-            f"schedule: {result.wall_s:.0f} s wall for {result.trial_s:.0f} s of trials on {result.slots} slot(s) "
-            f"= {result.packing:.2f} x the ideal (1.00: no slot ever idle while work was left)"
+        schedule = (
+            f"schedule: {result.wall_s:.0f} s wall for {result.trial_s:.0f} s of trials on {result.slots} slot(s)"
         )
+        if result.wall_s < SHORTEST_SCHEDULE_S:
+            # Tune's start-up and each worker's set-up are seconds too: for so short a sweep the ratio measures them.
+            print(f"{schedule} (too short to say how well trials were packed)")
+        else:
+            print(f"{schedule} = {result.packing:.2f} x the ideal (1.00: no slot ever idle while work was left)")
     for line in result.errors:
         print(f"trial failed: {line}", file=sys.stderr)
     print(f"results: {result.results_dir}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -91,13 +92,14 @@ class SweepResult:
 
 def run_sweep(
     spec: SweepSpec, address: str | None = None, progress: bool = True, progress_every_s: float = 10.0,
-    discard_corrupt_state: bool = False,
+    discard_corrupt_state: bool = False, verbose: bool = False,
 ) -> SweepResult:  # fmt: skip
     """Run (or resume) a sweep to completion. Every input check happens before Ray starts.
 
     `discard_corrupt_state`: an unreadable trial state (a truncated file, say) is moved to
     ``trial_state/corrupt/`` and its trial trains again from step 0, rewriting its rows; without it
-    such a file stops the sweep here with one line naming it.
+    such a file stops the sweep here with one line naming it. `verbose`: Tune's and Ray's own output
+    (Tune's experiment box and status table, the TensorBoard hint, Ray's start-up warnings) beside the sweep's.
     """
     spec = spec.resolved()
     storage = storage_uri(spec.storage)
@@ -113,7 +115,7 @@ def run_sweep(
         with SweepLock(path, spec.name):
             if resumed:
                 _check_trial_states(path, discard_corrupt_state, progress)
-            return _run_locked(spec, address, progress, progress_every_s, storage, path, spec_saved, resumed)
+            return _run_locked(spec, address, progress, progress_every_s, storage, path, spec_saved, resumed, verbose)
     except SweepError:
         if created:  # bad input found while preparing: leave no trace of a sweep that never started
             with contextlib.suppress(OSError):
@@ -123,7 +125,7 @@ def run_sweep(
 
 def _run_locked(
     spec: SweepSpec, address: str | None, progress: bool, progress_every_s: float, storage: str, path: str,
-    spec_saved: bool, resumed: bool,
+    spec_saved: bool, resumed: bool, verbose: bool = False,
 ) -> SweepResult:  # fmt: skip
     experiment = experiments.get(spec.experiment)
     manifest = _published_artifacts(experiment, spec, path, progress)
@@ -135,9 +137,12 @@ def _run_locked(
         # nodes need the driver's values (an S3-compatible store's endpoint, for instance).
         trial_env.update({k: os.environ[k] for k in S3_ENV if k in os.environ})
 
+    # Tune's new output engine prints its experiment box and TensorBoard hint whatever `verbose` says; the
+    # old one prints nothing at verbose 0. The sweep prints its own progress (SweepProgress).
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "1" if verbose else "0"
     started_here = not ray.is_initialized()
     if started_here:
-        _start_ray(address, trial_env)
+        _start_ray(address, trial_env, verbose)
     try:
         gpus_per_trial = _gpus_per_trial(spec, experiment)
         if gpus_per_trial > 0:
@@ -156,7 +161,7 @@ def _run_locked(
         # it got (a finished one returns at once), so Tune's record of an earlier run is not
         # needed, and nothing depends on the layout of Tune's private state files.
         param_space = ray_adapter.grid_config(longest_first(spec.tune_points()))
-        tuner = _new_tuner(trainable, param_space, spec, storage, experiment, progress, progress_every_s)
+        tuner = _new_tuner(trainable, param_space, spec, storage, experiment, progress, progress_every_s, verbose)
         slots = _slots(spec)
         start = time.monotonic()
         grid = tuner.fit()
@@ -173,7 +178,12 @@ def _run_locked(
             ray.shutdown()
 
 
-def _start_ray(address: str | None, trial_env: dict[str, str]) -> None:
+def _start_ray(address: str | None, trial_env: dict[str, str], verbose: bool = False) -> None:
+    # "Token authentication is enabled for this Ray cluster": true, and said in the README; not a warning
+    # a sweep's user needs at every start. Authentication itself stays on.
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+        logging.INFO if verbose else logging.ERROR
+    )
 
     # Refused by a cluster, Ray's C++ client logs a warning a second for about 20 s before
     # giving up, straight to file descriptor 2; hold that back to name the cause in one line.
@@ -228,8 +238,9 @@ def _stderr_held():
 
 
 def _new_tuner(
-    trainable, param_space: dict, spec: SweepSpec, storage: str, experiment, progress: bool, progress_every_s: float
-):
+    trainable, param_space: dict, spec: SweepSpec, storage: str, experiment, progress: bool, progress_every_s: float,
+    verbose: bool = False,
+):  # fmt: skip
     return tune.Tuner(
         trainable,
         param_space=param_space,
@@ -239,7 +250,7 @@ def _new_tuner(
         run_config=tune.RunConfig(
             name=spec.name,
             storage_path=storage,
-            verbose=0,
+            verbose=1 if verbose else 0,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             callbacks=[SweepProgress(len(spec.tune_points()), headline=_headline(experiment), every_s=progress_every_s)]
             if progress

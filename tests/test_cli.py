@@ -166,3 +166,15 @@ def test_status_of_a_folder_without_sweeps_and_of_a_missing_one(capsys, tmp_path
     assert capsys.readouterr().out.strip() == f"no sweeps in {tmp_path}"
     code, err = run(["status", str(tmp_path / "nope")], capsys)
     assert code == 2 and err == f"python -m orchestrator: error: no folder at {tmp_path / 'nope'}"
+
+
+def test_a_sweep_prints_its_own_lines_and_keeps_tune_and_ray_behind_verbose(tmp_path):
+    argv = [sys.executable, "-m", "orchestrator", "sweep", "mog", "--profile", "smoke", "--seeds", "0",
+            "--unroll-steps", "0", "--storage", str(tmp_path), "--no-report"]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    output = done.stdout + done.stderr
+    for noise in ("Configuration for experiment", "TensorBoard", "Token authentication is enabled"):
+        assert noise not in output
+    assert "ran mog-smoke: 1/1 trials ran to their end" in done.stdout
+    assert "(too short to say how well trials were packed)" in done.stdout and "x the ideal" not in done.stdout
