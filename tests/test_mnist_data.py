@@ -117,3 +117,23 @@ def test_stacked_channels_are_three_independent_digits_with_their_joint_label():
 def test_gan_range_round_trip():
     x = torch.arange(256, dtype=torch.uint8).repeat(4)[: 28 * 28].view(1, 28, 28)
     assert torch.allclose(crop_to_digits(to_gan_range(x)), x.float() / 255, atol=1e-6)
+
+
+def test_the_classifier_says_it_trains_once_with_progress_and_where_it_is_cached(tmp_path, capsys, monkeypatch):
+    import trainables.mnist_classifier as classifier
+    from trainables.data.mnist import load_mnist
+
+    mnist = load_mnist(None)  # the test session's cache
+    monkeypatch.setattr(classifier, "load_mnist", lambda *args: mnist)
+    _, accuracy = classifier.load_or_train(cache_dir=tmp_path, variant="quick")
+    err = capsys.readouterr().err
+    assert "training the MNIST classifier that labels generated digits ('quick', 1 epoch(s)); once" in err
+    assert [line.split(" (")[0] for line in err.splitlines() if line.startswith("classifier: ")] == [
+        "classifier: 24%",
+        "classifier: 48%",
+        "classifier: 72%",
+        "classifier: 96%",
+    ]  # fmt: skip  (a log file gets a line every quarter; a terminal, a bar redrawn in place)
+    assert f"test accuracy {accuracy:.4f}, cached at {tmp_path}" in err
+    classifier.load_or_train(cache_dir=tmp_path, variant="quick")
+    assert capsys.readouterr().err == ""  # cached: nothing trained, nothing said

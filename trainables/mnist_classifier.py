@@ -91,6 +91,8 @@ def train_classifier(
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
     images = as_input(mnist.train_images[:train_digits])
     labels = torch.as_tensor(mnist.train_labels[:train_digits]).long()
+    batches = -(-len(images) // batch_size)
+    bar = ProgressBar(epochs * batches, "classifier") if log else None
     for epoch in range(epochs):
         model.train()
         start = time.perf_counter()
@@ -99,14 +101,38 @@ def train_classifier(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if bar is not None:
+                bar.advance(f"epoch {epoch + 1}/{epochs}, loss {loss.item():.3f}")
         scheduler.step()
-        if log:
-            print(
-                f"epoch {epoch + 1}/{epochs}: last loss {loss.item():.4f} ({time.perf_counter() - start:.0f}s)",
-                file=sys.stderr,
-                flush=True,
-            )
+        if bar is not None:
+            bar.line(f"epoch {epoch + 1}/{epochs}: last loss {loss.item():.4f} ({time.perf_counter() - start:.0f}s)")
     return model.eval()
+
+
+class ProgressBar:
+    """A progress bar on stderr: redrawn in place on a terminal, a line every quarter in a log file."""
+
+    def __init__(self, total: int, label: str, width: int = 30):
+        self.total, self.label, self.width, self.done = total, label, width, 0
+        self.tty = sys.stderr.isatty()
+        self.start = time.perf_counter()
+
+    def advance(self, note: str = "") -> None:
+        self.done += 1
+        quarter = max(1, self.total // 4)
+        if self.tty and (self.done % max(1, self.total // 200) == 0 or self.done == self.total):
+            filled = self.width * self.done // self.total
+            elapsed = time.perf_counter() - self.start
+            left = elapsed / self.done * (self.total - self.done)
+            bar = "#" * filled + "-" * (self.width - filled)
+            sys.stderr.write(f"\r{self.label} [{bar}] {100 * self.done // self.total:3d}% {note}, ~{left:.0f}s left ")
+            sys.stderr.flush()
+        elif not self.tty and self.done % quarter == 0:
+            self.line(f"{self.label}: {100 * self.done // self.total}% ({note})")
+
+    def line(self, text: str) -> None:
+        sys.stderr.write(("\r" if self.tty else "") + text + (" " * 20 if self.tty else "") + "\n")
+        sys.stderr.flush()
 
 
 def load_or_train(
@@ -124,8 +150,16 @@ def load_or_train(
         model.load_state_dict(saved["state_dict"])
         return model.eval(), float(saved["test_accuracy"])
     mnist = load_mnist(mnist_dir, cache_dir)
+    if log:
+        print(
+            f"training the MNIST classifier that labels generated digits ('{variant}', "
+            f"{CLASSIFIERS[variant].get('epochs', 5)} epoch(s)); once: it is cached at {path}",
+            file=sys.stderr, flush=True,
+        )  # fmt: skip
     model = train_classifier(mnist, log=log, **CLASSIFIERS[variant])
     accuracy = test_accuracy(model, mnist)
+    if log:
+        print(f"classifier trained: test accuracy {accuracy:.4f}, cached at {path}", file=sys.stderr, flush=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save({"state_dict": model.state_dict(), "test_accuracy": accuracy}, temporary)
