@@ -68,9 +68,14 @@ def metric_curves(metrics: pd.DataFrame, columns: list[str], hue: str, out: Path
     sns.set_theme(style="whitegrid", context="paper")
     fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.2), squeeze=False)
     for ax, column in zip(axes[0], columns):
-        sns.lineplot(data=metrics, x="step", y=column, hue=hue, errorbar=("ci", 95), ax=ax, palette="viridis")
         ax.set_title(column)
         ax.set_xlabel(ITERATION_AXIS)
+        if metrics[column].isna().all():
+            # An empty 0-1 frame would read as a measured zero.
+            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, fontsize=12, color="0.4")
+            ax.set_xticks([]), ax.set_yticks([])
+            continue
+        sns.lineplot(data=metrics, x="step", y=column, hue=hue, errorbar=("ci", 95), ax=ax, palette="viridis")
     return save(fig, out, title)
 
 
@@ -95,7 +100,8 @@ def panel_grid(cells: dict[tuple[str, str], object], width: float, height: float
 
 
 def save(fig, out: Path, title: str) -> Path:
-    fig.suptitle(title, fontsize=10)
+    # Wrapped to the figure's width (about 14 characters an inch at this size), or a one-panel figure cuts it.
+    fig.suptitle(textwrap.fill(title, width=max(30, int(fig.get_figwidth() * 14))), fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -162,11 +168,13 @@ def distance_histograms(model: dict[int, list[np.ndarray]], data: np.ndarray, ou
     for ax, k in zip(axes[0], settings):
         ax.hist(data, bins=bins, histtype="step", color="red", density=True, label="data")
         ax.axvline(np.median(data), color="red", linestyle="--", linewidth=1)
-        for distances in model[k]:
-            ax.hist(distances, bins=bins, histtype="step", color="tab:blue", density=True, alpha=0.8)
+        for seed, distances in enumerate(model[k]):
+            label = "model, one line per seed" if seed == 0 else None
+            ax.hist(distances, bins=bins, histtype="step", color="tab:blue", density=True, alpha=0.8, label=label)
             ax.axvline(np.median(distances), color="tab:blue", linestyle="--", linewidth=0.8)
         ax.set_title(f"{k} unroll steps")
         ax.set_xlabel("L2 distance between sample pairs")
+    axes[0][0].set_ylabel("density (dashed: medians)")
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=110)

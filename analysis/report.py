@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .notes import ITERATION_NOTE
-from .results import ENDED_EARLY, ResultsError, ended_early, final_rows, load_metrics
+from .results import ENDED_EARLY, ResultsError, ended_early, final_rows, load_metrics, mean_and_standard_error
+from .tables import summary_cells, to_markdown
 
 
 @dataclass
@@ -37,6 +38,45 @@ def _ended_early_note(metrics) -> str:
     return "".join(notes)
 
 
+def axis_columns(metrics) -> list[str]:
+    """The sweep's axis columns: the schema puts them between the identity columns and ``step``."""
+    columns = list(metrics.columns)
+    return columns[columns.index("second_order") + 1 : columns.index("step")]
+
+
+def metric_columns(metrics) -> list[str]:
+    """The experiment's metric columns: the schema puts them after ``artifacts_json``."""
+    columns = list(metrics.columns)
+    return [c for c in columns[columns.index("artifacts_json") + 1 :] if c != "experiment"]
+
+
+SETTINGS_METRICS = 4
+"""Metrics shown per setting: the experiment's first ones (its headline metrics come first)."""
+
+
+def settings_section(metrics, out: Path) -> str:
+    """Every field the sweep varied (an --axis, a --variant, a Tune search dimension) with the final metrics at
+    each of its values, mean ± s.e. over seeds; '' when the sweep varied nothing beyond seeds and unroll steps.
+    The experiment's own tables above group by their paper axes only, so without this a search over, say,
+    g_lr would be pooled out of sight."""
+    final = final_rows(metrics)
+    varied = [a for a in axis_columns(metrics) if final[a].nunique() > 1]
+    if not varied or final.empty:
+        return ""
+    shown = [m for m in metric_columns(metrics) if final[m].notna().any()][:SETTINGS_METRICS]
+    summary = mean_and_standard_error(final, [*varied, "second_order", "unroll_steps"], shown)
+    summary.to_csv(out / "by_setting.csv", index=False)
+    table = summary[[*varied, "second_order", "unroll_steps"]].copy()
+    for metric in shown:
+        table[metric] = summary_cells(summary, metric)
+    table["seeds"] = summary[f"{shown[0]}_n"] + summary[f"{shown[0]}_missing"]
+    return (
+        f"## By setting: the fields this sweep varied ({', '.join(varied)})\n\n"
+        f"The tables above group by the paper's axes only and pool over these; here each setting is apart "
+        f"(final rows, mean ± standard error over seeds; `by_setting.csv`).\n\n" + to_markdown(table)
+    )
+
+
 def build_report(path: str, out_dir: str | Path | None = None) -> ReportResult:
     metrics = load_metrics(path)
     names = sorted(metrics["experiment"].unique())
@@ -52,6 +92,10 @@ def build_report(path: str, out_dir: str | Path | None = None) -> ReportResult:
         text, files = "No trial of this sweep has run to the end of its schedule (yet).", []
     else:
         text, files = importlib.import_module(f"analysis.experiments.{name}").report(path, metrics, out)
+    settings = settings_section(metrics, out)
+    if settings:
+        text += "\n\n" + settings
+        files.append(out / "by_setting.csv")
     sweep = metrics["sweep"].iloc[0]
     text = f"# Report for sweep `{sweep}`\n\n{text}\n\n{_ended_early_note(metrics)}{ITERATION_NOTE}\n"
     (out / "report.md").write_text(text)

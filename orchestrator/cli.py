@@ -293,10 +293,12 @@ def cmd_list() -> int:
                 + "".join(f", {k} {list(v)}" for k, v in profile.axes.items())
                 + (f", variants {_variants_text(profile.variants)}" if profile.variants else "")
             )
+            if profile.values:  # e.g. the image experiment's smoke profile trains on MNIST, not the default CIFAR-10
+                print(f"    sets {', '.join(f'{k}={v}' for k, v in profile.values.items())}")
         if experiment.packable:
             print("  --seeds-per-trial S packs S seeds into one model per trial")
         defaults = experiment.config_type()
-        print("  config fields (--set NAME=VALUE): " + ", ".join(f"{k}={v}" for k, v in defaults.to_dict().items()))
+        print("  config fields and their defaults (--set NAME=VALUE; a profile's own values above): " + ", ".join(f"{k}={v}" for k, v in defaults.to_dict().items()))
         print("  metrics (Parquet columns):")
         for metric, definition in experiment.metrics.items():
             print(f"    {metric}: {definition}")

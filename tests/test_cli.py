@@ -178,3 +178,12 @@ def test_a_sweep_prints_its_own_lines_and_keeps_tune_and_ray_behind_verbose(tmp_
         assert noise not in output
     assert "ran mog-smoke: 1/1 trials ran to their end" in done.stdout
     assert "(too short to say how well trials were packed)" in done.stdout and "x the ideal" not in done.stdout
+
+
+def test_list_says_what_each_profile_sets_beside_the_defaults(capsys):
+    assert orchestrator_main(["list"]) == 0
+    out = capsys.readouterr().out
+    image = out[out.index("\nimage\n") :]
+    smoke = image[image.index("profile smoke") :].splitlines()
+    assert smoke[1].strip().startswith("sets dataset=mnist,")  # not the cifar10 default shown further down
+    assert "dataset=cifar10" in image[image.index("config fields and their defaults") :].splitlines()[0]

@@ -51,3 +51,27 @@ def test_the_significance_table_has_a_row_per_axis_value_and_k_sorted_and_warns_
     assert "p = 0.008 (5 vs 5 seeds), higher: supported" in lines[4]
     assert "p = 0.1 (3 vs 5 seeds), higher: not supported" in lines[2]
     assert "run at least 4 seeds" in text
+
+
+def test_an_all_missing_metric_gets_a_no_data_panel_and_long_titles_wrap(tmp_path, monkeypatch):
+    import matplotlib.image
+    import numpy as np
+
+    from analysis import figures
+
+    frame = pd.DataFrame({"step": [0, 10, 0, 10], "seed": [0, 0, 1, 1], "modes": [1.0, 5.0, 2.0, 6.0],
+                          "reverse_kl": [np.nan] * 4, "unroll_steps": [5] * 4})  # fmt: skip
+    kept = {}
+    real_save = figures.save
+    monkeypatch.setattr(
+        figures, "save", lambda fig, out, title: kept.setdefault("fig", fig) and real_save(fig, out, title)
+    )
+    out = figures.metric_curves(frame, ["modes", "reverse_kl"], "unroll_steps", tmp_path / "m.png", "x" * 20)
+    modes, reverse_kl = kept["fig"].axes[:2]
+    assert [t.get_text() for t in reverse_kl.texts] == ["no data"] and not reverse_kl.lines
+    assert modes.lines and not modes.texts
+    assert matplotlib.image.imread(out).shape[2] in (3, 4)  # a real PNG
+
+    fig = figures.plt.figure(figsize=(3, 3))
+    figures.save(fig, tmp_path / "t.png", "Recovered digit colours (R vs G) at the last step, all seeds: model vs data")
+    assert "\n" in fig._suptitle.get_text()  # wrapped to a one-panel figure's width, not cut at its edges
