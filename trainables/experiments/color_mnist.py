@@ -61,7 +61,11 @@ class ColorMnistRun:
             cfg.weight_init,
         )
         discriminator = DcganDiscriminator(
-            3, scaled_widths((8, 16, 32), x), batchnorm=cfg.d_batchnorm, weight_init=cfg.weight_init
+            3,
+            scaled_widths((8, 16, 32), x),
+            batchnorm=cfg.d_batchnorm,
+            weight_init=cfg.weight_init,
+            batchnorm_first=cfg.d_batchnorm_first,
         )
         self.parts = GANParts.build(cfg, generator, discriminator, lambda n, rng: self.data.sample(n, rng)[0], device)
 

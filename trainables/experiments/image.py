@@ -93,7 +93,11 @@ class ImageRun:
             cfg.weight_init,
         )
         discriminator = DcganDiscriminator(
-            channels, scaled_widths((8, 16, 32), x), batchnorm=cfg.d_batchnorm, weight_init=cfg.weight_init
+            channels,
+            scaled_widths((8, 16, 32), x),
+            batchnorm=cfg.d_batchnorm,
+            weight_init=cfg.weight_init,
+            batchnorm_first=cfg.d_batchnorm_first,
         )
         self.parts = GANParts.build(cfg, generator, discriminator, self._real, device)
 

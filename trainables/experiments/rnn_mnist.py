@@ -62,7 +62,12 @@ class RnnMnistRun:
         self.classifier, self.classifier_accuracy = load_classifier(cfg, device)
         generator = LstmGenerator(cfg.noise_dim, cfg.hidden)
         discriminator = DcganDiscriminator(
-            1, (16, 32, 32), image_size=28, batchnorm=cfg.d_batchnorm, weight_init=cfg.weight_init
+            1,
+            (16, 32, 32),
+            image_size=28,
+            batchnorm=cfg.d_batchnorm,
+            weight_init=cfg.weight_init,
+            batchnorm_first=cfg.d_batchnorm_first,
         )
         self.parts = GANParts.build(cfg, generator, discriminator, self._real, device)
 

@@ -48,20 +48,25 @@ class StackedMnistConfig(LabelledMnistConfig):
             raise ConfigError(f"d_size must be one of {', '.join(map(str, DISCRIMINATOR_SIZES))}, got {self.d_size!r}")
 
 
+def stacked_parts(cfg: StackedMnistConfig, data: StackedMnist, device: torch.device) -> GANParts:
+    """The paper's Stacked MNIST networks (PacGAN's re-implementation) and optimizers, training on `data`."""
+    generator = DcganGenerator(
+        cfg.noise_dim, cfg.g_base_channels, (32, 16, 8), 3, cfg.image_size, cfg.g_first_norm, cfg.weight_init
+    )
+    discriminator = DcganDiscriminator(
+        3, scaled_widths((8, 16, 32), cfg.d_size), cfg.image_size, batchnorm=cfg.d_batchnorm,
+        weight_init=cfg.weight_init, batchnorm_first=cfg.d_batchnorm_first,
+    )  # fmt: skip
+    return GANParts.build(cfg, generator, discriminator, lambda n, rng: data.sample(n, rng)[0], device)
+
+
 class StackedMnistRun:
     def __init__(self, cfg: StackedMnistConfig, device: torch.device):
         self.cfg, self.device = cfg, device
         mnist = mnist_for(cfg)
         self.data = StackedMnist(mnist.train_images, mnist.train_labels, device, cfg.image_size)
         self.classifier, self.classifier_accuracy = load_classifier(cfg, device)
-        generator = DcganGenerator(
-            cfg.noise_dim, cfg.g_base_channels, (32, 16, 8), 3, cfg.image_size, cfg.g_first_norm, cfg.weight_init
-        )
-        discriminator = DcganDiscriminator(
-            3, scaled_widths((8, 16, 32), cfg.d_size), cfg.image_size, batchnorm=cfg.d_batchnorm,
-            weight_init=cfg.weight_init,
-        )  # fmt: skip
-        self.parts = GANParts.build(cfg, generator, discriminator, lambda n, rng: self.data.sample(n, rng)[0], device)
+        self.parts = stacked_parts(cfg, self.data, device)
 
     def _generate(self, n: int, rng: torch.Generator) -> Tensor:
         return generate(self.parts.generator, self.parts.sample_noise, n, rng, self.cfg.eval_batch_size)

@@ -92,16 +92,18 @@ class DcganDiscriminator(nn.Module):
         leak: float = 0.3,
         batchnorm: bool = True,
         weight_init: str = "pytorch",
+        batchnorm_first: bool = True,
     ):
         super().__init__()
         layers: list[nn.Module] = []
         channels, size = in_channels, image_size
-        for width in widths:
+        for index, width in enumerate(widths):
             layers.append(nn.Conv2d(channels, width, 3, stride=2, padding=1))
             # After every layer, as the paper's Appendix C says of the LSTM experiment's D and PacGAN's
             # re-implementation does for Stacked MNIST. Real and fake batches go through D separately,
             # so it normalises away what a whole batch shares; see MnistGANConfig.d_batchnorm.
-            if batchnorm:
+            # `batchnorm_first=False` leaves the input layer without it, as Radford et al. (2015) advise.
+            if batchnorm and (index > 0 or batchnorm_first):
                 layers.append(nn.BatchNorm2d(width))
             layers.append(nn.LeakyReLU(leak))
             channels, size = width, (size + 1) // 2
