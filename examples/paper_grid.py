@@ -11,10 +11,11 @@ import argparse
 
 from ray import tune
 
+from orchestrator.spec import storage_uri  # Tune needs an absolute path or a URI
 from trainables.ray_adapter import trainable
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-parser.add_argument("--storage", default="./results")
+parser.add_argument("--storage", default="./results", help="folder (relative is fine) or s3:// URI")
 parser.add_argument("--name", default="paper-grid")
 parser.add_argument("--smoke-test", action="store_true", help="seconds: the smoke profile, 2 seeds, K in {0, 2}")
 args = parser.parse_args()
@@ -25,7 +26,7 @@ profile, seeds, unroll_steps = (
 tuner = tune.Tuner(
     trainable("mog", profile),
     param_space={"seed": tune.grid_search(seeds), "unroll_steps": tune.grid_search(unroll_steps)},
-    run_config=tune.RunConfig(storage_path=args.storage, name=args.name, verbose=0),
+    run_config=tune.RunConfig(storage_path=storage_uri(args.storage), name=args.name, verbose=0),
 )
 results = tuner.fit()
 for result in sorted(results, key=lambda r: (r.config["unroll_steps"], r.config["seed"])):

@@ -13,18 +13,19 @@ from analysis.results import final_rows, load_metrics
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-def run_example(name, *args, timeout=300):
+def run_example(name, *args, timeout=300, cwd=None):
     done = subprocess.run([sys.executable, str(EXAMPLES / name), *args], capture_output=True, text=True,
-                          timeout=timeout)  # fmt: skip
+                          timeout=timeout, cwd=cwd)  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     return done.stdout
 
 
 @pytest.fixture(scope="module")
 def paper_grid(tmp_path_factory):
-    storage = tmp_path_factory.mktemp("examples")
-    out = run_example("paper_grid.py", "--smoke-test", "--storage", str(storage))
-    return storage, out
+    # With its own default storage, ./results, as a user runs it (Tune refuses relative paths itself).
+    folder = tmp_path_factory.mktemp("examples")
+    out = run_example("paper_grid.py", "--smoke-test", cwd=folder)
+    return folder / "results", out
 
 
 def test_the_paper_grid_script_writes_a_sweep_the_report_reads(paper_grid, tmp_path):
@@ -48,7 +49,8 @@ def test_the_analysis_script_draws_its_figure(paper_grid, tmp_path):
 
 
 def test_the_asha_script_labels_the_trials_it_stops_and_the_report_reads_them(tmp_path):
-    out = run_example("asha_smallest_k.py", "--smoke-test", "--storage", str(tmp_path))
+    out = run_example("asha_smallest_k.py", "--smoke-test", cwd=tmp_path)  # its default ./results
+    tmp_path = tmp_path / "results"
     assert "cheapest K with every surviving seed on all 8 modes:" in out
     metrics = load_metrics(str(tmp_path / "asha-smallest-k"))
     final = final_rows(metrics, include_ended_early=True)
@@ -59,7 +61,8 @@ def test_the_asha_script_labels_the_trials_it_stops_and_the_report_reads_them(tm
 
 
 def test_the_optuna_script_searches_learning_rates_and_k(tmp_path):
-    out = run_example("optuna_search.py", "--smoke-test", "--storage", str(tmp_path))
+    out = run_example("optuna_search.py", "--smoke-test", cwd=tmp_path)  # its default ./results
+    tmp_path = tmp_path / "results"
     assert out.startswith("best: K=") or "\nbest: K=" in out
     metrics = load_metrics(str(tmp_path / "optuna-lr-k"))
     assert metrics["trial_id"].nunique() == 3 and {"g_lr", "d_lr"} <= set(metrics.columns)
@@ -123,3 +126,20 @@ def test_a_trial_stopped_at_its_last_report_is_finished_not_stopped(ray_local, t
     )
     assert all(r.error is None for r in tuner.fit())
     assert load_metrics(str(tmp_path / "ends"))["status"].tolist() == ["running", "running", "finished"]
+
+
+def test_the_readme_tune_snippet_runs_as_printed_on_the_smoke_profile(tmp_path):
+    """The README's "From your own Tune script" block, run in a fresh working directory; only its profile is
+    swapped for the smoke one (the printed quick one takes minutes)."""
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    section = readme[readme.index("## From your own Tune script") :]
+    code = section[
+        section.index("```python\n") + len("```python\n") : section.index("```\n", section.index("```python"))
+    ]
+    assert 'trainable("mog", "quick")' in code and 'storage_path=str(Path("results").resolve())' in code
+    script = tmp_path / "snippet.py"
+    script.write_text(code.replace('trainable("mog", "quick")', 'trainable("mog", "smoke")'))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = load_metrics(str(tmp_path / "results" / "my-search"))
+    assert metrics["trial_id"].nunique() == 6 and "g_lr" in metrics.columns  # the search dimension is a column
