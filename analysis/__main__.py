@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
+
+from trainables.errors import OneLineParser
 
 from .report import build_report
 from .results import ResultsError
-
-
-class OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,8 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
+from trainables.layout import SweepLayout
+
 
 class ResultsError(ValueError):
     """The results cannot be read; the message is one line for the user."""
@@ -20,10 +22,10 @@ def parquet_root(path: str) -> tuple[pafs.FileSystem, str]:
         fs, root = pafs.FileSystem.from_uri(path) if "://" in path else (pafs.LocalFileSystem(), _absolute(path))
     except (pa.ArrowInvalid, OSError) as error:
         raise ResultsError(f"cannot open {path}: {error}") from None
-    for candidate in (f"{root.rstrip('/')}/parquet", root.rstrip("/")):
+    for candidate in (SweepLayout(root.rstrip("/")).parquet, root.rstrip("/")):
         if fs.get_file_info(f"{candidate}/metrics").type == pafs.FileType.Directory:
             return fs, candidate
-    raise ResultsError(f"no sweep results at {path} (expected {path}/parquet/metrics)")
+    raise ResultsError(f"no sweep results at {path} (expected {SweepLayout(path).metrics})")
 
 
 def _absolute(path: str) -> str:

@@ -37,12 +37,14 @@ from bench.devices import checked_device, describe
 from bench.seed_packing import measure as measure_packing
 from bench.unroll_cost import time_iteration, time_trainer
 from trainables import experiments
+from trainables.artifacts import LOCAL
 from trainables.data.stacked_mnist import StackedMnist
 from trainables.experiments.stacked_mnist import stacked_parts
+from trainables.layout import SweepLayout
 from trainables.losses import discriminator_loss
-from trainables.results import TrialStateFile
 from trainables.trainer import GANTrainer
 from trainables.trial import Trial, seed_everything
+from trainables.trial_state import TrialStateFile
 from trainables.unrolled import unrolled_generator_loss
 
 MOG = experiments.get("mog")
@@ -71,7 +73,7 @@ def resume_check(device: torch.device) -> dict:
     reports = first.reports()
     head = _metrics([next(reports), next(reports)])  # steps 0 and 10
     with tempfile.TemporaryDirectory() as folder:
-        state_file = TrialStateFile(folder, "seed=0,unroll_steps=5")
+        state_file = TrialStateFile(SweepLayout(folder), "seed=0,unroll_steps=5")
         state_file.save(first.state_dict())
         del first, reports
         torch.manual_seed(12345)  # a new process would start from other global random state
@@ -96,7 +98,7 @@ def float64_agreement(device: torch.device, unroll_steps: int = 5) -> dict:
     gradients = []
     for where in (torch.device("cpu"), device):
         seed_everything(0)
-        parts = MOG.build(cfg, where).parts
+        parts = MOG.build(cfg, where, LOCAL).parts
         parts.generator.double(), parts.discriminator.double()
         rng = torch.Generator().manual_seed(1)
         real = parts.sample_real(cfg.batch_size, rng).double()

@@ -11,7 +11,7 @@ from analysis.report import build_report
 from analysis.results import ResultsError
 from trainables import experiments
 from trainables.config import MAX_UNROLL_STEPS, parse_value
-from trainables.errors import ConfigError
+from trainables.errors import ConfigError, OneLineParser
 
 from .spec import SweepError, SweepSpec
 from .status import run_status
@@ -24,13 +24,6 @@ EPILOG = """examples:
   python -m orchestrator sweep mog --profile quick --set iterations=2000 second_order=false --name mog-stopgrad
 
 Re-running the same command resumes an interrupted sweep; a finished one is not re-run."""
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Bad arguments: one line naming the problem, not the whole usage block."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _int(text: str) -> int:
@@ -298,7 +291,10 @@ def cmd_list() -> int:
         if experiment.packable:
             print("  --seeds-per-trial S packs S seeds into one model per trial")
         defaults = experiment.config_type()
-        print("  config fields and their defaults (--set NAME=VALUE; a profile's own values above): " + ", ".join(f"{k}={v}" for k, v in defaults.to_dict().items()))
+        print(
+            "  config fields and their defaults (--set NAME=VALUE; a profile's own values above): "
+            + ", ".join(f"{k}={v}" for k, v in defaults.to_dict().items())
+        )
         print("  metrics (Parquet columns):")
         for metric, definition in experiment.metrics.items():
             print(f"    {metric}: {definition}")

@@ -29,9 +29,10 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainables.layout import SweepLayout
+
 from .spec import SweepError
 
-LOCK_FILE = "driver.lock"
 LEASE_S = float(os.environ.get("UNROLLED_GAN_LOCK_LEASE_S", 60))
 """A lock not renewed for this long belongs to a dead driver (the environment variable is for tests)."""
 HEARTBEAT_S = min(10.0, LEASE_S / 4)
@@ -46,11 +47,11 @@ class _Held:
 
 class _LocalStore:
     def __init__(self, folder: str):
-        self.path = Path(folder) / LOCK_FILE
+        self.path = Path(SweepLayout(folder).lock_file)
 
     def create(self, text: str) -> str | None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(f".{LOCK_FILE}.{uuid.uuid4().hex}")
+        temporary = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}")
         temporary.write_text(text)
         try:
             os.link(temporary, self.path)  # atomic, and fails if the lock exists
@@ -70,7 +71,7 @@ class _LocalStore:
     def replace(self, version: str, text: str) -> str | None:
         # Only one driver can rename the lock away; it then checks that what it moved is what it
         # judged (else someone renewed it meanwhile) and puts its own in place.
-        moved = self.path.with_name(f".{LOCK_FILE}.taken-{uuid.uuid4().hex}")
+        moved = self.path.with_name(f".{self.path.name}.taken-{uuid.uuid4().hex}")
         try:
             os.rename(self.path, moved)
         except FileNotFoundError:
@@ -87,7 +88,7 @@ class _LocalStore:
         found = self.read()
         if found is None or found[1] != version:
             return None
-        temporary = self.path.with_name(f".{LOCK_FILE}.{uuid.uuid4().hex}")
+        temporary = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}")
         temporary.write_text(text)
         os.replace(temporary, self.path)
         return text
@@ -104,8 +105,7 @@ class _S3Store:
         from botocore.exceptions import ClientError
 
         self.client, self.error = boto3.client("s3"), ClientError
-        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-        self.bucket, self.key = bucket, f"{prefix}/{LOCK_FILE}" if prefix else LOCK_FILE
+        self.bucket, _, self.key = SweepLayout(uri).lock_file.removeprefix("s3://").partition("/")
 
     def _put(self, text: str, **condition) -> str | None:
         try:
@@ -146,7 +146,7 @@ class SweepLock:
     def __init__(self, path: str, name: str, lease_s: float = LEASE_S):
         self.name, self.lease_s = name, lease_s
         self.store = _S3Store(path) if path.startswith("s3://") else _LocalStore(path)
-        self.where = f"{path}/{LOCK_FILE}"
+        self.where = SweepLayout(path).lock_file
         self.held: _Held | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -14,12 +14,11 @@ from dataclasses import asdict, dataclass, field
 import pyarrow.fs as pafs
 
 from analysis.results import ResultsError, final_rows, load_metrics
+from trainables.layout import SweepLayout
 from trainables.storage import filesystem_and_path, read_file
 
-from .lock import LEASE_S, LOCK_FILE
+from .lock import LEASE_S
 from .spec import SweepError, storage_uri
-
-SPEC_FILE = "sweep.json"
 
 
 @dataclass
@@ -44,7 +43,7 @@ def _grid_size(grid: dict) -> int:
 
 
 def _driver(path: str) -> str:
-    data = read_file(*filesystem_and_path(f"{path}/{LOCK_FILE}"))
+    data = read_file(*filesystem_and_path(SweepLayout(path).lock_file))
     if data is None:
         return "none"
     try:
@@ -59,18 +58,20 @@ def _driver(path: str) -> str:
 
 
 def is_sweep(path: str) -> bool:
-    fs, root = filesystem_and_path(path)
-    return any(fs.get_file_info(f"{root}/{name}").type != pafs.FileType.NotFound for name in (SPEC_FILE, "parquet"))
+    layout = SweepLayout(path)
+    fs, _ = filesystem_and_path(path)
+    found = (fs.get_file_info(filesystem_and_path(p)[1]).type for p in (layout.spec_file, layout.parquet))
+    return any(kind != pafs.FileType.NotFound for kind in found)
 
 
 def sweep_status(path: str) -> SweepStatus:
-    fs, root = filesystem_and_path(path)
-    data = read_file(fs, f"{root}/{SPEC_FILE}")
+    layout = SweepLayout(path)
+    data = read_file(*filesystem_and_path(layout.spec_file))
     try:
         grid = json.loads(data)["grid"] if data is not None else {}
     except (ValueError, KeyError):
-        raise SweepError(f"{path}/{SPEC_FILE} is corrupt") from None
-    name = root.rstrip("/").rsplit("/", 1)[-1]
+        raise SweepError(f"{layout.spec_file} is corrupt") from None
+    name = layout.name
     try:
         metrics = load_metrics(path)
     except ResultsError:

@@ -1,7 +1,7 @@
 """Turn a SweepSpec into a Ray Tune run: new, or resumed where an earlier run of it stopped.
 
 Resuming is the trials' own business: each keeps its state in ``<sweep>/trial_state/`` (see
-``trainables.results.TrialStateFile``), so a re-run starts a new Tune run over the same grid and
+``trainables.trial_state.TrialStateFile``), so a re-run starts a new Tune run over the same grid and
 every trial continues from its state, a finished one returning at once.
 """
 
@@ -24,16 +24,14 @@ from ray.exceptions import AuthenticationError
 from analysis.results import ResultsError, ended_early, load_metrics
 from trainables import artifacts, experiments, ray_adapter
 from trainables.errors import DatasetError, TrialStateError
+from trainables.layout import SweepLayout
 from trainables.ray_adapter import point_of, trial_id_of
-from trainables.results import TrialStateFile
 from trainables.storage import filesystem_and_path, read_file, write_atomically
+from trainables.trial_state import TrialStateFile
 
 from .lock import SweepLock
 from .progress import SweepProgress
 from .spec import SweepError, SweepSpec, check_address_reachable, check_storage_writable, storage_uri
-
-SPEC_FILE = "sweep.json"
-STATE_DIR = "trial_state"
 
 # Environment for every trial process: the trial's working directory stays where it was
 # started (relative paths keep working), and Tune's experiment-sync warning stays quiet
@@ -171,7 +169,7 @@ def _run_locked(
         # Counted in seeds' trials, as the grid is: a packed Tune trial holds several.
         finished = sum(len(point_of(r.config).get("seeds", [None])) for r in grid if r.error is None)
         return SweepResult(
-            spec, path, f"{path}/parquet", resumed, finished, errors, _diverged(path), wall_s, trial_s, slots
+            spec, path, SweepLayout(path).parquet, resumed, finished, errors, _diverged(path), wall_s, trial_s, slots
         )  # fmt: skip
     finally:
         if started_here:
@@ -374,13 +372,14 @@ def _headline(experiment) -> tuple[str, ...]:
 
 def _check_same_grid(path: str, spec: SweepSpec) -> bool:
     """False when the sweep has no grid on record yet; raises when it has another grid."""
-    data = read_file(*filesystem_and_path(f"{path}/{SPEC_FILE}"))
+    spec_file = SweepLayout(path).spec_file
+    data = read_file(*filesystem_and_path(spec_file))
     if data is None:
         return False
     try:
         saved = json.loads(data)["grid"]
     except (ValueError, KeyError):
-        raise SweepError(f"{path}/{SPEC_FILE} is corrupt; move the sweep away or pass --name") from None
+        raise SweepError(f"{spec_file} is corrupt; move the sweep away or pass --name") from None
     wanted = json.loads(json.dumps(spec.grid_identity()))  # as it reads back: tuples become lists
     if saved != wanted and not _trained_anything(path):
         # An earlier run of this name stopped before any trial trained (refused by Ray, killed at
@@ -412,13 +411,7 @@ def _slots(spec: SweepSpec) -> int:
 
 def _check_trial_states(path: str, discard: bool, progress: bool) -> None:
     """Every saved trial state must load, or a resumed trial would fail on it at every retry and every re-run."""
-    fs, root = filesystem_and_path(f"{path}/{STATE_DIR}")
-    if fs.get_file_info(root).type != pafs.FileType.Directory:
-        return
-    for info in fs.get_file_info(pafs.FileSelector(root)):
-        if info.type != pafs.FileType.File or not info.base_name.endswith(".pt"):
-            continue
-        state_file = TrialStateFile(f"{path}/{STATE_DIR}", info.base_name[: -len(".pt")])
+    for state_file in TrialStateFile.all_in(SweepLayout(path)):
         try:
             state_file.load()
         except TrialStateError as error:
@@ -434,7 +427,7 @@ def _trained_anything(path: str) -> bool:
     """Whether any trial of the sweep has saved a state or written a row."""
     if _has_trial_state(path):
         return True
-    fs, root = filesystem_and_path(f"{path}/parquet/metrics")
+    fs, root = filesystem_and_path(SweepLayout(path).metrics)
     if fs.get_file_info(root).type != pafs.FileType.Directory:
         return False
     found = fs.get_file_info(pafs.FileSelector(root, recursive=True))
@@ -442,17 +435,14 @@ def _trained_anything(path: str) -> bool:
 
 
 def _has_trial_state(path: str) -> bool:
-    fs, root = filesystem_and_path(f"{path}/{STATE_DIR}")
-    if fs.get_file_info(root).type != pafs.FileType.Directory:
-        return False
-    return any(info.base_name.endswith(".pt") for info in fs.get_file_info(pafs.FileSelector(root)))
+    return bool(TrialStateFile.all_in(SweepLayout(path)))
 
 
 def _write_spec(path: str, spec: SweepSpec) -> None:
-    fs, root = filesystem_and_path(path)
+    fs, spec_file = filesystem_and_path(SweepLayout(path).spec_file)
     text = json.dumps({"grid": spec.grid_identity(), "spec": json.loads(spec.to_json())}, indent=2)
     # Atomic: a driver killed mid-write must not leave a half file that blocks every re-run.
-    write_atomically(fs, f"{root}/{SPEC_FILE}", lambda out: out.write(text.encode()))
+    write_atomically(fs, spec_file, lambda out: out.write(text.encode()))
 
 
 def _last_line(error: BaseException) -> str:

@@ -65,17 +65,21 @@ def assert_report_stands_alone(report) -> None:
 
 
 def build_report_without_torch(path, out) -> str:
-    """Build a sweep's report in a fresh interpreter where torch and trainables cannot be imported.
+    """Build a sweep's report in a fresh interpreter where torch and Ray cannot be imported.
 
     analysis/ reads Parquet only, so a report can be rebuilt on a laptop with pandas alone.
     """
     import subprocess
     import sys
 
+    # Of trainables only its standard-library modules may load: the one-line CLI parser and the sweep layout.
     code = (
-        "import sys; sys.modules['torch'] = None; sys.modules['trainables'] = None\n"
+        "import sys; sys.modules['torch'] = None; sys.modules['ray'] = None\n"
         "from analysis.report import build_report\n"
-        f"print(build_report({str(path)!r}, {str(out)!r}).text)"
+        f"text = build_report({str(path)!r}, {str(out)!r}).text\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('trainables', 'orchestrator'))\n"
+        "assert set(loaded) <= {'trainables', 'trainables.errors', 'trainables.layout'}, loaded\n"
+        "print(text)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -43,7 +43,7 @@ def test_a_resumed_sweep_keeps_its_own_artifacts_whatever_the_local_cache_holds(
     assert _published_artifacts(experiment, spec, str(tmp_path / "sweep"), progress=False) == first
 
 
-def test_a_trial_reads_the_installed_artifact_not_the_local_cache(tmp_path):
+def test_a_trial_reads_the_published_artifact_not_the_local_cache(tmp_path):
     from trainables.experiments._mnist import mnist_for
 
     cfg = experiments.get("color_mnist").config("smoke")
@@ -51,8 +51,6 @@ def test_a_trial_reads_the_installed_artifact_not_the_local_cache(tmp_path):
             [("train_images", (3, 28, 28)), ("train_labels", (3,)), ("test_images", (2, 28, 28)),
              ("test_labels", (2,))]}  # fmt: skip
     manifest = artifacts.publish(str(tmp_path / "s"), {"mnist": artifacts.npz_blob(fake)})
-    artifacts.install(manifest)
-    try:
-        assert mnist_for(cfg).train_images.shape == (3, 28, 28) and (mnist_for(cfg).train_images == 7).all()
-    finally:
-        artifacts.install({})
+    published = mnist_for(cfg, artifacts.Assets(manifest))
+    assert published.train_images.shape == (3, 28, 28) and (published.train_images == 7).all()
+    assert mnist_for(cfg, artifacts.LOCAL).train_images.shape == (60_000, 28, 28)  # no manifest: the local copy

@@ -9,7 +9,10 @@ import pytest
 import torch
 
 from analysis.results import ResultsError, final_rows, load_metrics, load_samples, mean_and_standard_error
-from trainables.results import ResultsWriter, TrialIdentity, TrialStateFile
+from trainables.errors import TrialStateError
+from trainables.layout import SweepLayout
+from trainables.results import ResultsWriter, TrialIdentity
+from trainables.trial_state import TrialStateFile
 
 METRICS = ["modes", "reverse_kl"]
 
@@ -130,13 +133,16 @@ def test_final_rows_and_standard_error_across_seeds(tmp_path):
 
 
 def test_trial_state_file_round_trips_and_is_absent_before_the_first_save(tmp_path):
-    state_file = TrialStateFile(str(tmp_path / "trial_state"), "seed=0,unroll_steps=5")
+    state_file = TrialStateFile(SweepLayout(str(tmp_path)), "seed=0,unroll_steps=5")
     assert state_file.load() is None
-    state = {"weights": torch.arange(6, dtype=torch.float64).reshape(2, 3), "step": 20}
+    state = {"trainer": {"weights": torch.arange(6, dtype=torch.float64).reshape(2, 3)}, "config": {}, "step": 20}
     state_file.save(state)
     state_file.save({**state, "step": 40})  # replaced, not appended
     loaded = state_file.load()
-    assert loaded["step"] == 40 and torch.equal(loaded["weights"], state["weights"])
+    assert loaded["step"] == 40 and torch.equal(loaded["trainer"]["weights"], state["trainer"]["weights"])
+    state_file.save({"not": "a trial's state"})
+    with pytest.raises(TrialStateError, match="is not a trial's state"):
+        state_file.load()
     assert [p.name for p in (tmp_path / "trial_state").iterdir()] == ["seed=0,unroll_steps=5.pt"]
 
 

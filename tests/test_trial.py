@@ -130,13 +130,14 @@ def test_a_saved_state_resumes_a_trial_on_another_device(tmp_path):
     """The GPU-resume path without a GPU: 'meta' stands in for 'cuda'. The state file loads on the CPU
     (a random-generator state moved to a device is refused by Generator.set_state), and resuming moves
     what lives beside the networks (the discriminator ensemble) onto the trial's device."""
-    from trainables.results import TrialStateFile
+    from trainables.layout import SweepLayout
+    from trainables.trial_state import TrialStateFile
 
     cfg = smoke(unroll_steps=0, d_ensemble_size=3, d_ensemble_every=2, iterations=20, report_every=10)
     trial = Trial(MOG, cfg)
     reports = trial.reports()
     next(reports), next(reports)
-    state_file = TrialStateFile(str(tmp_path), "seed=0,unroll_steps=0")
+    state_file = TrialStateFile(SweepLayout(str(tmp_path)), "seed=0,unroll_steps=0")
     state_file.save(trial.state_dict())
 
     state = state_file.load()

@@ -13,41 +13,42 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import DatasetError
+from .layout import SweepLayout
 from .storage import filesystem_and_path, read_file, write_atomically
 
-FOLDER = "artifacts"
 MANIFEST = "manifest.json"
 
 Blob = tuple[bytes, dict[str, Any]]
 """An artifact's bytes and what a report may want to say about it (e.g. test_accuracy)."""
 
-_installed: dict[str, dict[str, Any]] = {}
-_decoded: dict[str, Any] = {}
-
 
 def read_manifest(sweep_path: str) -> dict[str, dict[str, Any]] | None:
-    data = read_file(*filesystem_and_path(f"{sweep_path}/{FOLDER}/{MANIFEST}"))
+    path = f"{SweepLayout(sweep_path).artifacts}/{MANIFEST}"
+    data = read_file(*filesystem_and_path(path))
     if data is None:
         return None
     try:
         return json.loads(data)
     except ValueError:
-        raise DatasetError(f"corrupt artifact manifest {sweep_path}/{FOLDER}/{MANIFEST}") from None
+        raise DatasetError(f"corrupt artifact manifest {path}") from None
 
 
 def publish(sweep_path: str, blobs: dict[str, Blob]) -> dict[str, dict[str, Any]]:
     """Write each blob once under the sweep's artifacts folder and the manifest last (atomically)."""
-    fs, root = filesystem_and_path(f"{sweep_path}/{FOLDER}")
+    folder = SweepLayout(sweep_path).artifacts
+    fs, root = filesystem_and_path(folder)
     manifest = {}
     for name, (data, info) in sorted(blobs.items()):
         digest = hashlib.sha256(data).hexdigest()
         file = f"{name}-{digest[:16]}.bin"
         if read_file(fs, f"{root}/{file}") is None:
             write_atomically(fs, f"{root}/{file}", lambda out, data=data: out.write(data))
-        manifest[name] = {"uri": f"{sweep_path}/{FOLDER}/{file}", "sha256": digest, "bytes": len(data), **info}
+        manifest[name] = {"uri": f"{folder}/{file}", "sha256": digest, "bytes": len(data), **info}
     text = json.dumps(manifest, indent=2, sort_keys=True)
     write_atomically(fs, f"{root}/{MANIFEST}", lambda out: out.write(text.encode()))
     return manifest
@@ -65,27 +66,30 @@ def fetch(name: str, entry: dict[str, Any]) -> bytes:
     return data
 
 
-def install(manifest: dict[str, dict[str, Any]]) -> None:
-    """Make this process's trials read the sweep's artifacts (called by the Ray adapter)."""
-    _installed.clear()
-    _installed.update(manifest)
+@dataclass(frozen=True)
+class Assets:
+    """The sweep's published artifacts a trial reads (its manifest), handed to ``Experiment.build``; empty outside
+    a sweep, where experiments read their local files (``--mnist-dir``, the cache) instead."""
+
+    manifest: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _decoded: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def load(self, name: str, decode: Callable[[bytes], Any]) -> Any | None:
+        """Artifact `name` decoded (once per Assets: a reused worker keeps its Assets), or None if not published."""
+        entry = self.manifest.get(name)
+        if entry is None:
+            return None
+        if entry["sha256"] not in self._decoded:
+            self._decoded[entry["sha256"]] = decode(fetch(name, entry))
+        return self._decoded[entry["sha256"]]
+
+    def hashes(self) -> dict[str, str]:
+        """Name -> SHA-256 of the artifacts a trial reads, for the Parquet rows (``artifacts_json``)."""
+        return {name: entry["sha256"] for name, entry in sorted(self.manifest.items())}
 
 
-def installed(name: str) -> dict[str, Any] | None:
-    return _installed.get(name)
-
-
-def hashes() -> dict[str, str]:
-    """Name -> SHA-256 of the artifacts this process reads, for the Parquet rows."""
-    return {name: entry["sha256"] for name, entry in sorted(_installed.items())}
-
-
-def load(name: str, decode) -> Any:
-    """The installed artifact `name`, decoded once per process (reused actors keep it)."""
-    entry = _installed[name]
-    if entry["sha256"] not in _decoded:
-        _decoded[entry["sha256"]] = decode(fetch(name, entry))
-    return _decoded[entry["sha256"]]
+LOCAL = Assets()
+"""No published artifacts: read local files (tests, benches, a trial outside a sweep). Holds no state."""
 
 
 def npz_blob(arrays: dict[str, Any], **info: Any) -> Blob:

@@ -42,7 +42,7 @@ A sweep's results live under ``<storage>/<sweep>/parquet/`` as two hive-partitio
 ``experiment`` is the hive partition key, so it is a column when the dataset is read.
 
 Why one file per (trial, step): a report's rows are written before the trial's state
-(``TrialStateFile``) is saved, each file atomically (temporary name, then rename), so a
+(``trainables.trial_state.TrialStateFile``) is saved, each file atomically (temporary name, then rename), so a
 crash never leaves a half-written file, and a trial that resumes from its state rewrites
 the very same file names for the steps it repeats: every (trial, step) appears exactly
 once. File names come from the grid point, not from Tune's trial id, so even a trial Tune
@@ -52,19 +52,14 @@ which pyarrow's dataset discovery skips.
 
 from __future__ import annotations
 
-import io
 import math
 import socket
-import time
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import torch
 
-from .errors import TrialStateError
-from .storage import filesystem_and_path, read_file, write_atomically, write_table_atomically
+from .storage import filesystem_and_path, write_table_atomically
 
 IDENTITY_COLUMNS: list[pa.Field] = [
     pa.field("sweep", pa.string()),
@@ -106,58 +101,6 @@ def metrics_schema(axes: dict[str, type], metrics: list[str]) -> pa.Schema:
 
 def samples_schema(axes: dict[str, type]) -> pa.Schema:
     return pa.schema(IDENTITY_COLUMNS + axis_fields(axes) + SAMPLE_COLUMNS)
-
-
-class TrialStateFile:
-    """A trial's resumable state: ``<sweep>/trial_state/<trial_id>.pt``, replaced atomically
-    after the rows of each report are written, so it never runs ahead of the results.
-
-    Why not Tune's checkpoints: Tune restores a trial from the checkpoint named in its
-    experiment state, which reaches storage later than the checkpoints and is pruned
-    (num_to_keep) meanwhile; a driver killed in between left a state naming a deleted
-    checkpoint, and that trial could never resume ("Could not recover from checkpoint as
-    it does not exist on storage anymore"). One file per grid point, found by name, has no
-    such gap, and after the last step it holds the trial's final models.
-    """
-
-    def __init__(self, directory: str, trial_id: str):
-        self.fs, root = filesystem_and_path(directory)
-        self.path = f"{root}/{trial_id}.pt"
-
-    def load(self) -> dict[str, Any] | None:
-        """The saved state with every tensor on the CPU, or None if there is none.
-
-        Always the CPU: the state holds random-generator states, which must stay CPU ByteTensors
-        (``Generator.set_state`` refuses any other), and optimizer step counters, which Adam keeps on
-        the CPU. ``load_state_dict`` of the modules and optimizers moves the rest onto the trial's device.
-        """
-        data = read_file(self.fs, self.path)
-        if data is None:
-            return None
-        try:
-            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
-        except Exception as error:  # truncated, overwritten, not a torch file: torch raises many kinds
-            raise TrialStateError(
-                f"trial state {self.path} cannot be read ({type(error).__name__}: {str(error).splitlines()[0][:80]}); "
-                f"re-run with --discard-corrupt-state to set it aside and train that trial again from step 0"
-            ) from None
-        if not isinstance(state, dict) or "trainer" not in state or "config" not in state:
-            raise TrialStateError(f"trial state {self.path} is not a trial's state; move it away or re-run with "
-                                  f"--discard-corrupt-state")  # fmt: skip
-        return state
-
-    def set_aside(self) -> str:
-        """Move an unreadable state out of the way (kept, never deleted), so that its trial starts afresh."""
-        directory, name = self.path.rsplit("/", 1)
-        target = f"{directory}/corrupt/{name}.{time.strftime('%Y%m%dT%H%M%S')}"
-        self.fs.create_dir(f"{directory}/corrupt", recursive=True)
-        self.fs.move(self.path, target)
-        return target
-
-    def save(self, state: dict[str, Any]) -> None:
-        buffer = io.BytesIO()
-        torch.save(state, buffer)
-        write_atomically(self.fs, self.path, lambda out: out.write(buffer.getvalue()))
 
 
 def trial_id(seed, unroll_steps: int, axes: dict, seed_key: str = "seed") -> str:

@@ -17,8 +17,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .artifacts import LOCAL, Assets
 from .config import GANConfig
 from .experiments import Experiment
+from .packed import PackedTrainer, load_seed_into, load_seed_trainer_states, pack_parts, seed_trainer_state
 from .trainer import GANTrainer
 
 
@@ -94,14 +96,19 @@ def diverged_report(experiment: Experiment, step: int, last_losses: dict[str, fl
 
 
 class Trial:
-    def __init__(self, experiment: Experiment, config: GANConfig, device: torch.device | str = "cpu"):
+    """One seed's trial. ``report_batches``, ``state_dict(index)`` and ``load_states`` are shared with
+    ``PackedTrial``, so one protocol (``trainables.protocol``) drives either."""
+
+    def __init__(
+        self, experiment: Experiment, config: GANConfig, device: torch.device | str = "cpu", assets: Assets = LOCAL
+    ):
         # Pinned on every trial, also under Ray with reused actors: threads change float32
         # results, and a reused process keeps the previous trial's global state.
         torch.set_num_threads(config.torch_threads)
         set_determinism(config.deterministic)
         seed_everything(config.seed)
         self.experiment, self.config = experiment, config
-        self.run = experiment.build(config, torch.device(device))
+        self.run = experiment.build(config, torch.device(device), assets)
         self.trainer = GANTrainer(self.run.parts, config)
         self.elapsed_s = 0.0
         self.diverged_at: int | None = None
@@ -137,7 +144,12 @@ class Trial:
                 return
             yield self._report()
 
-    def state_dict(self) -> dict[str, Any]:
+    def report_batches(self) -> Iterator[list[tuple[int, Report]]]:
+        """``reports`` as ``PackedTrial.reports`` gives them: lists of (seed index, report), here index 0."""
+        for report in self.reports():
+            yield [(0, report)]
+
+    def state_dict(self, index: int = 0) -> dict[str, Any]:
         return {
             "trainer": self.trainer.state_dict(),
             "elapsed_s": self.elapsed_s,
@@ -160,6 +172,13 @@ class Trial:
         self.diverged_at = state.get("diverged_at")
         torch.set_rng_state(state["torch_rng"])
 
+    def load_states(self, states: list[dict[str, Any] | None]) -> bool:
+        """Resume from the saved state in `states` (one, this seed's), if there is one."""
+        if states[0] is None:
+            return False
+        self.load_state_dict(states[0])
+        return True
+
 
 class PackedTrial:
     """Several seeds of one configuration trained as one packed model (``trainables.packed``).
@@ -169,9 +188,10 @@ class PackedTrial:
     resume packed or alone. ``elapsed_s`` is the packed trial's time (all its seeds together).
     """
 
-    def __init__(self, experiment: Experiment, configs: list[GANConfig], device: torch.device | str = "cpu"):
-        from .packed import PackedTrainer, pack_parts  # packed imports the trainer, which imports nothing here
-
+    def __init__(
+        self, experiment: Experiment, configs: list[GANConfig], device: torch.device | str = "cpu",
+        assets: Assets = LOCAL,
+    ):  # fmt: skip
         base = configs[0]
         if any(c.to_dict() | {"seed": 0} != base.to_dict() | {"seed": 0} for c in configs):
             raise ValueError("packed seeds must share every config field but the seed")
@@ -181,7 +201,7 @@ class PackedTrial:
         self.runs = []
         for config in configs:
             seed_everything(config.seed)  # each seed's networks initialised as its own trial's
-            self.runs.append(experiment.build(config, self.device))
+            self.runs.append(experiment.build(config, self.device, assets))
         parts, losses = pack_parts([run.parts for run in self.runs], base, self.device)
         self.trainer = PackedTrainer(parts, losses, base, [c.seed for c in configs])
         self.elapsed_s = 0.0
@@ -191,8 +211,6 @@ class PackedTrial:
         return [i for i, step in enumerate(self.diverged_at) if step is None]
 
     def _report(self, index: int) -> Report:
-        from .packed import load_seed_into
-
         run = self.runs[index]
         load_seed_into(self.trainer, index, run.parts.generator, run.parts.discriminator)
         losses = self.trainer.seed_losses[index]
@@ -227,8 +245,6 @@ class PackedTrial:
 
     def state_dict(self, index: int) -> dict[str, Any]:
         """Seed `index`'s state, in the format of its own ``Trial.state_dict``."""
-        from .packed import seed_trainer_state
-
         return {
             "trainer": seed_trainer_state(self.trainer, index),
             "elapsed_s": self.elapsed_s,
@@ -241,8 +257,6 @@ class PackedTrial:
         """Resume every seed from its saved state. False (and nothing loaded) unless every seed has one,
         written by its config, at one iteration: then the packed trial starts afresh, which rewrites
         the same rows (training is deterministic by seed)."""
-        from .packed import load_seed_trainer_states
-
         usable = all(s is not None and s["config"] == c.to_dict() for s, c in zip(states, self.configs))
         if not usable or len({s["trainer"]["iteration"] for s in states}) != 1:
             return False
@@ -251,3 +265,8 @@ class PackedTrial:
         self.diverged_at = [s.get("diverged_at") for s in states]
         torch.set_rng_state(states[0]["torch_rng"])
         return True
+
+    load_states = load_state_dicts
+
+    def report_batches(self) -> Iterator[list[tuple[int, Report]]]:
+        return self.reports()

@@ -17,6 +17,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
+from ..artifacts import Assets
 from ..config import GANConfig
 from ..errors import ConfigError
 from ..trainer import TRAINER_METRICS, GANParts
@@ -63,7 +64,9 @@ class Experiment:
     name: str
     config_type: type[GANConfig]
     profiles: dict[str, Profile]
-    build: Callable[[GANConfig, torch.device], ExperimentRun]
+    build: Callable[[GANConfig, torch.device, Assets], ExperimentRun]
+    """(config, device, assets) -> the trial's run; `assets` are the sweep's published data and metric models
+    (``artifacts.LOCAL`` outside a sweep: local files)."""
     metrics: dict[str, str]
     """Metric column -> one-line definition (also the Parquet schema's metric columns). The trainer's
     own (``TRAINER_METRICS``: the last iteration's losses) are appended to every experiment's."""

@@ -71,11 +71,10 @@ def mnist_blob(cfg: MnistGANConfig) -> artifacts.Blob:
     return artifacts.npz_blob({field.name: getattr(mnist, field.name) for field in fields(Mnist)})
 
 
-def mnist_for(cfg: MnistGANConfig) -> Mnist:
-    """The sweep's published MNIST inside a sweep's trial; the local copy elsewhere (tests, bench)."""
-    if artifacts.installed("mnist") is None:
-        return load_mnist(cfg.mnist_dir or None)
-    return artifacts.load("mnist", lambda data: Mnist(**artifacts.npz_arrays(data)))
+def mnist_for(cfg: MnistGANConfig, assets: artifacts.Assets) -> Mnist:
+    """The sweep's published MNIST when `assets` has it; the local copy otherwise (tests, bench)."""
+    published = assets.load("mnist", lambda data: Mnist(**artifacts.npz_arrays(data)))
+    return load_mnist(cfg.mnist_dir or None) if published is None else published
 
 
 def prepare_mnist(cfg: MnistGANConfig) -> dict[str, artifacts.Blob]:
@@ -93,17 +92,20 @@ def prepare_mnist_and_classifier(cfg: LabelledMnistConfig) -> dict[str, artifact
     return {"mnist": mnist_blob(cfg), "classifier": classifier}
 
 
-def load_classifier(cfg: LabelledMnistConfig, device: torch.device) -> tuple[MnistClassifier, float]:
-    """The sweep's published classifier inside a sweep's trial; the local cache elsewhere."""
-    if artifacts.installed("classifier") is None:
-        model, accuracy = load_or_train(cfg.mnist_dir or None, variant=cfg.classifier, log=False)
-        return model.to(device), accuracy
+def load_classifier(
+    cfg: LabelledMnistConfig, device: torch.device, assets: artifacts.Assets
+) -> tuple[MnistClassifier, float]:
+    """The sweep's published classifier when `assets` has it; the local cache otherwise."""
 
     def decode(data: bytes) -> tuple[dict, float]:
         saved = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         return saved["state_dict"], float(saved["test_accuracy"])
 
-    state, accuracy = artifacts.load("classifier", decode)
+    published = assets.load("classifier", decode)
+    if published is None:
+        model, accuracy = load_or_train(cfg.mnist_dir or None, variant=cfg.classifier, log=False)
+        return model.to(device), accuracy
+    state, accuracy = published
     model = MnistClassifier()
     model.load_state_dict(state)
     return model.eval().to(device), accuracy

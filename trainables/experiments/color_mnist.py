@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..artifacts import LOCAL, Assets
 from ..data.color_mnist import ColorMnist
 from ..errors import ConfigError
 from ..metrics.colours import kde_js_divergence, recover_colours
@@ -47,9 +48,9 @@ class ColorMnistConfig(MnistGANConfig):
 
 
 class ColorMnistRun:
-    def __init__(self, cfg: ColorMnistConfig, device: torch.device):
+    def __init__(self, cfg: ColorMnistConfig, device: torch.device, assets: Assets = LOCAL):
         self.cfg, self.device = cfg, device
-        self.data = ColorMnist(mnist_for(cfg).train_images, device, cfg.colour_std, cfg.noise_std)
+        self.data = ColorMnist(mnist_for(cfg, assets).train_images, device, cfg.colour_std, cfg.noise_std)
         x = cfg.layer_size
         generator = DcganGenerator(
             cfg.noise_dim,

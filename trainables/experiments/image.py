@@ -54,7 +54,7 @@ class ImageConfig(MnistGANConfig):
                 raise ConfigError(f"{name} must be at least 1")
 
 
-def load_images(cfg: ImageConfig) -> torch.Tensor:
+def load_images(cfg: ImageConfig, assets: artifacts.Assets = artifacts.LOCAL) -> torch.Tensor:
     """uint8 [n, C, 32, 32] training images of the configured dataset."""
     if cfg.dataset == "cifar10":
         if not cfg.cifar_dir:
@@ -62,15 +62,14 @@ def load_images(cfg: ImageConfig) -> torch.Tensor:
                 "dataset cifar10 needs --cifar-dir (CIFAR-10 cannot be downloaded here); or use --dataset mnist"
             )
         return torch.as_tensor(load_cifar10(cfg.cifar_dir, "train")[0])
-    digits = torch.as_tensor(mnist_for(cfg).train_images)
+    digits = torch.as_tensor(mnist_for(cfg, assets).train_images)
     return F.pad(digits, (2, 2, 2, 2)).unsqueeze(1)
 
 
-def images_for(cfg: ImageConfig) -> torch.Tensor:
-    """The sweep's published training images inside a sweep's trial; the local files elsewhere."""
-    if artifacts.installed("images") is None:
-        return load_images(cfg)
-    return artifacts.load("images", lambda data: torch.as_tensor(artifacts.npz_arrays(data)["images"]))
+def images_for(cfg: ImageConfig, assets: artifacts.Assets) -> torch.Tensor:
+    """The sweep's published training images when `assets` has them; the local files otherwise."""
+    published = assets.load("images", lambda data: torch.as_tensor(artifacts.npz_arrays(data)["images"]))
+    return load_images(cfg) if published is None else published
 
 
 def prepare(cfg: ImageConfig) -> dict[str, artifacts.Blob]:
@@ -79,9 +78,9 @@ def prepare(cfg: ImageConfig) -> dict[str, artifacts.Blob]:
 
 
 class ImageRun:
-    def __init__(self, cfg: ImageConfig, device: torch.device):
+    def __init__(self, cfg: ImageConfig, device: torch.device, assets: artifacts.Assets = artifacts.LOCAL):
         self.cfg, self.device = cfg, device
-        self.images = images_for(cfg).to(device)
+        self.images = images_for(cfg, assets).to(device)
         channels, x = self.images.shape[1], cfg.width
         generator = DcganGenerator(
             cfg.noise_dim,

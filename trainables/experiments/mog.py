@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..artifacts import LOCAL, Assets
 from ..config import GANConfig, check_choice
 from ..data.ring import grid_centers, ring_centers, sample_ring
 from ..errors import ConfigError
@@ -63,7 +64,7 @@ class MogConfig(GANConfig):
 
 
 class MogRun:
-    def __init__(self, cfg: MogConfig, device: torch.device):
+    def __init__(self, cfg: MogConfig, device: torch.device, assets: Assets = LOCAL):
         self.cfg, self.device = cfg, device
         layout = ring_centers if cfg.layout == "ring" else grid_centers
         self.centers = layout(cfg.num_modes, cfg.radius)

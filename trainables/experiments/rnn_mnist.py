@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..artifacts import LOCAL, Assets
 from ..errors import ConfigError
 from ..metrics.histograms import kl_to_uniform
 from ..mnist_classifier import predict
@@ -55,11 +56,11 @@ def label_metrics(labels: Tensor) -> dict[str, float]:
 
 
 class RnnMnistRun:
-    def __init__(self, cfg: RnnMnistConfig, device: torch.device):
+    def __init__(self, cfg: RnnMnistConfig, device: torch.device, assets: Assets = LOCAL):
         self.cfg, self.device = cfg, device
-        mnist = mnist_for(cfg)
+        mnist = mnist_for(cfg, assets)
         self.images = torch.as_tensor(mnist.train_images).to(device)
-        self.classifier, self.classifier_accuracy = load_classifier(cfg, device)
+        self.classifier, self.classifier_accuracy = load_classifier(cfg, device, assets)
         generator = LstmGenerator(cfg.noise_dim, cfg.hidden)
         discriminator = DcganDiscriminator(
             1,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..artifacts import LOCAL, Assets
 from ..config import check_choice
 from ..data.stacked_mnist import StackedMnist, crop_to_digits
 from ..errors import ConfigError
@@ -61,11 +62,11 @@ def stacked_parts(cfg: StackedMnistConfig, data: StackedMnist, device: torch.dev
 
 
 class StackedMnistRun:
-    def __init__(self, cfg: StackedMnistConfig, device: torch.device):
+    def __init__(self, cfg: StackedMnistConfig, device: torch.device, assets: Assets = LOCAL):
         self.cfg, self.device = cfg, device
-        mnist = mnist_for(cfg)
+        mnist = mnist_for(cfg, assets)
         self.data = StackedMnist(mnist.train_images, mnist.train_labels, device, cfg.image_size)
-        self.classifier, self.classifier_accuracy = load_classifier(cfg, device)
+        self.classifier, self.classifier_accuracy = load_classifier(cfg, device, assets)
         self.parts = stacked_parts(cfg, self.data, device)
 
     def _generate(self, n: int, rng: torch.Generator) -> Tensor:

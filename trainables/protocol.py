@@ -1,0 +1,180 @@
+"""One sweep trial's protocol, start to finish, without Ray.
+
+For every report of a trial (or of seeds packed into one): write its Parquet rows, save its state,
+then hand a summary to `report` (``tune.report`` under Tune), in that order, so that rows for a step
+exist before the state that lets a retry skip it (``trainables.results``). A trial whose every state
+says it is finished (or diverged) returns at once: that is how a re-run sweep skips what is done.
+The Ray adapter (``trainables.ray_adapter``) is the Tune glue around ``run_trial``; the tests drive
+it directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from . import experiments
+from .artifacts import Assets
+from .layout import SweepLayout
+from .results import ResultsWriter, TrialIdentity, trial_id
+from .trial import PackedTrial, Report, Trial
+from .trial_state import TrialStateFile
+
+NOT_AXES = ("seed", "seeds", "unroll_steps")
+"""Grid-point keys that are identity columns of their own, not axis columns."""
+
+
+def grid_axes(experiment: experiments.Experiment, point: dict[str, Any]) -> list[str]:
+    """The Parquet axis columns of a trial: the experiment's, then the other fields its sweep varies."""
+    varied = [k for k in point if k not in (*NOT_AXES, *experiment.axis_columns)]
+    return [*experiment.axis_columns, *sorted(varied)]
+
+
+def point_trial_id(point: dict[str, Any]) -> str:
+    """A grid point's trial id within its sweep, e.g. ``seed=0,unroll_steps=10``; seeds packed into one trial
+    get ``seeds=0+1+2,...`` (each seed keeps its own id in the rows)."""
+    axes = {k: v for k, v in point.items() if k not in NOT_AXES}
+    if "seeds" in point:
+        return trial_id("+".join(map(str, point["seeds"])), point.get("unroll_steps"), axes, seed_key="seeds")
+    return trial_id(point.get("seed"), point.get("unroll_steps"), axes)
+
+
+@dataclass(frozen=True)
+class TrialRequest:
+    """What one sweep trial must run: a grid point (``seed``, or ``seeds`` to pack) of a sweep's experiment."""
+
+    experiment: str
+    profile: str
+    sweep: str
+    layout: SweepLayout
+    point: dict[str, Any]
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Config fields set for every trial of the sweep (a point's own value wins)."""
+    assets: Assets = field(default_factory=Assets)
+    node_id: str = ""
+    tune_trial_id: str = ""
+
+
+class StopMarker:
+    """The rows a trial wrote last, so that however Tune stops it, they say so.
+
+    Tune stops a trial (a scheduler's decision, a stopper) by raising SystemExit in the trial's next
+    report, or, when the trial is still training towards that report, by ending the worker right after
+    the trainable's cleanup, which does not wait for the training thread. A stopped trial's last rows
+    must read ``stopped`` either way, or analysis would take an early step for a finished one; so the
+    cleanup marks them too (``mark_stopped``), and after that the training thread writes nothing more.
+    A lock keeps the two threads from interleaving writes.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.stopping = False
+        self.last: list[tuple[ResultsWriter, Report, dict, float]] = []
+
+    def write(self, rows: list[tuple[ResultsWriter, Report]], elapsed_s: float, save_state: Callable[[], None]) -> bool:
+        """Write each (writer, report) row, then the state; False once the trial is being stopped."""
+        with self.lock:
+            if self.stopping:
+                return False
+            self.last = []
+            for writer, report in rows:
+                samples = {kind: values.numpy() for kind, values in report.samples.items()}
+                writer.write(report.step, elapsed_s, report.metrics, samples, report.status)
+                self.last.append((writer, report, samples, elapsed_s))
+            save_state()
+            return True
+
+    def mark_stopped(self) -> None:
+        with self.lock:
+            self.stopping = True
+            for writer, report, samples, elapsed_s in self.last:
+                # A scheduler also "stops" a trial at its last report (ASHA at max_t): that one finished.
+                if report.status == "running":
+                    writer.write(report.step, elapsed_s, report.metrics, samples, "stopped")
+            self.last = []
+
+    @contextlib.contextmanager
+    def recording(self):
+        try:
+            yield
+        except SystemExit:
+            self.mark_stopped()
+            raise
+        except BaseException:
+            with self.lock:  # a crash is not a stop: its rows stay as they are, for the retry
+                self.last = []
+            raise
+
+
+def summary(batch: list[tuple[int, Report]], step: int, iterations: int) -> dict[str, Any]:
+    """What a scheduler sees of one report: the step, and each metric's mean over the seeds that reported."""
+    reported = [report for _, report in batch]
+    if len(reported) == 1:
+        status = reported[0].status
+    else:
+        status = "finished" if reported and all(r.status != "running" for r in reported) else "running"
+    mean = {k: sum(r.metrics[k] for r in reported) / len(reported) for k in reported[0].metrics} if reported else {}
+    return {"step": step, "iterations": iterations, "status": status, **mean}
+
+
+def run_trial(
+    request: TrialRequest,
+    device: torch.device | str,
+    report: Callable[[dict[str, Any]], None],
+    marker: StopMarker | None = None,
+) -> None:
+    """Run (or resume, or skip as done) one sweep trial, writing its rows and states (module doc)."""
+    experiment = experiments.get(request.experiment)
+    point = request.point
+    if "seeds" in point and not experiment.packable:
+        raise ValueError(f"{experiment.name}'s models cannot be packed; run one seed per trial")
+    rest = {k: v for k, v in point.items() if k not in ("seed", "seeds")}
+    seeds = point["seeds"] if "seeds" in point else [point.get("seed", 0)]
+    configs = [experiment.config(request.profile, {**request.overrides, **rest, "seed": s}) for s in seeds]
+    axes = grid_axes(experiment, {**rest, "seed": seeds[0]})
+    identities = [
+        TrialIdentity(
+            sweep=request.sweep,
+            experiment=experiment.name,
+            profile=request.profile,
+            seed=cfg.seed,
+            unroll_steps=cfg.unroll_steps,
+            second_order=cfg.second_order,
+            axes={name: getattr(cfg, name) for name in axes},
+            node_id=request.node_id,
+            tune_trial_id=request.tune_trial_id,
+        )  # fmt: skip
+        for cfg in configs
+    ]
+    state_files = [TrialStateFile(request.layout, identity.trial_id) for identity in identities]
+    states = [state_file.load() for state_file in state_files]
+    if all(s is not None and Trial.finished_state(s, c) for s, c in zip(states, configs)):
+        return  # its rows and final models are written; nothing to do
+    if "seeds" in point:
+        trial = PackedTrial(experiment, configs, device, request.assets)
+    else:
+        trial = Trial(experiment, configs[0], device, request.assets)
+    trial.load_states(states)  # packed seeds whose states do not fit together start afresh
+    hashes = json.dumps(request.assets.hashes())
+    writers = [
+        ResultsWriter(request.layout.parquet, identity, list(experiment.metrics), cfg.to_json(), hashes)
+        for identity, cfg in zip(identities, configs)
+    ]
+    marker = marker or StopMarker()
+
+    def save_states() -> None:
+        for index, state_file in enumerate(state_files):
+            state_file.save(trial.state_dict(index))
+
+    with marker.recording():
+        for batch in trial.report_batches():
+            if not marker.write([(writers[index], r) for index, r in batch], trial.elapsed_s, save_states):
+                return  # Tune is stopping this trial (StopMarker)
+            # A diverged trial ends normally (Tune: terminated, not errored), so it is not retried.
+            report(summary(batch, trial.trainer.iteration, configs[0].iterations))
