@@ -27,16 +27,22 @@ def classifier_note(metrics) -> str:
 
 
 def batchnorm_note(config: dict) -> str:
-    """Whether D had the paper's batch norm (Appendices C and D), stated from the trial's own config."""
-    if config.get("d_batchnorm", True):
+    """D's batch norm and the networks' initialisation, stated from the trial's own config (fields missing from
+    configs written before they existed take the values of that time)."""
+    init = config.get("weight_init", "pytorch")
+    init_text = ("DCGAN's initialisation (weights N(0, 0.02), biases 0; Radford et al. 2015)" if init == "dcgan"
+                 else "PyTorch's default initialisation")  # fmt: skip
+    if not config.get("d_batchnorm", True):
         return (
-            "Discriminator: batch norm after every layer, as the paper's Appendices C and D describe. Measured "
-            "here (README, 'Batch norm in the discriminator'): at the Stacked MNIST quick length every seed "
-            "without unrolling collapsed to one mode with it, against 57.6 ± 6.3 modes over 5 seeds without "
-            "it (`--set d_batchnorm=false`)."
+            f"Discriminator: **no batch norm** (`d_batchnorm=false`), a deviation from the paper's Appendices C "
+            f"and D; {init_text}."
         )
-    return (
-        "Discriminator: **no batch norm** (`d_batchnorm=false`), a deviation from the paper's Appendices C "
-        "and D. The Stacked and Color MNIST `quick` profiles use it: with batch norm every Stacked MNIST seed "
-        "collapsed to one mode at that length, unrolled or not (README, 'Batch norm in the discriminator')."
-    )
+    if config.get("d_batchnorm_first", True):
+        where = (
+            "after every layer, its input layer included (PacGAN's re-implementation); with PyTorch's default "
+            "initialisation this setting collapsed every Stacked MNIST seed tried here to one mode "
+            "(docs/results.md, 'Batch norm in the discriminator')"
+        )
+    else:
+        where = "after every layer but the input layer, as DCGAN (Radford et al. 2015) prescribes"
+    return f"Discriminator: batch norm (the paper's Appendices C and D) {where}; {init_text}."

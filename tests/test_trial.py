@@ -89,6 +89,7 @@ def test_checkpoint_of_another_config_is_refused():
         ({"unroll_steps": 5, "d_ensemble_size": 4}, "replaces unrolling: use unroll_steps 0"),
         ({"d_ensemble_every": 0}, "d_ensemble_every must be a positive integer"),
         ({"average_over_unroll": True}, "set second_order=false too"),
+        ({"average_over_unroll": True, "second_order": False, "unroll_steps": 0}, "it needs unroll_steps >= 1"),
     ],
 )
 def test_bad_config_values_are_rejected_with_a_clear_message(values, message):
@@ -165,3 +166,15 @@ def test_determinism_switches_are_set_both_ways_on_every_trial():
     assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
     assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
     assert torch.are_deterministic_algorithms_enabled()
+
+
+def test_a_metric_the_experiment_does_not_declare_is_an_error_not_a_dropped_column():
+    import dataclasses
+
+    declared = dict(MOG.metrics)
+    declared.pop("reverse_kl")
+    narrower = dataclasses.replace(MOG, metrics=declared)
+    with pytest.raises(
+        ValueError, match=r"mog reports metrics it does not declare in Experiment.metrics: \['reverse_kl'\]"
+    ):
+        next(Trial(narrower, smoke()).reports())

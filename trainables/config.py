@@ -105,6 +105,10 @@ class GANConfig:
             raise ConfigError("a discriminator ensemble (historical averaging) replaces unrolling: use unroll_steps 0")
         if self.average_over_unroll and self.second_order:
             raise ConfigError("average_over_unroll is a stop-gradient variant: set second_order=false too")
+        if self.average_over_unroll and self.unroll_steps == 0:
+            raise ConfigError(
+                "average_over_unroll averages over the K unrolled discriminators: it needs unroll_steps >= 1"
+            )
         if self.noise_dim < 1 or not (self.g_lr > 0 and self.d_lr > 0 and 0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
             raise ConfigError("noise_dim, g_lr and d_lr must be positive and beta1, beta2 in [0, 1)")
         if self.snapshot_every % self.report_every:

@@ -127,7 +127,7 @@ class GANTrainer:
             g_loss=p.generator_loss,
             second_order=cfg.second_order,
             unroll_batches=fresh_batch if cfg.fresh_unroll_batches else None,
-            average_over_unroll=cfg.average_over_unroll and cfg.unroll_steps > 0,
+            average_over_unroll=cfg.average_over_unroll,
         )
         return self._generator_update(loss)
 

@@ -83,7 +83,10 @@ def make_report(experiment: Experiment, config: GANConfig, run, step: int, last_
         extra_metrics, extra_samples = final(rng)
         metrics.update(extra_metrics)
         samples.update(extra_samples)
-    for name in experiment.metrics:
+    undeclared = sorted(set(metrics) - set(experiment.metrics))
+    if undeclared:  # the Parquet schema has a column per declared metric: anything else would be dropped unseen
+        raise ValueError(f"{experiment.name} reports metrics it does not declare in Experiment.metrics: {undeclared}")
+    for name in experiment.metrics:  # declared, not measured at this step (e.g. a final-only metric)
         metrics.setdefault(name, float("nan"))
     return Report(step, metrics, samples, "finished" if step == config.iterations else "running")
 

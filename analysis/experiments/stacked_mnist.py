@@ -111,8 +111,12 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
             f"Channels labelled by the `{config['classifier']}` MNIST classifier. {classifier_note(metrics)} "
             f"Reasoned defaults, not printed in the paper: iterations ({config['iterations']}; one iteration is one "
             f"discriminator and one generator update, two of the paper's 'steps'), {config['eval_samples']} evaluation "
-            f"samples, the network details (PacGAN's re-implementation), and digits padded from 28x28 to 32x32 with "
-            f"the background value (PacGAN keeps 28x28).",
+            f"samples, the network details (PacGAN's re-implementation), and "
+            + (
+                "digits at MNIST's 28x28, as PacGAN keeps them."
+                if config.get("image_size", 32) == 28
+                else "digits padded from 28x28 to 32x32 with the background value (PacGAN keeps 28x28)."
+            ),
             batchnorm_note(config),
         ]
     )

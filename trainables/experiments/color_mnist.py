@@ -128,7 +128,7 @@ EXPERIMENT = Experiment(
         # Without D's batch norm, as Stacked MNIST's quick profile: a generator that draws one colour
         # shifts every fake image alike, an offset batch norm removes before D can see it.
         "quick": Profile(
-            "this 2-core machine, 40 minutes: X = 1/2 only, 3,000 iterations, no D batch norm",
+            "this 2-core machine: X = 1/2 only, 3,000 iterations, no D batch norm",
             dict(iterations=3_000, report_every=500, snapshot_every=1_000, d_batchnorm=False),
             seeds=(0, 1, 2, 3, 4),
             unroll_steps=(0, 5),

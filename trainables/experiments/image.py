@@ -186,7 +186,7 @@ EXPERIMENT = Experiment(
             unroll_steps=(0, 1),
         ),
         "quick": Profile(
-            "this 2-core machine, under 30 minutes, on MNIST: 2,000 iterations, 128 images inverted",
+            "this 2-core machine, on MNIST: 2,000 iterations, 128 images inverted",
             dict(
                 dataset="mnist",
                 iterations=2_000,

@@ -39,11 +39,9 @@ class MogConfig(GANConfig):
     """[R] D sees x / d_input_scale, about (-1, 1): twice `radius` on every layout, so D sees PacGAN's
     ring (radius 1) exactly as it sees the paper's (radius 2, the same ring halved)."""
     g_lr: float = 1e-4
-    """[R] G's Adam step. The `quick` profiles use 1e-3, as the authors' demo notebook does: with it
-    K = 10 reaches 12.6 +- 2.6 % high quality at 7,000 iterations against 1.9 +- 0.3 % at 1e-4
-    (5 seeds each, p = 0.008; sweeps mog-quick-glr1e-3 and mog-paper-s5, README "The 2-D
-    benchmarks at paper length"), but by 10,000 the difference is no longer significant (25.4 +-
-    8.0 against 10.9 +- 2.0 %, p = 0.42) and one seed of five lagged, so the default stays."""
+    """[R] G's Adam step. The `quick` profiles use 1e-3, as the authors' demo notebook does: it starts faster, but
+    by 10,000 iterations 1e-4 caught up (measured: docs/results.md, "The 2-D benchmarks at paper length"), so
+    the default stays."""
     d_lr: float = 1e-4
     beta1: float = 0.5
     """[R] Adam for both networks."""
@@ -99,9 +97,9 @@ PAPER_RING_PROFILES = {
     ),
     # 5 seeds, so the exact rank test can reach p = 0.008; 7,000 iterations at G's faster learning
     # rate (see `g_lr`) is where K = 10 has all 8 modes and rising quality in every seed while the
-    # grid still fits about 10 minutes on 2 cores.
+    # grid still fits a few minutes on 2 cores (measured: docs/results.md).
     "quick": Profile(
-        "this 2-core machine, about 11 minutes",
+        "this 2-core machine (docs/results.md gives its measured time); 5 seeds x K in {0, 10}, 7,000 iterations",
         dict(iterations=7_000, report_every=500, snapshot_every=1_000, g_lr=1e-3),
         seeds=(0, 1, 2, 3, 4),
         unroll_steps=(0, 10),

@@ -123,7 +123,7 @@ EXPERIMENT = Experiment(
             unroll_steps=(0, 1),
         ),
         "quick": Profile(
-            "this 2-core machine, under 30 minutes",
+            "this 2-core machine",
             dict(iterations=2_000, report_every=500, snapshot_every=500),
             seeds=(0, 1),
             unroll_steps=(0, 10),
