@@ -1,30 +1,13 @@
 """The Tune trainable: the only module under trainables/ that imports Ray.
 
-``trainable(experiment, profile)`` is the one entry point, for the orchestrator's sweeps and for
-your own Tune scripts alike::
+``trainable(experiment, profile)`` is the one entry point, for the orchestrator's sweeps and for your own
+Tune scripts alike (the README's "From your own Tune script" shows one). Every key of a trial's config is
+an experiment config field; ``seeds`` (a list) in place of ``seed`` packs those seeds into one trial.
+Results land in the Tune experiment's folder in the sweep layout (``trainables.layout``), so
+``python -m analysis report <storage>/<name>`` reads them like a CLI sweep's.
 
-    from ray import tune
-    from trainables.ray_adapter import trainable
-
-    tuner = tune.Tuner(
-        trainable("mog", "quick"),
-        param_space={"seed": tune.grid_search([0, 1]), "unroll_steps": tune.choice([0, 5, 10]),
-                     "g_lr": tune.loguniform(1e-4, 1e-3)},
-        tune_config=tune.TuneConfig(scheduler=ASHAScheduler(metric="modes", mode="max"), num_samples=4),
-        run_config=tune.RunConfig(storage_path="./results", name="my-search"),
-    )
-
-Every key of a trial's config is an experiment config field (``python -m orchestrator list``
-names them); ``seed`` and ``unroll_steps`` are fields too. ``seeds`` (a list) instead of ``seed``
-trains those seeds packed into one model (``trainables.packed``, experiments with
-``Experiment.packable``), each seed with its own rows, trial id, state and divergence status.
-Results land in the Tune experiment's folder, in the sweep layout (``parquet/``, ``trial_state/``),
-so ``python -m analysis report <storage>/<name>`` reads them like a CLI sweep's.
-
-What a trial does is ``trainables.protocol.run_trial`` (rows, then state, then the report; a finished
-trial returns at once); this module is the Tune glue around it. Tune's own checkpoints are not used:
-why is in ``trainables.trial_state.TrialStateFile``. A trial a Tune scheduler stops early has its last
-row marked ``stopped`` (``protocol.StopMarker``).
+What a trial does is ``trainables.protocol.run_trial``; this module is the Tune glue around it. Tune's
+own checkpoints are not used: why is in ``trainables.trial_state.TrialStateFile``.
 """
 
 from __future__ import annotations
@@ -117,12 +100,10 @@ def _uri(filesystem, path: str) -> str:
 
 
 class _WorkerState:
-    """What one Tune worker keeps for the trial it runs: its StopMarker (new per trial), and the sweep's decoded
-    artifacts (kept while a reused worker runs trials of the same sweep)."""
+    """A Tune worker's: its trial's StopMarker (new per trial) and the sweep's decoded artifacts (kept on reuse)."""
 
     def __init__(self):
-        self.marker = StopMarker()
-        self._assets: Assets | None = None
+        self.marker, self._assets = StopMarker(), None
 
     def assets(self, manifest: dict[str, Any]) -> Assets:
         if self._assets is None or self._assets.manifest != manifest:
