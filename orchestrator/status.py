@@ -18,7 +18,8 @@ from trainables.layout import SweepLayout
 from trainables.storage import filesystem_and_path, read_file
 
 from .lock import LEASE_S
-from .spec import SweepError, storage_uri
+from .places import storage_uri
+from .spec import SweepError
 
 
 @dataclass

@@ -30,8 +30,9 @@ from trainables.storage import filesystem_and_path, read_file, write_atomically
 from trainables.trial_state import TrialStateFile
 
 from .lock import SweepLock
+from .places import check_address_reachable, check_storage_writable, storage_uri
 from .progress import SweepProgress
-from .spec import SweepError, SweepSpec, check_address_reachable, check_storage_writable, storage_uri
+from .spec import SweepError, SweepSpec
 
 # Environment for every trial process: the trial's working directory stays where it was
 # started (relative paths keep working), and Tune's experiment-sync warning stays quiet

@@ -141,7 +141,8 @@ def test_a_sweep_name_cannot_leave_its_storage(name, storage, capsys, existing_r
 
 
 def test_storage_uris_are_normalised_and_cannot_climb():
-    from orchestrator.spec import SweepError, storage_uri
+    from orchestrator.places import storage_uri
+    from orchestrator.spec import SweepError
 
     assert storage_uri("s3://bucket//team/./sweeps/") == "s3://bucket/team/sweeps"
     for bad in ("s3://bucket/../other", "s3://", "s3://bucket/a/../../b"):
