@@ -1,0 +1,104 @@
+"""The trial protocol without Ray (trainables.protocol): rows, then state, then the report; resume, stop
+marking and divergence, each as the Tune adapter relies on it."""
+
+import math
+
+import pytest
+
+from analysis.results import load_metrics
+from trainables.layout import SweepLayout
+from trainables.protocol import StopMarker, TrialRequest, point_trial_id, run_trial
+from trainables.trial_state import TrialStateFile
+
+POINT = {"seed": 0, "unroll_steps": 2}  # mog smoke: reports at steps 0, 20 and 40
+
+
+def request(tmp_path, point=POINT, **overrides):
+    return TrialRequest("mog", "smoke", "s", SweepLayout(str(tmp_path / "s")), dict(point), overrides)
+
+
+def rows(tmp_path):
+    metrics = load_metrics(str(tmp_path / "s"))
+    return [(r.trial_id, r.step, r.status, r.modes, r.g_loss) for r in metrics.itertuples()]
+
+
+def same(a, b):
+    return len(a) == len(b) and all(
+        x[:3] == y[:3] and all(u == v or (math.isnan(u) and math.isnan(v)) for u, v in zip(x[3:], y[3:]))
+        for x, y in zip(a, b)
+    )
+
+
+def test_every_report_is_rows_then_state_then_the_report(tmp_path):
+    seen = []
+    req = request(tmp_path)
+
+    def report(summary):
+        # By the time the scheduler hears of a step, its rows and the state that lets a retry skip it exist.
+        state = TrialStateFile(req.layout, point_trial_id(POINT)).load()
+        steps = [r[1] for r in rows(tmp_path)]
+        seen.append((summary["step"], summary["status"], state["trainer"]["iteration"], steps[-1]))
+
+    run_trial(req, "cpu", report)
+    assert seen == [(0, "running", 0, 0), (20, "running", 20, 20), (40, "finished", 40, 40)]
+    calls = []
+    run_trial(req, "cpu", calls.append)  # finished: returns at once, writes nothing
+    assert calls == []
+
+
+def test_a_trial_that_crashed_resumes_from_its_state_into_the_uninterrupted_rows(tmp_path):
+    straight = tmp_path / "straight"
+    run_trial(request(straight), "cpu", lambda summary: None)
+
+    def crash_after_the_second_report(summary):
+        if summary["step"] == 20:
+            raise RuntimeError("worker lost")
+
+    with pytest.raises(RuntimeError, match="worker lost"):
+        run_trial(request(tmp_path), "cpu", crash_after_the_second_report)
+    assert [r[1:3] for r in rows(tmp_path)] == [(0, "running"), (20, "running")]  # a crash is not a stop
+    run_trial(request(tmp_path), "cpu", lambda summary: None)
+    assert same(rows(tmp_path), rows(straight))  # each (trial, step) once, the numbers of a run straight through
+
+
+def test_a_stop_raised_in_the_report_marks_the_last_rows_stopped(tmp_path):
+    def tune_stops_it(summary):
+        if summary["step"] == 20:
+            raise SystemExit  # what tune.report raises in a trial a scheduler stops
+
+    with pytest.raises(SystemExit):
+        run_trial(request(tmp_path), "cpu", tune_stops_it)
+    assert [r[1:3] for r in rows(tmp_path)] == [(0, "running"), (20, "stopped")]
+
+
+def test_a_stop_from_the_cleanup_thread_ends_the_trial_at_its_next_write(tmp_path):
+    marker = StopMarker()
+
+    def cleanup_runs_meanwhile(summary):
+        marker.mark_stopped()  # the worker's cleanup, while the training thread goes on
+
+    run_trial(request(tmp_path), "cpu", cleanup_runs_meanwhile, marker)
+    assert [r[1:3] for r in rows(tmp_path)] == [(0, "stopped")]  # nothing written after the stop
+
+
+def test_a_diverged_trial_ends_with_a_diverged_row_and_is_not_run_again(tmp_path):
+    summaries = []
+    req = request(tmp_path, {**POINT, "d_lr": 1e30})  # D's first step leaves float32's range
+    run_trial(req, "cpu", summaries.append)
+    assert [r[1:3] for r in rows(tmp_path)] == [(0, "running"), (1, "diverged")]
+    assert summaries[-1]["status"] == "diverged" and math.isnan(summaries[-1]["modes"])
+    again = []
+    run_trial(req, "cpu", again.append)
+    assert again == []
+
+
+def test_packed_seeds_write_each_seeds_own_rows_and_report_their_mean(tmp_path):
+    summaries = []
+    run_trial(request(tmp_path, {"seeds": [0, 1], "unroll_steps": 2}), "cpu", summaries.append)
+    metrics = load_metrics(str(tmp_path / "s"))
+    assert sorted(metrics["trial_id"].unique()) == ["seed=0,unroll_steps=2", "seed=1,unroll_steps=2"]
+    last = metrics[metrics["step"] == 40]
+    assert summaries[-1]["status"] == "finished" and summaries[-1]["g_loss"] == pytest.approx(last["g_loss"].mean())
+    with pytest.raises(ValueError, match="stacked_mnist's models cannot be packed"):
+        run_trial(TrialRequest("stacked_mnist", "smoke", "s", SweepLayout(str(tmp_path / "p")),
+                               {"seeds": [0, 1], "unroll_steps": 0}), "cpu", summaries.append)  # fmt: skip
