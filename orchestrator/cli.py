@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 from analysis.report import build_report
-from analysis.results import ResultsError
 from trainables import experiments
 from trainables.config import MAX_UNROLL_STEPS, parse_value
 from trainables.errors import ConfigError, OneLineParser
+from trainables.results import ResultsError
 
 from .spec import SweepError, SweepSpec
 from .status import run_status

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 
 import pyarrow.fs as pafs
 
-from analysis.results import ResultsError, final_rows, load_metrics
 from trainables.layout import SweepLayout
+from trainables.results import ResultsError, final_rows, load_metrics
 from trainables.storage import filesystem_and_path, read_file
 
 from .lock import LEASE_S

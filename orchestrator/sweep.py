@@ -21,11 +21,11 @@ import ray
 from ray import tune
 from ray.exceptions import AuthenticationError
 
-from analysis.results import ResultsError, ended_early, load_metrics
 from trainables import artifacts, experiments, ray_adapter
 from trainables.errors import DatasetError, TrialStateError
 from trainables.layout import SweepLayout
 from trainables.ray_adapter import point_of, trial_id_of
+from trainables.results import ResultsError, ended_early, load_metrics
 from trainables.storage import filesystem_and_path, read_file, write_atomically
 from trainables.trial_state import TrialStateFile
 
