@@ -145,7 +145,7 @@ class SweepLock:
 
     def __init__(self, path: str, name: str, lease_s: float = LEASE_S):
         self.name, self.lease_s = name, lease_s
-        self.store = _S3Store(path) if path.startswith("s3://") else _LocalStore(path)
+        self.store = _store(path)
         self.where = SweepLayout(path).lock_file
         self.held: _Held | None = None
         self._stop = threading.Event()
@@ -168,7 +168,7 @@ class SweepLock:
             else:
                 existing = _parse(found[0])
                 age = time.time() - existing.get("heartbeat_at", 0)
-                if age <= self.lease_s and not _dead_here(existing):
+                if not is_stale(existing, self.lease_s):
                     started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(existing.get("started_at", 0)))
                     raise SweepError(
                         f"sweep {self.name} is already running, started at {started} on host "
@@ -208,6 +208,21 @@ class SweepLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def _store(path: str) -> _LocalStore | _S3Store:
+    return _S3Store(path) if path.startswith("s3://") else _LocalStore(path)
+
+
+def holder(path: str) -> dict | None:
+    """The lock record of the driver holding the sweep at `path` (host, pid, started_at, heartbeat_at), or None."""
+    found = _store(path).read()
+    return None if found is None else _parse(found[0])
+
+
+def is_stale(record: dict, lease_s: float = LEASE_S) -> bool:
+    """Whether a lock record belongs to a driver that is gone: not renewed within its lease, or a dead local pid."""
+    return time.time() - record.get("heartbeat_at", 0) > lease_s or _dead_here(record)
 
 
 def _dead_here(record: dict) -> bool:

@@ -7,7 +7,6 @@ storage folder, whose sweeps are then listed one line each.
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -17,9 +16,9 @@ from trainables.layout import SweepLayout
 from trainables.results import ResultsError, final_rows, load_metrics
 from trainables.storage import filesystem_and_path, read_file
 
-from .lock import LEASE_S
+from .lock import holder, is_stale
 from .places import storage_uri
-from .spec import SweepError
+from .spec import SweepError, SweepSpec
 
 
 @dataclass
@@ -39,22 +38,22 @@ class SweepStatus:
 
 
 def _grid_size(grid: dict) -> int:
-    axes = math.prod(len(v) for v in grid.get("axes", {}).values())
-    return len(grid["seeds"]) * len(grid["unroll_steps"]) * axes * max(1, len(grid.get("variants", [])))
+    spec = SweepSpec(
+        grid["experiment"], grid["profile"], seeds=tuple(grid["seeds"]), unroll_steps=tuple(grid["unroll_steps"]),
+        axes={k: tuple(v) for k, v in grid.get("axes", {}).items()}, variants=tuple(grid.get("variants", ())),
+    )  # fmt: skip
+    return spec.num_trials
 
 
 def _driver(path: str) -> str:
-    data = read_file(*filesystem_and_path(SweepLayout(path).lock_file))
-    if data is None:
+    record = holder(path)
+    if record is None:
         return "none"
-    try:
-        record = json.loads(data)
-        beat, started = float(record["heartbeat_at"]), float(record["started_at"])
-    except (ValueError, KeyError, TypeError):
+    if not record:
         return "unreadable lock"
-    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))
-    if time.time() - beat > LEASE_S:
-        return f"stale lock: a driver on {record.get('host')} (pid {record.get('pid')}) stopped renewing it"
+    if is_stale(record):
+        return f"stale lock: a driver on {record.get('host')} (pid {record.get('pid')}) is gone"
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.get("started_at", 0)))
     return f"running on {record.get('host')} (pid {record.get('pid')}) since {since}"
 
 

@@ -390,3 +390,20 @@ def test_status_counts_trials_from_the_rows_and_lists_sweeps_in_storage(sweep, c
     assert status["driver"] == "none" and {t["step"] for t in status["trials"]} == {40}
     assert main(["status", str(storage)]) == 0
     assert capsys.readouterr().out.startswith("mog-smoke: mog/smoke, 4 trials: 4 finished; driver none")
+
+
+def test_status_names_a_live_driver_and_a_dead_ones_lock_as_stale(sweep, tmp_path, capsys):
+    import os
+    import socket
+    import time
+
+    from orchestrator.cli import main
+
+    storage, _ = sweep
+    shutil.copytree(storage / "mog-smoke", tmp_path / "mog-smoke")
+    lock = tmp_path / "mog-smoke" / "driver.lock"
+    now = time.time()
+    for pid, beat, expected in [(os.getpid(), now, "driver running on"), (os.getpid(), 0, "driver stale lock")]:
+        lock.write_text(json.dumps({"host": socket.gethostname(), "pid": pid, "started_at": now, "heartbeat_at": beat}))
+        assert main(["status", str(tmp_path / "mog-smoke")]) == 0
+        assert expected in capsys.readouterr().out.splitlines()[0]

@@ -53,6 +53,13 @@ def set_determinism(deterministic: bool) -> None:
     torch.backends.cuda.matmul.allow_tf32 = not deterministic
 
 
+def pin_process(config: GANConfig) -> None:
+    """The process-wide settings a trial's numbers depend on, set on every trial: threads change float32
+    results, and a process Ray reuses for the next trial keeps the previous one's."""
+    torch.set_num_threads(config.torch_threads)
+    set_determinism(config.deterministic)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -105,10 +112,7 @@ class Trial:
     def __init__(
         self, experiment: Experiment, config: GANConfig, device: torch.device | str = "cpu", assets: Assets = LOCAL
     ):
-        # Pinned on every trial, also under Ray with reused actors: threads change float32
-        # results, and a reused process keeps the previous trial's global state.
-        torch.set_num_threads(config.torch_threads)
-        set_determinism(config.deterministic)
+        pin_process(config)
         seed_everything(config.seed)
         self.experiment, self.config = experiment, config
         self.run = experiment.build(config, torch.device(device), assets)
@@ -198,8 +202,7 @@ class PackedTrial:
         base = configs[0]
         if any(c.to_dict() | {"seed": 0} != base.to_dict() | {"seed": 0} for c in configs):
             raise ValueError("packed seeds must share every config field but the seed")
-        torch.set_num_threads(base.torch_threads)
-        set_determinism(base.deterministic)
+        pin_process(base)
         self.experiment, self.configs, self.device = experiment, configs, torch.device(device)
         self.runs = []
         for config in configs:
