@@ -10,7 +10,8 @@ Prints one table and writes the same rows as JSON to `--out`. Rows:
 * float64 agreement: one unrolled K = 5 generator gradient of the MoG paper model, on the CPU and on the device;
 * ms per MoG iteration (paper model) at each of the paper profile's unroll steps, eager; CUDA graphs are not
   built yet, and the row says so;
-* seed-iterations per second with S seeds packed into one model (``trainables.packed``, MoG only);
+* seed-iterations per second with S seeds packed into one model (``trainables.packed``): the MoG paper model
+  at K = 10, and the Stacked MNIST paper models at D = 1/4 G, K = 5 (random digits, as below);
 * ms per Stacked MNIST iteration at each point of its paper grid (D = 1/4 and 1/2 G), on random digits of
   MNIST's shape: the cost of an iteration does not depend on the pixels, so no data set is needed;
 * the projected training time of the MoG and Stacked MNIST ``paper`` grids on one such device: one trial at a
@@ -42,6 +43,7 @@ from trainables.data.stacked_mnist import StackedMnist
 from trainables.experiments.stacked_mnist import stacked_parts
 from trainables.layout import SweepLayout
 from trainables.losses import discriminator_loss
+from trainables.packed import PackedTrainer, pack_parts
 from trainables.trainer import GANTrainer
 from trainables.trial import Trial, seed_everything
 from trainables.trial_state import TrialStateFile
@@ -122,12 +124,34 @@ def mog_iteration_ms(device: torch.device, repeats: int, iterations: int) -> lis
     return rows
 
 
-def stacked_trainer(config, device: torch.device) -> GANTrainer:
-    """The Stacked MNIST paper models on random uint8 digits of MNIST's shape (timing only, no data set)."""
-    seed_everything(config.seed)
+def random_digits(config, device: torch.device) -> StackedMnist:
+    """Random uint8 digits of MNIST's shape: an iteration's cost does not depend on the pixels (timing only)."""
     digits = np.random.default_rng(0).integers(0, 256, size=(1024, 28, 28), dtype=np.uint8)
-    data = StackedMnist(digits, np.zeros(1024, dtype=np.int64), device, config.image_size)
-    return GANTrainer(stacked_parts(config, data, device), config)
+    return StackedMnist(digits, np.zeros(1024, dtype=np.int64), device, config.image_size)
+
+
+def stacked_trainer(config, device: torch.device) -> GANTrainer:
+    """The Stacked MNIST paper models on random digits."""
+    seed_everything(config.seed)
+    return GANTrainer(stacked_parts(config, random_digits(config, device), device), config)
+
+
+def stacked_packing(device: torch.device, seeds_per_trial: list[int], repeats: int, iterations: int) -> list[dict]:
+    """Seed-iterations per second of S packed Stacked MNIST seeds (D = 1/4 G, K = 5) against one lone seed."""
+    config = STACKED.config("paper", {"unroll_steps": 5, "d_size": 0.25})
+    data = random_digits(config, device)
+    lone_ms = time_trainer(stacked_trainer(config, device), device, repeats, iterations)
+    rows = []
+    for s in seeds_per_trial:
+        parts = []
+        for seed in range(s):
+            seed_everything(seed)
+            parts.append(stacked_parts(config, data, device))
+        packed, losses = pack_parts(parts, config, device)
+        ms = time_trainer(PackedTrainer(packed, losses, config, list(range(s))), device, repeats, iterations) / s
+        rate = {"seed_iterations_per_s": 1000 / ms, "times_one_seed": lone_ms / ms}
+        rows.append({"unroll_steps": 5, "seeds_per_trial": s, **rate})
+    return rows
 
 
 def stacked_iteration_ms(device: torch.device, repeats: int, iterations: int, quick: bool) -> list[dict]:
@@ -193,6 +217,7 @@ def run_check(device: torch.device, repeats: int, iterations: int, quick: bool) 
         "mog_iteration": mog,
         "cuda_graphs": {"built": False, "note": "not built yet: the eager path only"},
         "packed_seeds": packing(device, seeds, repeats, iterations),
+        "stacked_packed_seeds": stacked_packing(device, [1, 2] if quick else [1, 4, 8], repeats, iterations),
         "stacked_mnist_iteration": stacked,
         "projections": [projection(MOG, mog), projection(STACKED, stacked)],
         "settings": {"repeats": repeats, "iterations": iterations, "quick": quick, "torch_threads": 1},
@@ -226,6 +251,13 @@ def table(result: dict) -> str:
             _row(
                 f"MoG K={r['unroll_steps']}, {r['seeds_per_trial']} seeds packed",
                 f"{r['seed_iterations_per_s']:.0f} seed-iterations/s ({r['times_one_seed']:.2f} x one seed)",
+            )
+        )
+    for r in result["stacked_packed_seeds"]:
+        lines.append(
+            _row(
+                f"Stacked D=1/4 K={r['unroll_steps']}, {r['seeds_per_trial']} seeds packed",
+                f"{r['seed_iterations_per_s']:.1f} seed-iterations/s ({r['times_one_seed']:.2f} x one seed)",
             )
         )
     for r in result["stacked_mnist_iteration"]:

@@ -288,8 +288,6 @@ def cmd_list() -> int:
             )
             if profile.values:  # e.g. the image experiment's smoke profile trains on MNIST, not the default CIFAR-10
                 print(f"    sets {', '.join(f'{k}={v}' for k, v in profile.values.items())}")
-        if experiment.packable:
-            print("  --seeds-per-trial S packs S seeds into one model per trial")
         defaults = experiment.config_type()
         print(
             "  config fields and their defaults (--set NAME=VALUE; a profile's own values above): "

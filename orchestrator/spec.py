@@ -91,11 +91,6 @@ class SweepSpec:
             raise SweepError(f"cpus per trial must be at least 1, got {self.cpus_per_trial}")
         if not _is_int(self.seeds_per_trial) or self.seeds_per_trial < 1:
             raise SweepError(f"seeds per trial must be a positive integer, got {self.seeds_per_trial!r}")
-        if self.seeds_per_trial > 1 and not experiment.packable:
-            packable = ", ".join(n for n in experiments.names() if experiments.get(n).packable)
-            raise SweepError(
-                f"--seeds-per-trial: {self.experiment}'s models cannot be packed yet (MLP models only: {packable})"
-            )
         gpus = self.gpus_per_trial
         if gpus is not None and not (math.isfinite(gpus) and gpus >= 0):
             raise SweepError(f"gpus per trial must be a finite number >= 0 (0 = CPU only), got {gpus}")

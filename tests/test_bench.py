@@ -69,6 +69,8 @@ def test_gpu_check_runs_on_the_cpu_and_its_json_adds_up(tmp_path):
     assert result["float64_agreement"]["max_relative_diff"] == 0.0  # the CPU against itself
     assert [r["unroll_steps"] for r in result["mog_iteration"]] == [0, 1, 5, 10]
     assert [r["seeds_per_trial"] for r in result["packed_seeds"]] == [1, 2]
+    assert [r["seeds_per_trial"] for r in result["stacked_packed_seeds"]] == [1, 2]
+    assert all(r["seed_iterations_per_s"] > 0 for r in result["stacked_packed_seeds"])
     mog = result["projections"][0]
     hours = 5 * sum(r["eager_ms"] for r in result["mog_iteration"]) * 25_000 / 3.6e6
     assert mog["complete"] and mog["trials"] == 20 and mog["one_at_a_time_h"] == pytest.approx(hours)

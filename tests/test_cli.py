@@ -57,7 +57,6 @@ def run(argv, capsys):
         (["sweep", "mog", "--variant", "second_order=true,average_over_unroll=true"], "set second_order=false"),
         (["sweep", "mog", "--unroll-steps", "5", "--variant", "d_ensemble_size=3"], "use unroll_steps 0"),
         (["sweep", "mog", "--seeds-per-trial", "0"], "seeds per trial must be a positive integer, got 0"),
-        (["sweep", "stacked_mnist", "--seeds-per-trial", "2"], "stacked_mnist's models cannot be packed yet"),
     ],
 )
 def test_bad_sweep_arguments(argv, expected, capsys, existing_results, monkeypatch):

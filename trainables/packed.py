@@ -4,17 +4,16 @@ Small models leave the hardware idle: a 2->128->1 discriminator on a batch of 51
 per-operation overhead than in arithmetic, on a CPU and far more on a GPU. Packing S seeds makes
 every operation S times larger and the count of operations the same.
 
-How it stays exact (up to float rounding): every parameter gets a leading seed dimension and
-slice s *is* seed s's parameter (a Linear's weight stays [out, in] per seed). Each layer acts on
-its own seed's slice only (batched matmul), and the loss is the *sum over seeds* of each seed's
-own mean loss, so the gradient on slice s is seed s's own gradient. Adam, the inner unrolled
-Adam included, is elementwise, so it then takes each seed's own step. Each seed draws its
-minibatches and noise from its own generator, in the order a lone run would. Plain
-``torch.autograd`` throughout, so the unrolled surrogate (``unrolled``) runs unchanged on packed
-modules; ``torch.func.vmap`` would need the whole unroll rewritten in ``torch.func`` transforms.
-
-Supported layers: ``nn.Linear``, stateless activations, and ``ScaledInput``, i.e. the 2-D
-experiment's models. Convolutions and batch norm are not packed yet.
+How it stays exact (up to float rounding): every parameter and buffer gets a leading seed dimension
+and slice s *is* seed s's tensor (``torch.func.stack_module_state``). The forward pass is the lone
+model's own forward, mapped over that dimension with ``torch.func.vmap``, so any architecture packs
+(convolutions, batch norm with per-seed statistics and running buffers, LSTM cells) and each seed
+sees only its own slice. The loss is the *sum over seeds* of each seed's own mean loss, so the
+gradient on slice s is seed s's own gradient; Adam, the inner unrolled Adam included, is
+elementwise, so it then takes each seed's own step. Each seed draws its minibatches and noise from
+its own generator, in the order a lone run would. Gradients are plain ``torch.autograd`` through
+the mapped forward, so the unrolled surrogate (``unrolled``) runs unchanged on packed modules,
+double backward included.
 """
 
 from __future__ import annotations
@@ -25,67 +24,68 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.func import functional_call, stack_module_state, vmap
 
 from .losses import GENERATOR_LOSSES, discriminator_loss
-from .models.mlp import ScaledInput
 from .trainer import GANParts, GANTrainer
 
-STATELESS = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Identity)
 
-
-# How a packed parameter holds each seed's own ``nn.Linear`` parameter, by parameter name. Weights
-# are stored [S, in, out], i.e. each seed's weight transposed: with [S, out, in] the forward
-# multiplies by a transposed view, and the double backward of the unroll then runs its elementwise
-# ops (ReLU's backward, adds) on transposed layouts, 10x slower on a CPU. Biases are [S, 1, out].
-SEED_SLICE = {"weight": lambda packed, i: packed[i].t(), "bias": lambda packed, i: packed[i, 0]}
-STACK = {
-    "weight": lambda tensors: torch.stack([t.t() for t in tensors]).contiguous(),
-    "bias": lambda tensors: torch.stack(list(tensors)).unsqueeze(1),
-}
-
-
-class PackedLinear(nn.Module):
-    """S linear layers at once: x [S, batch, in] -> [S, batch, out], seed s with its own weight and bias."""
-
-    def __init__(self, layers: list[nn.Linear]):
-        super().__init__()
-        self.weight = nn.Parameter(STACK["weight"]([layer.weight.detach() for layer in layers]))
-        self.bias = nn.Parameter(STACK["bias"]([layer.bias.detach() for layer in layers]))
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.weight.shape[2] == 1:
-            # A logit layer: batched matrix-vector products and their double backward ran 1.4x
-            # slower on this CPU (K = 10, S = 8) than the same dot products done elementwise.
-            return (x * self.weight.transpose(1, 2)).sum(-1, keepdim=True) + self.bias
-        return torch.baddbmm(self.bias, x, self.weight)
+def _attribute(name: str) -> str:
+    # A module attribute cannot contain '.', and every lone tensor becomes one attribute of the packed module.
+    return name.replace(".", "__")
 
 
 class Packed(nn.Module):
-    """S copies of one architecture; inputs and outputs carry the seed dimension first."""
+    """S copies of one architecture; inputs and outputs carry the seed dimension first.
+
+    Parameter (or buffer) ``name`` of seed s's own network is ``getattr(packed, _attribute(name))[s]``.
+    """
 
     batch_dim = 1  # read by the unrolled surrogate, which joins real and fake batches along it
 
     def __init__(self, models: list[nn.Module]):
         super().__init__()
-        self.net = _pack(models)
+        first = models[0]
+        shapes = {k: v.shape for k, v in first.state_dict().items()}
+        if any(type(m) is not type(first) or {k: v.shape for k, v in m.state_dict().items()} != shapes for m in models):
+            raise TypeError("packed models must share one architecture")
+        params, buffers = stack_module_state(models)
+        # The architecture only: its tensors on the meta device, outside this module's parameters and
+        # state (a list hides it from nn.Module), called with each seed's slices by `forward`.
+        self._structure = [copy.deepcopy(first).to("meta")]
+        self.parameter_names = tuple(params)
+        self.buffer_names = tuple(buffers)
+        for name, value in params.items():
+            self.register_parameter(_attribute(name), nn.Parameter(value.detach().clone()))
+        for name, value in buffers.items():
+            self.register_buffer(_attribute(name), value.detach().clone())
+
+    @property
+    def structure(self) -> nn.Module:
+        """The lone architecture (tensors on the meta device): what layers each seed's network has."""
+        return self._structure[0]
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+        structure = self.structure
+        structure.train(self.training)
 
+        def one_seed(params, buffers, x_seed):
+            return functional_call(structure, (params, buffers), (x_seed,))
 
-def _pack(models: list[nn.Module]) -> nn.Module:
-    first = models[0]
-    if any(type(m) is not type(first) for m in models):
-        raise TypeError("packed models must share one architecture")
-    if isinstance(first, nn.Linear):
-        return PackedLinear(models)
-    if isinstance(first, STATELESS):
-        return copy.deepcopy(first)
-    if isinstance(first, nn.Sequential):
-        return nn.Sequential(*[_pack([m[i] for m in models]) for i in range(len(first))])
-    if isinstance(first, ScaledInput):
-        return ScaledInput(_pack([m.net for m in models]), first.scale)
-    raise TypeError(f"seed packing does not support {type(first).__name__} layers yet (MLP models only)")
+        params = {name: getattr(self, _attribute(name)) for name in self.parameter_names}
+        buffers = {name: getattr(self, _attribute(name)) for name in self.buffer_names}
+        return vmap(one_seed, randomness="error")(params, buffers, x)
+
+    def seed_state(self, index: int) -> dict[str, Tensor]:
+        """Seed `index`'s ``state_dict()``, parameters and buffers, under its own network's names (a copy)."""
+        names = (*self.parameter_names, *self.buffer_names)
+        return {name: getattr(self, _attribute(name)).detach()[index].clone() for name in names}
+
+    def load_seed_states(self, states: list[dict[str, Tensor]]) -> None:
+        """The inverse of ``seed_state``: every seed's ``state_dict()`` into the packed tensors."""
+        with torch.no_grad():
+            for name in (*self.parameter_names, *self.buffer_names):
+                getattr(self, _attribute(name)).copy_(torch.stack([state[name] for state in states]))
 
 
 def per_seed_mean(values: Tensor) -> Tensor:
@@ -190,66 +190,51 @@ class PackedTrainer(GANTrainer):
         return [bool(ok) and losses_ok for ok, losses_ok in zip(finite, self.losses_finite_per_seed())]
 
 
-def _lone_parameters(module: Packed) -> list[tuple[str, Any, Any]]:
-    """Per parameter, in ``parameters()`` order: its name in a seed's own network, and how to take
-    that seed's tensor out of the packed one and put the seeds' tensors back (``SEED_SLICE``, ``STACK``)."""
-    out = []
-    for name, _ in module.named_parameters():
-        kind = name.rsplit(".", 1)[-1]
-        out.append((name.removeprefix("net."), SEED_SLICE[kind], STACK[kind]))
-    return out
-
-
-def seed_module_state(module: Packed, index: int) -> dict[str, Tensor]:
-    """Seed `index`'s parameters under its own network's names and shapes (a copy)."""
-    return {
-        name: take(p.detach(), index).clone()
-        for (name, take, _), p in zip(_lone_parameters(module), module.parameters())
-    }
-
-
-def _seed_optimizer_state(optimizer: torch.optim.Optimizer, module: Packed, index: int) -> dict:
+def _seed_optimizer_state(optimizer: torch.optim.Optimizer, index: int) -> dict:
     state = optimizer.state_dict()
-    takes = [take for _, take, _ in _lone_parameters(module)]
     per_param = {
         # Adam's step counter too is a tensor it increments in place: a copy, never the live one.
-        i: {k: (takes[i](v, index) if v.dim() > 0 else v).clone() if torch.is_tensor(v) else v for k, v in s.items()}
+        i: {k: (v[index] if v.dim() > 0 else v).clone() if torch.is_tensor(v) else v for k, v in s.items()}
         for i, s in state["state"].items()
     }
     return {"state": per_param, "param_groups": state["param_groups"]}
+
+
+def _load_seed_optimizer_states(optimizer: torch.optim.Optimizer, states: list[dict]) -> None:
+    merged = {
+        i: {
+            k: torch.stack([s["state"][i][k] for s in states])
+            if torch.is_tensor(v) and v.dim() > 0
+            else (v.clone() if torch.is_tensor(v) else v)
+            for k, v in first.items()
+        }
+        for i, first in states[0]["state"].items()
+    }
+    optimizer.load_state_dict({"state": merged, "param_groups": states[0]["param_groups"]})
 
 
 def _seed_flat(flat: Tensor, module: Packed, index: int) -> Tensor:
     """A flat packed parameter vector (a historical-averaging snapshot) -> that seed's flat vector."""
     params = list(module.parameters())
     pieces = torch.split(flat, [p.numel() for p in params])
-    return torch.cat(
-        [
-            take(piece.view(p.shape), index).reshape(-1)
-            for (_, take, _), piece, p in zip(_lone_parameters(module), pieces, params)
-        ]
-    )
+    return torch.cat([piece.view(p.shape)[index].reshape(-1) for piece, p in zip(pieces, params)])
 
 
 def _packed_flat(flats: list[Tensor], module: Packed) -> Tensor:
     """The inverse of ``_seed_flat``: every seed's flat vector -> the packed one."""
     params = list(module.parameters())
     per_seed = [torch.split(f, [p.numel() // len(flats) for p in params]) for f in flats]
-    pieces = []
-    for j, ((_, take, stack), p) in enumerate(zip(_lone_parameters(module), params)):
-        lone_shape = take(p.detach(), 0).shape
-        pieces.append(stack([seed[j].view(lone_shape) for seed in per_seed]).reshape(-1))
-    return torch.cat(pieces)
+    return torch.cat([torch.stack([seed[j] for seed in per_seed]).reshape(-1) for j in range(len(params))])
 
 
 def seed_trainer_state(trainer: PackedTrainer, index: int) -> dict[str, Any]:
     """Seed `index`'s ``GANTrainer.state_dict()``, as a run of that seed alone would save it."""
     p = trainer.parts
     return {
-        "generator": seed_module_state(p.generator, index),
-        "discriminator": seed_module_state(p.discriminator, index),
-        "g_optimizer": _seed_optimizer_state(p.g_optimizer, p.generator, index),
-        "d_optimizer": _seed_optimizer_state(p.d_optimizer, p.discriminator, index),
+        "generator": p.generator.seed_state(index),
+        "discriminator": p.discriminator.seed_state(index),
+        "g_optimizer": _seed_optimizer_state(p.g_optimizer, index),
+        "d_optimizer": _seed_optimizer_state(p.d_optimizer, index),
         "iteration": trainer.iteration,
         "d_ensemble": [_seed_flat(t, p.discriminator, index) for t in trainer.ensemble],
         "rng": trainer.rng.generators[index].get_state(),
@@ -262,25 +247,10 @@ def load_seed_trainer_states(trainer: PackedTrainer, states: list[dict[str, Any]
     if len({s["iteration"] for s in states}) != 1:
         raise ValueError("packed seeds must resume from one iteration")
     p = trainer.parts
-    with torch.no_grad():
-        for network in ("generator", "discriminator"):
-            module = getattr(p, network)
-            for param, (name, _, stack) in zip(module.parameters(), _lone_parameters(module)):
-                param.copy_(stack([s[network][name] for s in states]))
-    for optimizer, module, key in (
-        (p.g_optimizer, p.generator, "g_optimizer"),
-        (p.d_optimizer, p.discriminator, "d_optimizer"),
-    ):
-        stackers = [stack for _, _, stack in _lone_parameters(module)]
-        merged = {}
-        for i in states[0][key]["state"]:
-            merged[i] = {
-                k: stackers[i]([s[key]["state"][i][k] for s in states])
-                if torch.is_tensor(v) and v.dim() > 0
-                else (v.clone() if torch.is_tensor(v) else v)
-                for k, v in states[0][key]["state"][i].items()
-            }
-        optimizer.load_state_dict({"state": merged, "param_groups": states[0][key]["param_groups"]})
+    p.generator.load_seed_states([s["generator"] for s in states])
+    p.discriminator.load_seed_states([s["discriminator"] for s in states])
+    _load_seed_optimizer_states(p.g_optimizer, [s["g_optimizer"] for s in states])
+    _load_seed_optimizer_states(p.d_optimizer, [s["d_optimizer"] for s in states])
     trainer.iteration = int(states[0]["iteration"])
     device = next(p.discriminator.parameters()).device
     trainer.ensemble = [
@@ -293,7 +263,6 @@ def load_seed_trainer_states(trainer: PackedTrainer, states: list[dict[str, Any]
 
 
 def load_seed_into(trainer: PackedTrainer, index: int, generator: nn.Module, discriminator: nn.Module) -> None:
-    """Copy seed `index`'s current parameters into its own lone networks (to evaluate it as usual)."""
-    with torch.no_grad():
-        for lone, packed in ((generator, trainer.parts.generator), (discriminator, trainer.parts.discriminator)):
-            lone.load_state_dict(seed_module_state(packed, index))
+    """Copy seed `index`'s current parameters and buffers into its own lone networks (to evaluate it as usual)."""
+    generator.load_state_dict(trainer.parts.generator.seed_state(index))
+    discriminator.load_state_dict(trainer.parts.discriminator.seed_state(index))

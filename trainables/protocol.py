@@ -132,8 +132,6 @@ def run_trial(
     """Run (or resume, or skip as done) one sweep trial, writing its rows and states (module doc)."""
     experiment = experiments.get(request.experiment)
     point = request.point
-    if "seeds" in point and not experiment.packable:
-        raise ValueError(f"{experiment.name}'s models cannot be packed; run one seed per trial")
     rest = {k: v for k, v in point.items() if k not in ("seed", "seeds")}
     seeds = point["seeds"] if "seeds" in point else [point.get("seed", 0)]
     configs = [experiment.config(request.profile, {**request.overrides, **rest, "seed": s}) for s in seeds]

@@ -66,7 +66,10 @@ class FlatDiscriminator:
             shapes=tuple(p.shape for _, p in named),
             numels=tuple(p.numel() for _, p in named),
             buffers=buffers,
-            joint=not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules()),
+            # A packed module (``packed``) names its layers in its lone architecture.
+            joint=not any(
+                isinstance(m, nn.modules.batchnorm._BatchNorm) for m in getattr(module, "structure", module).modules()
+            ),
             batch_dim=getattr(module, "batch_dim", 0),
         )
 

@@ -76,8 +76,6 @@ class Experiment:
     """Config fields that are sweep axes beside seed and unroll_steps; they become Parquet columns."""
     gpu_fraction: float = 0.25
     """GPU share one trial asks for when the cluster has GPUs."""
-    packable: bool = False
-    """Its models can be packed several seeds to a trial (``trainables.packed``: MLPs only, for now)."""
     prepare: Callable[[GANConfig], dict] | None = None
     """Run once in the driver before trials start: what every trial must read byte for byte (data,
     a metric's classifier), as ``{name: (bytes, info)}`` for the sweep to publish (``artifacts``)."""

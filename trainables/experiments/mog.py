@@ -183,5 +183,4 @@ EXPERIMENT = Experiment(
         "reverse_kl": "KL(histogram of high-quality samples over modes || uniform) (PacGAN); NaN if none",
     },
     profiles=PROFILES,
-    packable=True,
 )
