@@ -178,3 +178,26 @@ def test_a_metric_the_experiment_does_not_declare_is_an_error_not_a_dropped_colu
         ValueError, match=r"mog reports metrics it does not declare in Experiment.metrics: \['reverse_kl'\]"
     ):
         next(Trial(narrower, smoke()).reports())
+
+
+def test_divergence_is_read_back_every_hundred_iterations_but_names_its_exact_iteration():
+    trial = Trial(MOG, smoke(unroll_steps=0, iterations=300, report_every=300, snapshot_every=300))
+    trainer = trial.trainer
+    train, reads = trainer.train_iteration, []
+
+    def train_and_break_d_at_150():
+        if trainer.iteration == 150:  # iteration 151 is the first with a non-finite loss
+            with torch.no_grad():
+                next(trainer.parts.discriminator.parameters()).fill_(float("nan"))
+        train()
+
+    def counted_read():
+        reads.append(trainer.iteration)
+        return type(trainer).nonfinite_at(trainer)
+
+    trainer.train_iteration, trainer.nonfinite_at = train_and_break_d_at_150, counted_read
+    reports = list(trial.reports())
+    assert [(r.step, r.status) for r in reports] == [(0, "running"), (151, "diverged")]
+    assert math.isnan(reports[-1].metrics["d_loss"]) and math.isnan(reports[-1].metrics["modes"])
+    assert reads == [100, 200] and trial.diverged_at == 151  # one host read per 100 iterations, none per iteration
+    assert trial.state_dict()["diverged_at"] == 151

@@ -19,7 +19,6 @@ double backward included.
 from __future__ import annotations
 
 import copy
-import math
 from typing import Any
 
 import torch
@@ -158,36 +157,46 @@ class PackedTrainer(GANTrainer):
 
     def __init__(self, parts: GANParts, losses: SeedLosses, config, seeds: list[int]):
         super().__init__(parts, config)
-        self.losses = losses
+        self.seed_loss_values = losses
         self.rng = SeedGenerators(list(seeds))
-        self.seed_losses: list[dict[str, float]] = [{} for _ in seeds]
+        self.num_seeds = len(seeds)
 
-    def discriminator_step(self) -> float:
-        self.losses.d_values.clear()
+    def discriminator_step(self) -> Tensor:
+        self.seed_loss_values.d_values.clear()
         total = super().discriminator_step()
-        self._d = self.losses.d_values[0]
+        self._d = self.seed_loss_values.d_values[0]
         return total
 
-    def generator_step(self) -> float:
-        self.losses.g_values.clear()
+    def generator_step(self) -> Tensor:
+        self.seed_loss_values.g_values.clear()
         total = super().generator_step()
         # The averaged stop-gradient variant and the ensemble take the mean of several evaluations.
-        self._g = torch.stack(self.losses.g_values).mean(0)
+        self._g = torch.stack(self.seed_loss_values.g_values).mean(0)
         return total
 
-    def train_iteration(self) -> None:
-        super().train_iteration()
-        self.seed_losses = [{"d_loss": float(d), "g_loss": float(g)} for d, g in zip(self._d, self._g)]
+    def _iteration_losses(self, d_loss: Tensor, g_loss: Tensor) -> dict[str, Tensor]:
+        return {"d_loss": self._d, "g_loss": self._g}  # one value per seed, so each seed diverges on its own
 
-    def losses_finite_per_seed(self) -> list[bool]:
-        return [all(math.isfinite(v) for v in losses.values()) for losses in self.seed_losses]
+    @property
+    def seed_losses(self) -> list[dict[str, float]]:
+        """Per seed, the last iteration's losses as numbers (one host sync)."""
+        if not self.losses:
+            return [{} for _ in range(self.num_seeds)]
+        values = {k: v.tolist() for k, v in self.losses.items()}
+        return [{k: v[i] for k, v in values.items()} for i in range(self.num_seeds)]
 
-    def seeds_finite(self) -> list[bool]:
-        """Per seed: losses and parameters finite (one seed's NaN never reaches another's slice)."""
+    def nonfinite_at(self) -> list[int | None]:
+        return super().nonfinite_at() if self._nonfinite_at is not None else [None] * self.num_seeds
+
+    def params_finite_per_seed(self) -> list[bool]:
+        """Per seed: every parameter finite (one seed's NaN never reaches another's slice)."""
         p = self.parts
         tensors = [*p.generator.parameters(), *p.discriminator.parameters()]
-        finite = torch.stack([torch.isfinite(t.flatten(1)).all(1) for t in tensors]).all(0)
-        return [bool(ok) and losses_ok for ok, losses_ok in zip(finite, self.losses_finite_per_seed())]
+        return torch.stack([torch.isfinite(t.flatten(1)).all(1) for t in tensors]).all(0).tolist()
+
+    def seeds_finite(self) -> list[bool]:
+        """Per seed: losses (at every iteration so far) and parameters finite."""
+        return [ok and step is None for ok, step in zip(self.params_finite_per_seed(), self.nonfinite_at())]
 
 
 def _seed_optimizer_state(optimizer: torch.optim.Optimizer, index: int) -> dict:
@@ -258,8 +267,8 @@ def load_seed_trainer_states(trainer: PackedTrainer, states: list[dict[str, Any]
         for j in range(len(states[0]["d_ensemble"]))
     ]
     trainer.rng.set_state([s["rng"] for s in states])
-    trainer.seed_losses = [dict(s["last_losses"]) for s in states]
-    trainer.last_losses = {}
+    keys = states[0]["last_losses"].keys()
+    trainer._set_losses({k: [s["last_losses"][k] for s in states] for k in keys})
 
 
 def load_seed_into(trainer: PackedTrainer, index: int, generator: nn.Module, discriminator: nn.Module) -> None:

@@ -6,7 +6,6 @@ its networks, optimizers and samplers as :class:`GANParts`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,10 @@ from .unrolled import (
     ensemble_generator_loss,
     unrolled_generator_loss,
 )
+
+DIVERGENCE_CHECK_EVERY = 100
+"""Iterations between the trial's reads of ``GANTrainer.nonfinite_at`` (one host sync each), besides each report:
+a diverged trial trains on NaNs for at most this many iterations, and its row still names the exact iteration."""
 
 TRAINER_METRICS = {
     "d_loss": "discriminator loss at the last iteration before the report",
@@ -82,14 +85,18 @@ class GANTrainer:
         # resumed run replays exactly the draws an uninterrupted one would have made.
         self.rng = torch.Generator().manual_seed(config.seed)
         self.iteration = 0
-        self.last_losses: dict[str, float] = {}
+        # The last iteration's losses stay on the device: reading them (``last_losses``) is a host sync,
+        # which on a GPU stalls the queue of launched kernels, so it happens once per report.
+        self.losses: dict[str, Tensor] = {}
+        self._nonfinite_at: Tensor | None = None
+        self._nonfinite_losses: dict[str, Tensor] = {}
         # Historical averaging: flat parameter snapshots of past discriminators, newest last.
         self.uses_ensemble = config.d_ensemble_size > 1 or config.d_ensemble_every > 1
         self.ensemble: list[Tensor] = []
         # The discriminator update's noise batch, for a generator update that shares it (config.shared_noise).
         self._shared_noise: Tensor | None = None
 
-    def discriminator_step(self) -> float:
+    def discriminator_step(self) -> Tensor:
         p, batch = self.parts, self.config.batch_size
         real = p.sample_real(batch, self.rng)
         noise = p.sample_noise(batch, self.rng)
@@ -100,9 +107,9 @@ class GANTrainer:
         p.d_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         p.d_optimizer.step()
-        return loss.item()
+        return loss.detach()
 
-    def generator_step(self) -> float:
+    def generator_step(self) -> Tensor:
         p, cfg = self.parts, self.config
         real = p.sample_real(cfg.batch_size, self.rng)
         noise, self._shared_noise = self._shared_noise, None
@@ -131,12 +138,12 @@ class GANTrainer:
         )
         return self._generator_update(loss)
 
-    def _generator_update(self, loss: Tensor) -> float:
+    def _generator_update(self, loss: Tensor) -> Tensor:
         p = self.parts
         p.g_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         p.g_optimizer.step()
-        return loss.item()
+        return loss.detach()
 
     def train_iteration(self) -> None:
         d_loss = self.discriminator_step()
@@ -146,10 +153,37 @@ class GANTrainer:
         for _ in range(self.config.generator_steps):
             g_loss = self.generator_step()
         self.iteration += 1
-        self.last_losses = {"d_loss": d_loss, "g_loss": g_loss}
+        self.losses = self._iteration_losses(d_loss, g_loss)
+        self._watch(self.losses)
 
-    def losses_finite(self) -> bool:
-        return all(math.isfinite(value) for value in self.last_losses.values())
+    def _iteration_losses(self, d_loss: Tensor, g_loss: Tensor) -> dict[str, Tensor]:
+        return {"d_loss": d_loss, "g_loss": g_loss}
+
+    def _watch(self, losses: dict[str, Tensor]) -> None:
+        """Keep, on the device, the first iteration whose losses were not finite and those losses."""
+        finite = torch.stack([torch.isfinite(v) for v in losses.values()]).all(0)
+        if self._nonfinite_at is None:
+            self._nonfinite_at = torch.full(finite.shape, -1, dtype=torch.long, device=finite.device)
+            self._nonfinite_losses = {k: v.clone() for k, v in losses.items()}
+        first = ~finite & (self._nonfinite_at < 0)
+        self._nonfinite_at = torch.where(first, self.iteration, self._nonfinite_at)
+        self._nonfinite_losses = {k: torch.where(first, v, self._nonfinite_losses[k]) for k, v in losses.items()}
+
+    def nonfinite_at(self) -> list[int | None]:
+        """Per model (one, or one per packed seed): the first iteration whose losses were not finite, or None.
+        A host sync; the trial calls it every ``DIVERGENCE_CHECK_EVERY`` iterations and at each report."""
+        if self._nonfinite_at is None:
+            return [None]
+        return [None if step < 0 else step for step in self._nonfinite_at.reshape(-1).tolist()]
+
+    def nonfinite_losses(self, index: int = 0) -> dict[str, float]:
+        """The losses of model `index` at its ``nonfinite_at`` iteration."""
+        return {k: float(v.reshape(-1)[index]) for k, v in self._nonfinite_losses.items()}
+
+    @property
+    def last_losses(self) -> dict[str, float]:
+        """The last iteration's losses as numbers (a host sync)."""
+        return {k: float(v) for k, v in self.losses.items()}
 
     def parameters_finite(self) -> bool:
         p = self.parts
@@ -180,4 +214,10 @@ class GANTrainer:
         device = next(p.discriminator.parameters()).device
         self.ensemble = [t.to(device, copy=True) for t in state.get("d_ensemble", [])]
         self.rng.set_state(state["rng"])
-        self.last_losses = dict(state["last_losses"])
+        self._set_losses(state["last_losses"])
+
+    def _set_losses(self, losses: dict[str, float]) -> None:
+        # float64 holds a saved loss exactly, whatever the models' dtype; a saved state is never mid-divergence.
+        device = next(self.parts.discriminator.parameters()).device
+        self.losses = {k: torch.tensor(v, dtype=torch.float64, device=device) for k, v in losses.items()}
+        self._nonfinite_at, self._nonfinite_losses = None, {}

@@ -21,7 +21,7 @@ from .artifacts import LOCAL, Assets
 from .config import GANConfig
 from .experiments import Experiment
 from .packed import PackedTrainer, load_seed_into, load_seed_trainer_states, pack_parts, seed_trainer_state
-from .trainer import GANTrainer
+from .trainer import DIVERGENCE_CHECK_EVERY, GANTrainer
 
 
 @dataclass
@@ -58,6 +58,19 @@ def pin_process(config: GANConfig) -> None:
     results, and a process Ray reuses for the next trial keeps the previous one's."""
     torch.set_num_threads(config.torch_threads)
     set_determinism(config.deterministic)
+
+
+def train_until(trainer: GANTrainer, end: int, watching: list[int] | None = None) -> list[int | None]:
+    """Train to iteration `end`, or until a watched model's losses stop being finite (read every
+    ``DIVERGENCE_CHECK_EVERY`` iterations, not every one: each read is a host sync). Returns
+    ``trainer.nonfinite_at()``. `watching`: the packed seeds whose divergence ends the block (default all)."""
+    while trainer.iteration < end:
+        trainer.train_iteration()
+        if trainer.iteration % DIVERGENCE_CHECK_EVERY == 0 and trainer.iteration < end:
+            nonfinite = trainer.nonfinite_at()
+            if any(nonfinite[i] is not None for i in watching or range(len(nonfinite))):
+                return nonfinite
+    return trainer.nonfinite_at()
 
 
 def seed_everything(seed: int) -> None:
@@ -129,9 +142,10 @@ class Trial:
     def reports(self) -> Iterator[Report]:
         """Yields the step-0 report (on a fresh start), then one every report_every iterations.
 
-        A trial whose losses (checked every iteration) or parameters (checked at each report) stop
-        being finite yields one 'diverged' report at that iteration and stops: training on from
-        NaN weights cannot recover, and a retry from the last state would diverge again.
+        A trial whose losses (watched on the device every iteration, read every
+        ``DIVERGENCE_CHECK_EVERY``) or parameters (checked at each report) stop being finite yields
+        one 'diverged' report at the first such iteration and stops: training on from NaN weights
+        cannot recover, and a retry from the last state would diverge again.
         """
         cfg = self.config
         if self.diverged_at is not None:
@@ -140,12 +154,14 @@ class Trial:
             yield self._report()
         while self.trainer.iteration < cfg.iterations:
             start = time.perf_counter()
-            for _ in range(min(cfg.report_every, cfg.iterations - self.trainer.iteration)):
-                self.trainer.train_iteration()
-                if not self.trainer.losses_finite():
-                    break
+            end = min(cfg.iterations, self.trainer.iteration + cfg.report_every)
+            nonfinite_at = train_until(self.trainer, end)[0]
             self.elapsed_s += time.perf_counter() - start
-            if not (self.trainer.losses_finite() and self.trainer.parameters_finite()):
+            if nonfinite_at is not None:
+                self.diverged_at = nonfinite_at
+                yield diverged_report(self.experiment, nonfinite_at, self.trainer.nonfinite_losses())
+                return
+            if not self.trainer.parameters_finite():
                 self.diverged_at = self.trainer.iteration
                 yield self._diverged_report()
                 return
@@ -231,23 +247,25 @@ class PackedTrial:
         while self.trainer.iteration < cfg.iterations and self._active():
             start = time.perf_counter()
             end = min(cfg.iterations, (self.trainer.iteration // cfg.report_every + 1) * cfg.report_every)
-            while self.trainer.iteration < end:
-                self.trainer.train_iteration()
-                finite = self.trainer.losses_finite_per_seed()
-                if not all(finite[i] for i in self._active()):
-                    break
+            nonfinite_at = train_until(self.trainer, end, self._active())
             self.elapsed_s += time.perf_counter() - start
-            finite = self.trainer.seeds_finite()
+            at_end = self.trainer.iteration == end
+            params_finite = self.trainer.params_finite_per_seed() if at_end else [True] * len(self.configs)
             out = []
             for i in self._active():
-                if not finite[i]:
+                if nonfinite_at[i] is not None:
+                    self.diverged_at[i] = nonfinite_at[i]
+                    losses = self.trainer.nonfinite_losses(i)
+                elif not params_finite[i]:
                     self.diverged_at[i] = self.trainer.iteration
-                    out.append(
-                        (i, diverged_report(self.experiment, self.trainer.iteration, self.trainer.seed_losses[i]))
-                    )
-            if self.trainer.iteration == end:
-                out += [(i, self._report(i)) for i in self._active()]
-            yield out
+                    losses = self.trainer.seed_losses[i]
+                else:
+                    continue
+                out.append((i, diverged_report(self.experiment, self.diverged_at[i], losses)))
+            if out:
+                yield out
+            if at_end and self._active():
+                yield [(i, self._report(i)) for i in self._active()]
 
     def state_dict(self, index: int) -> dict[str, Any]:
         """Seed `index`'s state, in the format of its own ``Trial.state_dict``."""
