@@ -238,6 +238,10 @@ def test_mnist_experiments_smoke_sweep_to_report(ray_local, tmp_path, experiment
     if experiment == "color_mnist":  # K = 1 against K = 0, claimed worse (the paper's reading)
         tests = pd.read_csv(tmp_path / "report" / "significance.csv")
         assert tests["unroll_steps"].tolist() == [1, 1] and tests["claimed"].tolist() == ["higher", "lower"]
+    if experiment == "rnn_mnist":  # K = 1 against K = 0, claimed to spread the labels (Figure 2)
+        tests = pd.read_csv(tmp_path / "report" / "significance.csv")
+        assert tests["metric"].tolist() == ["label_entropy", "top_label_pct"]
+        assert tests["claimed"].tolist() == ["higher", "lower"] and "Mann-Whitney" in text
     assert_report_stands_alone(build_report(result.path, tmp_path / "report"))
     for name in figures:
         assert (tmp_path / "report" / name).read_bytes()[:4] == b"\x89PNG"
