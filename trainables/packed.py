@@ -186,7 +186,7 @@ class PackedTrainer(GANTrainer):
         return [{k: v[i] for k, v in values.items()} for i in range(self.num_seeds)]
 
     def nonfinite_at(self) -> list[int | None]:
-        return super().nonfinite_at() if self._nonfinite_at is not None else [None] * self.num_seeds
+        return super().nonfinite_at() if self._watch_start is not None else [None] * self.num_seeds
 
     def params_finite_per_seed(self) -> list[bool]:
         """Per seed: every parameter finite (one seed's NaN never reaches another's slice)."""

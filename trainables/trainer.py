@@ -88,7 +88,9 @@ class GANTrainer:
         # The last iteration's losses stay on the device: reading them (``last_losses``) is a host sync,
         # which on a GPU stalls the queue of launched kernels, so it happens once per report.
         self.losses: dict[str, Tensor] = {}
-        self._nonfinite_at: Tensor | None = None
+        # Divergence watch (``_watch``): None until the first watched iteration after a start or a load.
+        self._watch_start: int | None = None
+        self._finite_so_far = self._finite_count = torch.empty(0)
         self._nonfinite_losses: dict[str, Tensor] = {}
         # Historical averaging: flat parameter snapshots of past discriminators, newest last.
         self.uses_ensemble = config.d_ensemble_size > 1 or config.d_ensemble_every > 1
@@ -160,21 +162,29 @@ class GANTrainer:
         return {"d_loss": d_loss, "g_loss": g_loss}
 
     def _watch(self, losses: dict[str, Tensor]) -> None:
-        """Keep, on the device, the first iteration whose losses were not finite and those losses."""
-        finite = torch.stack([torch.isfinite(v) for v in losses.values()]).all(0)
-        if self._nonfinite_at is None:
-            self._nonfinite_at = torch.full(finite.shape, -1, dtype=torch.long, device=finite.device)
-            self._nonfinite_losses = {k: v.clone() for k, v in losses.items()}
-        first = ~finite & (self._nonfinite_at < 0)
-        self._nonfinite_at = torch.where(first, self.iteration, self._nonfinite_at)
-        self._nonfinite_losses = {k: torch.where(first, v, self._nonfinite_losses[k]) for k, v in losses.items()}
+        """Keep, on the device and in a few elementwise ops, the first iteration whose losses were not finite
+        and those losses: the count of finite iterations since the watch began, while all have been."""
+        d_loss, g_loss = losses["d_loss"], losses["g_loss"]
+        # A sum of two losses is non-finite exactly when one is (finite losses this large do not occur).
+        finite = torch.isfinite(d_loss + g_loss)
+        if self._watch_start is None:
+            self._watch_start = self.iteration - 1
+            self._finite_so_far = torch.ones_like(finite)
+            self._finite_count = torch.zeros(finite.shape, dtype=torch.long, device=finite.device)
+            self._nonfinite_losses = {k: torch.zeros_like(v) for k, v in losses.items()}
+        first = self._finite_so_far & ~finite
+        for k, v in losses.items():
+            self._nonfinite_losses[k] = torch.where(first, v, self._nonfinite_losses[k])
+        self._finite_so_far = self._finite_so_far & finite
+        self._finite_count += self._finite_so_far
 
     def nonfinite_at(self) -> list[int | None]:
         """Per model (one, or one per packed seed): the first iteration whose losses were not finite, or None.
         A host sync; the trial calls it every ``DIVERGENCE_CHECK_EVERY`` iterations and at each report."""
-        if self._nonfinite_at is None:
+        if self._watch_start is None:
             return [None]
-        return [None if step < 0 else step for step in self._nonfinite_at.reshape(-1).tolist()]
+        finite, count = self._finite_so_far.reshape(-1).tolist(), self._finite_count.reshape(-1).tolist()
+        return [None if ok else self._watch_start + n + 1 for ok, n in zip(finite, count)]
 
     def nonfinite_losses(self, index: int = 0) -> dict[str, float]:
         """The losses of model `index` at its ``nonfinite_at`` iteration."""
@@ -220,4 +230,4 @@ class GANTrainer:
         # float64 holds a saved loss exactly, whatever the models' dtype; a saved state is never mid-divergence.
         device = next(self.parts.discriminator.parameters()).device
         self.losses = {k: torch.tensor(v, dtype=torch.float64, device=device) for k, v in losses.items()}
-        self._nonfinite_at, self._nonfinite_losses = None, {}
+        self._watch_start = None
