@@ -54,6 +54,9 @@ class Packed(nn.Module):
         self._structure = [copy.deepcopy(first).to("meta")]
         self.parameter_names = tuple(params)
         self.buffer_names = tuple(buffers)
+        names = (*self.parameter_names, *self.buffer_names)
+        if len({_attribute(n) for n in names}) != len(names):
+            raise TypeError("cannot pack a model whose tensor names differ only in '.' against '__'")
         for name, value in params.items():
             self.register_parameter(_attribute(name), nn.Parameter(value.detach().clone()))
         for name, value in buffers.items():
