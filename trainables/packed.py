@@ -162,7 +162,7 @@ class PackedTrainer(GANTrainer):
         super().__init__(parts, config)
         self.seed_loss_values = losses
         self.rng = SeedGenerators(list(seeds))
-        self.num_seeds = len(seeds)
+        self.num_models = len(seeds)
 
     def discriminator_step(self) -> Tensor:
         self.seed_loss_values.d_values.clear()
@@ -184,12 +184,9 @@ class PackedTrainer(GANTrainer):
     def seed_losses(self) -> list[dict[str, float]]:
         """Per seed, the last iteration's losses as numbers (one host sync)."""
         if not self.losses:
-            return [{} for _ in range(self.num_seeds)]
+            return [{} for _ in range(self.num_models)]
         values = {k: v.tolist() for k, v in self.losses.items()}
-        return [{k: v[i] for k, v in values.items()} for i in range(self.num_seeds)]
-
-    def nonfinite_at(self) -> list[int | None]:
-        return super().nonfinite_at() if self._watch_start is not None else [None] * self.num_seeds
+        return [{k: v[i] for k, v in values.items()} for i in range(self.num_models)]
 
     def params_finite_per_seed(self) -> list[bool]:
         """Per seed: every parameter finite (one seed's NaN never reaches another's slice)."""

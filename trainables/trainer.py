@@ -85,6 +85,7 @@ class GANTrainer:
         # resumed run replays exactly the draws an uninterrupted one would have made.
         self.rng = torch.Generator().manual_seed(config.seed)
         self.iteration = 0
+        self.num_models = 1  # models trained side by side: seeds packed (``packed``) have one each
         # The last iteration's losses stay on the device: reading them (``last_losses``) is a host sync,
         # which on a GPU stalls the queue of launched kernels, so it happens once per report.
         self.losses: dict[str, Tensor] = {}
@@ -182,7 +183,7 @@ class GANTrainer:
         """Per model (one, or one per packed seed): the first iteration whose losses were not finite, or None.
         A host sync; the trial calls it every ``DIVERGENCE_CHECK_EVERY`` iterations and at each report."""
         if self._watch_start is None:
-            return [None]
+            return [None] * self.num_models
         finite, count = self._finite_so_far.reshape(-1).tolist(), self._finite_count.reshape(-1).tolist()
         return [None if ok else self._watch_start + n + 1 for ok, n in zip(finite, count)]
 
