@@ -30,23 +30,39 @@ from trainables.unrolled import unrolled_generator_loss
 
 
 def time_iteration(
-    experiment: experiments.Experiment, config, device: torch.device, repeats: int, iterations: int
+    experiment: experiments.Experiment,
+    config,
+    device: torch.device,
+    repeats: int,
+    iterations: int,
+    draw_ahead: bool = True,
 ) -> float:
     torch.manual_seed(0)
-    return time_trainer(GANTrainer(experiment.build(config, device).parts, config), device, repeats, iterations)
+    trainer = GANTrainer(experiment.build(config, device).parts, config)
+    return time_trainer(trainer, device, repeats, iterations, draw_ahead)
 
 
-def time_trainer(trainer: GANTrainer, device: torch.device, repeats: int, iterations: int) -> float:
-    """Median milliseconds per ``train_iteration`` over `repeats` blocks, after a warm-up block."""
+def time_trainer(
+    trainer: GANTrainer, device: torch.device, repeats: int, iterations: int, draw_ahead: bool = True
+) -> float:
+    """Median milliseconds per iteration over `repeats` blocks of `iterations`, after a warm-up block: as a trial
+    trains (``GANTrainer.train``, the block's draws taken ahead), or with `draw_ahead=False` one
+    ``train_iteration`` at a time (one host-to-device transfer per iteration)."""
     synchronize = synchronizer(device)
-    for _ in range(iterations):  # warm-up: allocator, Adam state, first-call overheads
-        trainer.train_iteration()
+
+    def block() -> None:
+        if draw_ahead:
+            trainer.train(iterations)
+        else:
+            for _ in range(iterations):
+                trainer.train_iteration()
+
+    block()  # warm-up: allocator, Adam state, first-call overheads
     blocks = []
     for _ in range(repeats):
         synchronize()
         start = time.perf_counter()
-        for _ in range(iterations):
-            trainer.train_iteration()
+        block()
         synchronize()
         blocks.append((time.perf_counter() - start) * 1000 / iterations)
     return statistics.median(blocks)

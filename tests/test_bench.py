@@ -68,6 +68,7 @@ def test_gpu_check_runs_on_the_cpu_and_its_json_adds_up(tmp_path):
     assert result["resume"] == {"steps": [0, 10, 20, 30], "identical": True, "max_abs_diff": 0.0}
     assert result["float64_agreement"]["max_relative_diff"] == 0.0  # the CPU against itself
     assert [r["unroll_steps"] for r in result["mog_iteration"]] == [0, 1, 5, 10]
+    assert all(r["eager_ms"] > 0 and r["draws_per_iteration_ms"] > 0 for r in result["mog_iteration"])
     assert [r["seeds_per_trial"] for r in result["packed_seeds"]] == [1, 2]
     assert [r["seeds_per_trial"] for r in result["stacked_packed_seeds"]] == [1, 2]
     assert all(r["seed_iterations_per_s"] > 0 for r in result["stacked_packed_seeds"])

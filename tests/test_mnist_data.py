@@ -119,13 +119,19 @@ def test_gan_range_round_trip():
     assert torch.allclose(crop_to_digits(to_gan_range(x)), x.float() / 255, atol=1e-6)
 
 
-def test_the_classifier_says_it_trains_once_with_progress_and_where_it_is_cached(tmp_path, capsys, monkeypatch):
+def test_the_classifier_says_it_trains_once_with_progress_and_where_it_is_cached_leaving_the_global_rng(
+    tmp_path, capsys, monkeypatch
+):
     import trainables.mnist_classifier as classifier
     from trainables.data.mnist import load_mnist
 
     mnist = load_mnist(None)  # the test session's cache
     monkeypatch.setattr(classifier, "load_mnist", lambda *args: mnist)
+    torch.manual_seed(7)
     _, accuracy = classifier.load_or_train(cache_dir=tmp_path, variant="quick")
+    # A trial builds its networks from the global stream after loading (or training) its classifier:
+    # whether the cache had one must not change the trial's initialisation.
+    trained_then = torch.rand(3)
     err = capsys.readouterr().err
     assert "training the MNIST classifier that labels generated digits ('quick', 1 epoch(s)); once" in err
     assert [line.split(" (")[0] for line in err.splitlines() if line.startswith("classifier: ")] == [
@@ -135,5 +141,10 @@ def test_the_classifier_says_it_trains_once_with_progress_and_where_it_is_cached
         "classifier: 96%",
     ]  # fmt: skip  (a log file gets a line every quarter; a terminal, a bar redrawn in place)
     assert f"test accuracy {accuracy:.4f}, cached at {tmp_path}" in err
+    torch.manual_seed(7)
     classifier.load_or_train(cache_dir=tmp_path, variant="quick")
     assert capsys.readouterr().err == ""  # cached: nothing trained, nothing said
+    assert torch.equal(torch.rand(3), trained_then)
+    torch.manual_seed(7)
+    classifier.MnistClassifier()  # what a sweep's published classifier costs the stream (load_classifier)
+    assert torch.equal(torch.rand(3), trained_then)

@@ -142,13 +142,24 @@ def load_or_train(
     log: bool = True,
     variant: str = "full",
 ) -> tuple[MnistClassifier, float]:
-    """The cached classifier (training and caching it first if needed) and its recorded test accuracy."""
+    """The cached classifier (training and caching it first if needed) and its recorded test accuracy.
+
+    Moves torch's global random stream the same whether it trains or loads (by one ``MnistClassifier()``
+    initialisation, as a sweep's published classifier does): a trial initialises its networks from that
+    stream after this call, and whether the cache held a classifier must not change them."""
     path = Path(cache_dir or default_cache_dir()) / f"mnist_classifier-{variant}.pt"
     model = MnistClassifier()
     if path.exists() and not retrain:
         saved = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(saved["state_dict"])
         return model.eval(), float(saved["test_accuracy"])
+    with torch.random.fork_rng(devices=[]):
+        return _train_and_cache(path, mnist_dir, cache_dir, log, variant)
+
+
+def _train_and_cache(
+    path: Path, mnist_dir: str | None, cache_dir: str | Path | None, log: bool, variant: str
+) -> tuple[MnistClassifier, float]:
     mnist = load_mnist(mnist_dir, cache_dir)
     if log:
         print(

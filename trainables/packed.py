@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from .draws import as_sampler, stacked
 from .losses import GENERATOR_LOSSES, discriminator_loss
 from .trainer import GANParts, GANTrainer
 
@@ -136,19 +137,13 @@ def pack_parts(parts: list[GANParts], config, device: torch.device) -> tuple[GAN
     discriminator = Packed([p.discriminator for p in parts]).to(device)
     betas = config.adam_betas()
 
-    def stacked(samplers):
-        def sample(n: int, rngs: SeedGenerators) -> Tensor:
-            return torch.stack([sampler(n, rng) for sampler, rng in zip(samplers, rngs.generators)])
-
-        return sample
-
     packed = GANParts(
         generator,
         discriminator,
         torch.optim.Adam(generator.parameters(), lr=config.g_lr, betas=betas),
         torch.optim.Adam(discriminator.parameters(), lr=config.d_lr, betas=betas),
-        stacked([p.sample_real for p in parts]),
-        stacked([p.sample_noise for p in parts]),
+        stacked([as_sampler(p.sample_real) for p in parts]),
+        stacked([as_sampler(p.sample_noise) for p in parts]),
         losses.generator,
         losses.discriminator,
     )

@@ -6,6 +6,7 @@ its networks, optimizers and samplers as :class:`GANParts`.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from .config import GANConfig
+from .draws import Drawn, Sampler, as_sampler, nbytes, to_device
 from .losses import GENERATOR_LOSSES, discriminator_loss
 from .unrolled import (
     DiscriminatorLoss,
@@ -22,6 +24,11 @@ from .unrolled import (
     ensemble_generator_loss,
     unrolled_generator_loss,
 )
+
+DRAW_AHEAD_BYTES = 64 * 2**20
+"""At most this much of a block's random draws is taken ahead and copied to the device at once (``train``)."""
+
+_OUT_OF_ORDER = "an iteration drew other batches than GANTrainer.draw_order() says; make draw_order match the steps"
 
 DIVERGENCE_CHECK_EVERY = 100
 """Iterations between the trial's reads of ``GANTrainer.nonfinite_at`` (one host sync each), besides each report:
@@ -33,9 +40,6 @@ TRAINER_METRICS = {
 }
 """What the trainer itself reports for every experiment (``GANTrainer.last_losses``)."""
 
-Sampler = Callable[[int, torch.Generator], Tensor]
-"""(batch size, CPU random generator) -> a batch on the training device."""
-
 
 @dataclass
 class GANParts:
@@ -43,8 +47,9 @@ class GANParts:
     discriminator: nn.Module
     g_optimizer: torch.optim.Optimizer
     d_optimizer: torch.optim.Optimizer
-    sample_real: Sampler
-    sample_noise: Sampler
+    sample_real: Sampler | Callable[[int, torch.Generator], Tensor]
+    """Real minibatches; a plain ``(n, rng) -> batch`` function works too, drawn one batch at a time."""
+    sample_noise: Sampler | Callable[[int, torch.Generator], Tensor]
     generator_loss: GeneratorLoss
     discriminator_loss: DiscriminatorLoss = discriminator_loss
 
@@ -61,8 +66,8 @@ class GANParts:
         generator, discriminator = generator.to(device), discriminator.to(device)
         betas = config.adam_betas()
 
-        def sample_noise(n: int, rng: torch.Generator) -> Tensor:
-            return torch.randn(n, config.noise_dim, generator=rng).to(device)
+        def draw_noise(n: int, rng: torch.Generator) -> Tensor:
+            return torch.randn(n, config.noise_dim, generator=rng)
 
         return cls(
             generator,
@@ -70,7 +75,7 @@ class GANParts:
             torch.optim.Adam(generator.parameters(), lr=config.g_lr, betas=betas),
             torch.optim.Adam(discriminator.parameters(), lr=config.d_lr, betas=betas),
             sample_real,
-            sample_noise,
+            Sampler(draw_noise, device),
             GENERATOR_LOSSES[config.generator_loss],
         )
 
@@ -98,11 +103,59 @@ class GANTrainer:
         self.ensemble: list[Tensor] = []
         # The discriminator update's noise batch, for a generator update that shares it (config.shared_noise).
         self._shared_noise: Tensor | None = None
+        self._real, self._noise = as_sampler(parts.sample_real), as_sampler(parts.sample_noise)
+        # Draws taken ahead (``train``), in the order the iterations take them: (sampler, draw on the device).
+        self._drawn: deque[tuple[Sampler, Drawn]] = deque()
+        self._draws_per_iteration = 0
+
+    def draw_order(self) -> list[Sampler]:
+        """The samplers one iteration draws from, in order (each batch_size samples from ``rng``)."""
+        cfg, real, noise = self.config, self._real, self._noise
+        order = [real, noise]  # the discriminator's update
+        for step in range(cfg.generator_steps):
+            order += [real] if cfg.shared_noise and step == 0 else [real, noise]
+            if cfg.fresh_unroll_batches and not self.uses_ensemble:
+                order += [real, noise] * max(cfg.unroll_steps - 1, 0)  # unrolled steps 1 .. K-1
+        return order
+
+    def draw_ahead(self, iterations: int) -> int:
+        """Take the random draws of up to `iterations` iterations (fewer past ``DRAW_AHEAD_BYTES``) and move
+        them to the device in one transfer per dtype; returns how many iterations were drawn."""
+        if self._drawn:
+            raise RuntimeError("draws are already taken ahead; train those iterations first")
+        order, drawn, size, done = self.draw_order(), [], 0, 0
+        while done < iterations and (done == 0 or size < DRAW_AHEAD_BYTES):
+            for sampler in order:
+                drawn.append(sampler.draw(self.config.batch_size, self.rng))
+                size += nbytes(drawn[-1])
+            done += 1
+        devices = {s.device for s in order}
+        if len(devices) == 1:
+            drawn = to_device(drawn, devices.pop())
+        else:
+            drawn = [to_device([d], s.device)[0] for s, d in zip(order * done, drawn)]
+        self._drawn.extend(zip(order * done, drawn))
+        self._draws_per_iteration = len(order)
+        return done
+
+    def _batch(self, sampler: Sampler) -> Tensor:
+        expected, drawn = self._drawn.popleft() if self._drawn else (None, None)
+        if expected is not sampler:
+            raise RuntimeError(_OUT_OF_ORDER)
+        return sampler.materialise(drawn)
+
+    def train(self, iterations: int) -> None:
+        """`iterations` iterations, their random draws taken ahead in blocks: the same numbers as
+        ``train_iteration`` called that many times, with a host-to-device transfer per block, not per batch."""
+        end = self.iteration + iterations
+        while self.iteration < end:
+            for _ in range(self.draw_ahead(end - self.iteration)):
+                self.train_iteration()
 
     def discriminator_step(self) -> Tensor:
-        p, batch = self.parts, self.config.batch_size
-        real = p.sample_real(batch, self.rng)
-        noise = p.sample_noise(batch, self.rng)
+        p = self.parts
+        real = self._batch(self._real)
+        noise = self._batch(self._noise)
         self._shared_noise = noise if self.config.shared_noise else None
         with torch.no_grad():
             fake = p.generator(noise)
@@ -114,9 +167,9 @@ class GANTrainer:
 
     def generator_step(self) -> Tensor:
         p, cfg = self.parts, self.config
-        real = p.sample_real(cfg.batch_size, self.rng)
+        real = self._batch(self._real)
         noise, self._shared_noise = self._shared_noise, None
-        fake = p.generator(p.sample_noise(cfg.batch_size, self.rng) if noise is None else noise)
+        fake = p.generator(self._batch(self._noise) if noise is None else noise)
 
         if self.uses_ensemble:
             loss = ensemble_generator_loss(p.discriminator, self.ensemble, fake, real, g_loss=p.generator_loss)
@@ -125,7 +178,7 @@ class GANTrainer:
         def fresh_batch(k: int) -> tuple[Tensor, Tensor]:
             if k == 0:
                 return real, fake
-            return p.sample_real(cfg.batch_size, self.rng), p.generator(p.sample_noise(cfg.batch_size, self.rng))
+            return self._batch(self._real), p.generator(self._batch(self._noise))
 
         loss = unrolled_generator_loss(
             p.discriminator,
@@ -149,12 +202,17 @@ class GANTrainer:
         return loss.detach()
 
     def train_iteration(self) -> None:
+        if not self._drawn:
+            self.draw_ahead(1)
+        pending = len(self._drawn)
         d_loss = self.discriminator_step()
         if self.uses_ensemble and self.iteration % self.config.d_ensemble_every == 0:
             self.ensemble = [*self.ensemble, FlatDiscriminator.of(self.parts.discriminator).current()]
             self.ensemble = self.ensemble[-self.config.d_ensemble_size :]
         for _ in range(self.config.generator_steps):
             g_loss = self.generator_step()
+        if pending - len(self._drawn) != self._draws_per_iteration:
+            raise RuntimeError(_OUT_OF_ORDER)
         self.iteration += 1
         self.losses = self._iteration_losses(d_loss, g_loss)
         self._watch(self.losses)
@@ -202,6 +260,8 @@ class GANTrainer:
         return all(bool(torch.isfinite(t).all()) for t in tensors)
 
     def state_dict(self) -> dict[str, Any]:
+        if self._drawn:
+            raise RuntimeError("cannot save a trainer with draws taken ahead: rng has moved past its iteration")
         p = self.parts
         return {
             "generator": p.generator.state_dict(),
@@ -225,6 +285,7 @@ class GANTrainer:
         device = next(p.discriminator.parameters()).device
         self.ensemble = [t.to(device, copy=True) for t in state.get("d_ensemble", [])]
         self.rng.set_state(state["rng"])
+        self._drawn.clear()
         self._set_losses(state["last_losses"])
 
     def _set_losses(self, losses: dict[str, float]) -> None:

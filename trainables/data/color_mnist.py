@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..draws import Sampler
+
 
 class ColorMnist:
     def __init__(self, images: np.ndarray, device: torch.device, colour_std: float = 0.5, noise_std: float = 0.2):
@@ -20,12 +22,25 @@ class ColorMnist:
         self.images = torch.as_tensor(images).to(device)
         self.colour_std, self.noise_std = colour_std, noise_std
 
-    def sample(self, n: int, rng: torch.Generator) -> tuple[Tensor, Tensor]:
-        """n images [n, 3, 32, 32] in [-1, 1] and their colours [n, 3]; deterministic given rng's state."""
+    def draw(self, n: int, rng: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+        """The random part of n samples on the CPU: digit indices [n], colours [n, 3], pixel noise [n, 3, 32, 32]."""
         which = torch.randint(len(self.images), (n,), generator=rng)
         colours = self.colour_std * torch.randn(n, 3, generator=rng)
         noise = self.noise_std * torch.randn(n, 3, 32, 32, generator=rng)
+        return which, colours, noise
+
+    def images_of(self, drawn: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+        """[n, 3, 32, 32] in [-1, 1]: the coloured, noised digits of a ``draw``."""
         device = self.images.device
-        digit = F.pad(self.images[which.to(device)].float() / 255, (2, 2, 2, 2)).unsqueeze(1)  # [n, 1, 32, 32]
-        images = digit * colours.to(device)[:, :, None, None] + (digit - 1) + noise.to(device)
-        return images.clamp(-1, 1), colours
+        which, colours, noise = (t.to(device) for t in drawn)
+        digit = F.pad(self.images[which].float() / 255, (2, 2, 2, 2)).unsqueeze(1)  # [n, 1, 32, 32]
+        return (digit * colours[:, :, None, None] + (digit - 1) + noise).clamp(-1, 1)
+
+    def sampler(self) -> Sampler:
+        """Training batches (images only), drawn as ``sample`` draws them."""
+        return Sampler(self.draw, self.images.device, self.images_of)
+
+    def sample(self, n: int, rng: torch.Generator) -> tuple[Tensor, Tensor]:
+        """n images [n, 3, 32, 32] in [-1, 1] and their colours [n, 3]; deterministic given rng's state."""
+        drawn = self.draw(n, rng)
+        return self.images_of(drawn), drawn[1]

@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..draws import Sampler
+
 
 def to_gan_range(digits: Tensor, size: int = 32) -> Tensor:
     """uint8 [..., 28, 28] -> float in [-1, 1], padded to size x size with the background value -1."""
@@ -26,9 +28,20 @@ class StackedMnist:
         self.size = size
         self.labels = torch.as_tensor(labels).long()
 
+    def draw(self, n: int, rng: torch.Generator) -> Tensor:
+        """The random part of n samples: which digit goes in each channel, [n, 3] indices on the CPU."""
+        return torch.randint(len(self.images), (n, 3), generator=rng)
+
+    def images_of(self, which: Tensor) -> Tensor:
+        """[n, 3, size, size] in [-1, 1], the digits `which` (from ``draw``) stacked as channels."""
+        return to_gan_range(self.images[which.to(self.images.device)], self.size)
+
+    def sampler(self) -> Sampler:
+        """Training batches (images only), drawn as ``sample`` draws them."""
+        return Sampler(self.draw, self.images.device, self.images_of)
+
     def sample(self, n: int, rng: torch.Generator) -> tuple[Tensor, Tensor]:
         """n images [n, 3, size, size] and their 1000-way labels 100 r + 10 g + b."""
-        which = torch.randint(len(self.images), (n, 3), generator=rng)
-        images = to_gan_range(self.images[which.to(self.images.device)], self.size)
+        which = self.draw(n, rng)
         digits = self.labels[which]
-        return images, digits[:, 0] * 100 + digits[:, 1] * 10 + digits[:, 2]
+        return self.images_of(which), digits[:, 0] * 100 + digits[:, 1] * 10 + digits[:, 2]

@@ -68,7 +68,7 @@ class ColorMnistRun:
             weight_init=cfg.weight_init,
             batchnorm_first=cfg.d_batchnorm_first,
         )
-        self.parts = GANParts.build(cfg, generator, discriminator, lambda n, rng: self.data.sample(n, rng)[0], device)
+        self.parts = GANParts.build(cfg, generator, discriminator, self.data.sampler(), device)
 
     def model_samples(self, rng: torch.Generator) -> Tensor:
         return generate(

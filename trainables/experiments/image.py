@@ -12,6 +12,7 @@ from torch import Tensor
 from .. import artifacts
 from ..config import check_choice
 from ..data.cifar10 import load_cifar10
+from ..draws import Sampler, draw_indices
 from ..errors import ConfigError, DatasetError
 from ..metrics.inference import invert_generator, pairwise_distances
 from ..models.dcgan import DcganDiscriminator, DcganGenerator, scaled_widths
@@ -98,11 +99,14 @@ class ImageRun:
             weight_init=cfg.weight_init,
             batchnorm_first=cfg.d_batchnorm_first,
         )
-        self.parts = GANParts.build(cfg, generator, discriminator, self._real, device)
+        real = Sampler(draw_indices(len(self.images)), device, self._gather)
+        self.parts = GANParts.build(cfg, generator, discriminator, real, device)
+
+    def _gather(self, which: Tensor) -> Tensor:
+        return self.images[which].float() / 127.5 - 1
 
     def _real(self, n: int, rng: torch.Generator) -> Tensor:
-        which = torch.randint(len(self.images), (n,), generator=rng).to(self.device)
-        return self.images[which].float() / 127.5 - 1
+        return self.parts.sample_real(n, rng)
 
     @torch.no_grad()
     def _samples(self, n: int, rng: torch.Generator) -> Tensor:

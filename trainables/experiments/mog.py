@@ -11,6 +11,7 @@ from torch import Tensor
 from ..artifacts import LOCAL, Assets
 from ..config import GANConfig, check_choice
 from ..data.ring import grid_centers, ring_centers, sample_ring
+from ..draws import Sampler
 from ..errors import ConfigError
 from ..metrics.modes import mode_metrics
 from ..models.mlp import ScaledInput, mlp
@@ -70,12 +71,15 @@ class MogRun:
             cfg,
             generator=mlp([cfg.noise_dim, cfg.hidden, cfg.hidden, 2], cfg.init_gain),
             discriminator=ScaledInput(mlp([2, cfg.hidden, 1], cfg.init_gain), cfg.d_input_scale),
-            sample_real=self._real,
+            sample_real=Sampler(self._draw_real, device),
             device=device,
         )
 
+    def _draw_real(self, n: int, rng: torch.Generator) -> Tensor:
+        return sample_ring(n, self.centers, self.cfg.std, rng).float()
+
     def _real(self, n: int, rng: torch.Generator) -> Tensor:
-        return sample_ring(n, self.centers, self.cfg.std, rng).float().to(self.device)
+        return self.parts.sample_real(n, rng)
 
     @torch.no_grad()
     def model_samples(self, rng: torch.Generator) -> Tensor:

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from ..artifacts import LOCAL, Assets
+from ..draws import Sampler, draw_indices
 from ..errors import ConfigError
 from ..metrics.histograms import kl_to_uniform
 from ..mnist_classifier import predict
@@ -70,11 +71,14 @@ class RnnMnistRun:
             weight_init=cfg.weight_init,
             batchnorm_first=cfg.d_batchnorm_first,
         )
-        self.parts = GANParts.build(cfg, generator, discriminator, self._real, device)
+        real = Sampler(draw_indices(len(self.images)), device, self._gather)
+        self.parts = GANParts.build(cfg, generator, discriminator, real, device)
+
+    def _gather(self, which: Tensor) -> Tensor:
+        return (self.images[which].float() / 127.5 - 1).unsqueeze(1)
 
     def _real(self, n: int, rng: torch.Generator) -> Tensor:
-        which = torch.randint(len(self.images), (n,), generator=rng).to(self.device)
-        return (self.images[which].float() / 127.5 - 1).unsqueeze(1)
+        return self.parts.sample_real(n, rng)
 
     def model_samples(self, rng: torch.Generator) -> Tensor:
         return generate(

@@ -58,7 +58,7 @@ def stacked_parts(cfg: StackedMnistConfig, data: StackedMnist, device: torch.dev
         3, scaled_widths((8, 16, 32), cfg.d_size), cfg.image_size, batchnorm=cfg.d_batchnorm,
         weight_init=cfg.weight_init, batchnorm_first=cfg.d_batchnorm_first,
     )  # fmt: skip
-    return GANParts.build(cfg, generator, discriminator, lambda n, rng: data.sample(n, rng)[0], device)
+    return GANParts.build(cfg, generator, discriminator, data.sampler(), device)
 
 
 class StackedMnistRun:
