@@ -55,7 +55,7 @@ def test_no_high_quality_sample_gives_nan_kl():
 
 
 # Stacked MNIST's 1000-class counting.
-from trainables.metrics.discrete_modes import discrete_mode_metrics, stacked_labels  # noqa: E402
+from trainables.metrics.discrete_modes import channel_correlation, discrete_mode_metrics, stacked_labels  # noqa: E402
 
 
 def test_every_class_equally_often_is_zero_kl():
@@ -105,3 +105,29 @@ def test_layouts_are_profiles_not_copies():
     assert mog.profiles["grid-paper"].unroll_steps == (0, 5) and len(mog.profiles["grid-paper"].seeds) == 5
     with pytest.raises(ConfigError, match="square number of modes"):
         mog.config("grid-smoke", {"num_modes": 24})
+
+
+def test_channel_correlation_is_one_for_grey_images_minus_one_for_inverted_and_near_zero_for_independent():
+    g = torch.Generator().manual_seed(0)
+    digit = torch.rand(50, 1, 8, 8, generator=g, dtype=torch.float64)
+    assert channel_correlation(digit.expand(-1, 3, -1, -1)) == pytest.approx(1.0, abs=1e-12)
+    # Pairs (r, g) and (r, b) are inverted, (g, b) equal: (-1 - 1 + 1) / 3.
+    inverted = torch.cat([digit, -digit, -digit], 1)
+    assert channel_correlation(inverted) == pytest.approx(-1 / 3, abs=1e-12)
+    independent = torch.rand(4000, 3, 8, 8, generator=g)
+    assert abs(channel_correlation(independent)) < 0.01  # s.e. about 1 / sqrt(64 x 4000 x 3)
+    # A shift or scale of one channel leaves a Pearson correlation unchanged.
+    scaled = torch.cat([digit, 3 * digit + 2, digit], 1)
+    assert channel_correlation(scaled) == pytest.approx(1.0, abs=1e-12)
+    flat = torch.cat([digit, torch.zeros_like(digit), digit], 1)  # a blank channel: uncorrelated
+    assert channel_correlation(flat) == pytest.approx(1 / 3, abs=1e-12)
+
+
+def test_real_stacked_mnist_channels_are_weakly_correlated():
+    from trainables.data.mnist import load_mnist
+    from trainables.data.stacked_mnist import StackedMnist
+
+    mnist = load_mnist(None)
+    data = StackedMnist(mnist.train_images, mnist.train_labels, torch.device("cpu"))
+    real = channel_correlation(data.sample(5000, torch.Generator().manual_seed(0))[0])
+    assert 0.25 < real < 0.45  # three independent digits share background and centre, nothing else

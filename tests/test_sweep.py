@@ -206,6 +206,7 @@ def test_stacked_mnist_smoke_sweep_to_table_1(ray_local, tmp_path):
     assert sorted(metrics["d_size"].unique()) == [0.25]
     assert metrics.groupby("unroll_steps")["step"].apply(list).tolist() == [[0, 3, 6]] * 2
     assert metrics["modes"].between(1, 1000).all() and metrics["kl"].between(0, math.log(1000)).all()
+    assert metrics["channel_correlation"].between(-1, 1).all()
     # Every trial read the data and the classifier the driver published, checked by hash.
     manifest = json.loads((tmp_path / "stacked_mnist-smoke" / "artifacts" / "manifest.json").read_text())
     assert set(manifest) == {"classifier", "mnist"} and manifest["classifier"]["variant"] == "quick"
@@ -214,6 +215,7 @@ def test_stacked_mnist_smoke_sweep_to_table_1(ray_local, tmp_path):
     report = build_report(result.path, tmp_path / "report")
     assert f"the one the driver published (sha256 {expected['classifier'][:12]}…)" in report.text
     assert "D = 1/4 G" in report.text and "paper: 30.6 ± 20.73" in report.text
+    assert "channel corr. " in report.text and "0.32 on real Stacked MNIST" in report.text
     assert_report_stands_alone(report)
     assert (tmp_path / "report" / "samples.png").read_bytes()[:4] == b"\x89PNG"
     assert "d_size" in (tmp_path / "report" / "table1.csv").read_text().splitlines()[0]

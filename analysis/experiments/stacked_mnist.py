@@ -37,7 +37,9 @@ CLAIMS = {"modes": +1, "kl": -1}
 
 def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]]:
     final = final_rows(metrics[metrics["second_order"]])
-    summary = mean_and_standard_error(final, ["d_size", "unroll_steps"], ["modes", "kl"])
+    # Sweeps written before the channel correlation was measured lack its column.
+    columns = ["modes", "kl"] + (["channel_correlation"] if "channel_correlation" in final else [])
+    summary = mean_and_standard_error(final, ["d_size", "unroll_steps"], columns)
     paper = [PAPER_TABLE_1.get((d, k)) for d, k in zip(summary["d_size"], summary["unroll_steps"])]
     summary["paper_modes"] = [p[0][0] if p else None for p in paper]
     summary["paper_modes_se"] = [p[0][1] if p else None for p in paper]
@@ -54,6 +56,8 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
                 f"{row.modes_n + row.modes_missing} seeds"
                 + (f" ({row.kl_missing} without KL)" if row.kl_missing else "")
             )
+            if "channel_correlation_mean" in summary:
+                cell += f", channel corr. {mean_pm_se(row.channel_correlation_mean, row.channel_correlation_se, 2)}"
             p = PAPER_TABLE_1.get((d_size, row.unroll_steps))
             if p:
                 cell += f" (paper: {p[0][0]} ± {p[0][1]}, KL {p[1][0]} ± {p[1][1]})"
@@ -119,5 +123,13 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
             ),
             batchnorm_note(config),
         ]
+        + (
+            [
+                "Channel corr.: the mean Pearson correlation between a generated image's three channels, 0.32 on "
+                "real Stacked MNIST (three independent digits); near 1, every channel shows the same digit (grey)."
+            ]
+            if "channel_correlation_mean" in summary
+            else []
+        )
     )
     return text, files
