@@ -124,8 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds-per-trial",
         type=_int,
         default=1,
-        help="seeds trained packed into one model per trial (mog only), each with its own rows and state; "
-        "default 1 (on this CPU packing gains nothing, see README 'Cost of unrolling'; on a GPU try the seed count)",
+        help="seeds trained packed into one model per trial (every experiment), each with its own rows and state; "
+        "default 1 (on this CPU packing gains nothing, see docs/results.md 'Seed packing'; on a GPU try several)",
     )
     sweep.add_argument(
         "--gpus-per-trial",
