@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
@@ -59,7 +60,8 @@ STUDIES = {
         "Appendix B (b): the second gradient (full unroll, stop-gradient, stop-gradient averaged over K)",
         "with the discriminator near its optimum, all three behave alike. Tested: each stop-gradient variant "
         "against the full unroll; a p >= 0.05 is consistent with the claim (with 5 seeds the test detects only "
-        "large differences, so it is not proof of equality)",
+        "large differences, so it is not proof of equality). Where the sweep has K = 0, each stop-gradient variant "
+        "is also tested against it, claimed better, as the paper claims for unrolling",
     ),
     "generator_steps": Study(
         "Appendix B (c): several generator steps per discriminator step",
@@ -75,7 +77,8 @@ def study_of(final: pd.DataFrame) -> str | None:
         return "history"
     if (final["generator_steps"] > 1).any():
         return "generator_steps"
-    if final["second_order"].nunique() > 1 or final["average_over_unroll"].any():
+    # A stop-gradient unroll is the study even without a full one beside it: it is then tested against K = 0.
+    if (~final["second_order"] & (final["unroll_steps"] > 0)).any() or final["average_over_unroll"].any():
         return "second_gradient"
     return None
 
@@ -98,10 +101,15 @@ def _comparisons(final: pd.DataFrame, study: str, claims: dict[str, int]) -> pd.
             shortest = group[group["d_ensemble_every"] == group["d_ensemble_every"].min()]
             compare(group, shortest["setting"].iloc[0], {m: -d for m, d in claims.items()})
     elif study == "second_gradient":
-        for _, group in final.groupby("unroll_steps"):
+        plain = final[final["unroll_steps"] == 0]
+        for _, group in final[final["unroll_steps"] > 0].groupby("unroll_steps"):
             full = group[group["second_order"]]
             if not full.empty:
                 compare(group, full["setting"].iloc[0], alike)
+            # Each variant also against the plain GAN, in the paper's direction for unrolling: whether it still helps.
+            for _, variant in group[~group["second_order"]].groupby("setting"):
+                if not plain.empty:
+                    compare(pd.concat([plain, variant]), plain["setting"].iloc[0], claims)
     else:
         for _, group in final.groupby("unroll_steps"):
             full = group[group["second_order"]]
@@ -114,18 +122,25 @@ def _comparisons(final: pd.DataFrame, study: str, claims: dict[str, int]) -> pd.
 
 
 def ablation_section(
-    metrics: pd.DataFrame, claims: dict[str, int], columns: dict[str, tuple[str, int, str]]
+    metrics: pd.DataFrame,
+    claims: dict[str, int],
+    columns: dict[str, tuple[str, int, str]],
+    axes: tuple[str, ...] = (),
 ) -> tuple[str, dict]:
     """The study's Markdown section and its tables (``results``, ``tests``); ("", {}) if the sweep is no study.
 
     `claims` maps a metric to the direction unrolling is claimed to move it (+1 higher, -1 lower);
     each study turns that into its own claims. `columns` maps a metric to its column label, decimal
     places and what a missing value means (e.g. "collapsed"). Diverged trials count per setting.
+    `axes` are the experiment's model axes (e.g. D size): settings are compared within one value of them.
     """
     final_all = with_settings(final_rows(metrics, include_ended_early=True))
     study = study_of(final_all)
     if study is None:
         return "", {}
+    varied = [a for a in axes if final_all[a].nunique() > 1]
+    for axis in varied:
+        final_all = final_all.assign(setting=final_all["setting"] + f", {axis}=" + final_all[axis].astype(str))
     final = final_all[~final_all["status"].isin(ENDED_EARLY)]
     summary = mean_and_standard_error(final, ["setting"], list(columns))
     counts = final_all.groupby("setting").agg(
@@ -140,7 +155,9 @@ def ablation_section(
             **{label: summary_cells(summary, m, places, meaning) for m, (label, places, meaning) in columns.items()},
         }
     )
-    tests = _comparisons(final, study, claims)
+    groups = final.groupby(varied) if varied else [((), final)]
+    pieces = [tested for _, group in groups if len(tested := _comparisons(group, study, claims))]
+    tests = pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame()
     text = [f"### {STUDIES[study].title}", to_markdown(results)]
     if len(tests):
         shown = tests.assign(result=[significance_cell(r) for r in tests.itertuples()])
@@ -155,3 +172,25 @@ def ablation_section(
             to_markdown(wide.rename(columns={"baseline": "against"})),
         ]
     return "\n\n".join(text), {"results": results, "tests": tests}
+
+
+def ablation_report(
+    metrics: pd.DataFrame,
+    claims: dict[str, int],
+    columns: dict[str, tuple[str, int, str]],
+    out: Path,
+    files: list[Path],
+    axes: tuple[str, ...] = (),
+) -> str:
+    """``ablation_section``'s text, its tables written to `out`/ablation_<name>.csv (appended to `files`)."""
+    text, tables = ablation_section(metrics, claims, columns, axes)
+    for name, frame in tables.items():
+        if len(frame):
+            frame.to_csv(out / f"ablation_{name}.csv", index=False)
+            files.append(out / f"ablation_{name}.csv")
+    return text
+
+
+def with_ablation(text: str, ablation: str) -> str:
+    """An experiment's report text with the Appendix B section after it, when the sweep ran one."""
+    return f"{text}\n\n{ablation}" if ablation else text

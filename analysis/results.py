@@ -17,6 +17,13 @@ from trainables.results import (  # noqa: F401 (re-exported: analysis code and u
 )
 
 
+def paper_method(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the paper's method: unrolled trials with the full second gradient, and K = 0 trials whatever
+    their ``second_order`` flag (without unrolling there is no second gradient to keep or stop). The
+    stop-gradient variants are the Appendix B study (``ablations``), reported beside the paper's tables."""
+    return metrics[metrics["second_order"] | (metrics["unroll_steps"] == 0)]
+
+
 def load_samples(path: str, kind: str | None = None) -> pd.DataFrame:
     """Sample snapshots; ``kind`` (e.g. 'model' or 'data') to read only those."""
     filter = None if kind is None else pads.field("kind") == kind

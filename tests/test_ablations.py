@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.ablations import ablation_section, setting_label, study_of, with_settings
+from analysis.results import paper_method
 
 CLAIMS = {"modes": +1, "high_quality_pct": +1, "reverse_kl": -1}
 DIGITS = {
@@ -100,3 +101,47 @@ def test_generator_steps_claim_is_tested_within_each_k():
     assert hq_tests.loc["K=1, 5 G steps per D step", "supported"]  # stop-grad worse at K=1
     assert not hq_tests.loc["K=5, 5 G steps per D step", "supported"]  # no difference at K=5
     assert set(hq_tests["claimed"]) == {"lower"}
+
+
+def test_a_stop_gradient_sweep_is_tested_against_k0_even_without_a_full_unroll():
+    # `--set second_order=false` marks the K = 0 trials stop-gradient too; without unrolling that means nothing.
+    settings = [{"unroll_steps": 0, "second_order": False}, {"unroll_steps": 5, "second_order": False}]
+    hq = [np.array([1, 2, 3, 4, 5.0]), np.array([40, 41, 42, 43, 44.0])]
+    metrics = frame(settings, hq)
+    assert study_of(with_settings(metrics)) == "second_gradient"
+    text, tables = ablation_section(metrics, CLAIMS, DIGITS)
+    tests = tables["tests"].set_index(["setting", "baseline", "metric"])
+    against_plain = tests.loc[("K=5, stop-grad", "K=0", "high_quality_pct")]
+    assert against_plain["claimed"] == "higher" and against_plain["supported"] and against_plain["p"] == 2 / 252
+    assert tests.loc[("K=5, stop-grad", "K=0", "reverse_kl"), "claimed"] == "lower"
+    assert "| K=5, stop-grad | K=0 |" in text
+
+
+def test_stop_gradient_and_full_unroll_are_each_compared_within_one_model_size():
+    settings = [
+        {"unroll_steps": k, "second_order": order, "d_size": size}
+        for size in (0.25, 0.5)
+        for k, order in ((0, True), (5, True), (5, False))
+    ]
+    # At D = 1/4 the stop-gradient unroll beats both; at D = 1/2 all three are alike.
+    low, high = np.arange(5.0), np.arange(5.0) + 50
+    metrics = frame(settings, [low, low, high, high, high + 0.5, high])
+    metrics["d_size"] = [json.loads(c)["d_size"] for c in metrics["config_json"]]
+    _, tables = ablation_section(metrics, CLAIMS, DIGITS, axes=("d_size",))
+    hq = tables["tests"][tables["tests"]["metric"] == "high_quality_pct"].set_index(["setting", "baseline"])
+    assert set(hq.index) == {
+        (f"K=5, stop-grad, d_size={size}", f"K={k}, d_size={size}") for size in (0.25, 0.5) for k in (0, 5)
+    }
+    assert hq.loc[("K=5, stop-grad, d_size=0.25", "K=0, d_size=0.25"), "supported"]
+    assert not hq.loc[("K=5, stop-grad, d_size=0.5", "K=0, d_size=0.5"), "supported"]
+    assert hq.loc[("K=5, stop-grad, d_size=0.25", "K=5, d_size=0.25"), "claimed"] == "alike"
+    assert not hq.loc[("K=5, stop-grad, d_size=0.25", "K=5, d_size=0.25"), "supported"]  # they differ
+
+
+def test_the_papers_tables_keep_k0_rows_whatever_their_second_order_flag():
+    metrics = frame(
+        [{"unroll_steps": 0, "second_order": False}, {"unroll_steps": 5}, {"unroll_steps": 5, "second_order": False}],
+        [np.arange(5.0)] * 3,
+    )
+    kept = paper_method(metrics)
+    assert sorted(set(zip(kept["unroll_steps"], kept["second_order"]))) == [(0, False), (5, True)]

@@ -223,6 +223,21 @@ def test_stacked_mnist_smoke_sweep_to_table_1(ray_local, tmp_path):
     assert pd.read_csv(tmp_path / "report" / "significance.csv")["metric"].tolist() == ["modes", "kl"]
 
 
+def test_a_stop_gradient_stacked_mnist_sweep_reports_k0_in_table_1_and_the_variant_against_it(ray_local, tmp_path):
+    # `--set second_order=false` marks every trial stop-gradient, K = 0 too (where it changes nothing).
+    spec = SweepSpec("stacked_mnist", "smoke", overrides={"second_order": False}, storage=str(tmp_path))
+    result = run_sweep(spec, progress=False)
+    assert result.ok and result.finished == 2
+    report = build_report(result.path, tmp_path / "report")
+    table = pd.read_csv(tmp_path / "report" / "table1.csv")
+    assert table["unroll_steps"].tolist() == [0]  # the paper's table: K = 0, and no unrolled stop-gradient row
+    assert "Appendix B (b): the second gradient" in report.text and "| K=1, stop-grad | 1 | 0 |" in report.text
+    tests = pd.read_csv(tmp_path / "report" / "ablation_tests.csv")
+    assert set(zip(tests["setting"], tests["baseline"])) == {("K=1, stop-grad", "K=0")}
+    assert tests.set_index("metric")["claimed"].to_dict() == {"modes": "higher", "kl": "lower"}
+    assert_report_stands_alone(report)
+
+
 @pytest.mark.parametrize(
     "experiment, table, figures",
     [

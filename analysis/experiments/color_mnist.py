@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..ablations import ablation_report, with_ablation
 from ..figures import colour_scatter, images
 from ..notes import batchnorm_note
-from ..results import data_of_one_trial, final_rows, last_snapshots, load_samples, mean_and_standard_error
+from ..results import data_of_one_trial, final_rows, last_snapshots, load_samples, mean_and_standard_error, paper_method
 from ..stats import unroll_against_none
 from ..tables import significance_section, summary_cells, to_markdown, write_table
 
@@ -31,7 +32,7 @@ def claims_at(unroll_steps: int) -> dict[str, int]:
 
 
 def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]]:
-    final = final_rows(metrics[metrics["second_order"]])
+    final = final_rows(paper_method(metrics))
     summary = mean_and_standard_error(final, ["unroll_steps", "layer_size"], ["js", "colour_spread"])
     files = write_table(summary, out, "table2")[:1]
     wide = summary.assign(
@@ -91,4 +92,6 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
             batchnorm_note(config),
         ]
     )
-    return text, files
+    columns = {"js": ("JS", 3, "without a value"), "colour_spread": ("colour spread", 3, "without a value")}
+    ablation = ablation_report(metrics, CLAIMS, columns, out, files, axes=("layer_size",))
+    return with_ablation(text, ablation), files

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..ablations import ablation_section, with_settings
+from ..ablations import ablation_report, with_settings
 from ..figures import evenly_spaced, heatmap_grid, metric_curves, points
 from ..results import (
     data_of_one_trial,
@@ -84,7 +84,7 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
     final = final_rows(metrics)
     config = json.loads(final["config_json"].iloc[0])
     num_modes, layout = config["num_modes"], config.get("layout", "ring")
-    ablation, ablation_tables = ablation_section(
+    ablation = ablation_report(
         metrics,
         CLAIMS,
         {
@@ -92,12 +92,10 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
             "high_quality_pct": ("high quality %", 1, "without a value"),
             "reverse_kl": ("reverse KL", 3, "collapsed: no high-quality sample"),
         },
+        out,
+        files,
     )
     if ablation:
-        for name, frame in ablation_tables.items():
-            if len(frame):
-                frame.to_csv(out / f"ablation_{name}.csv", index=False)
-                files.append(out / f"ablation_{name}.csv")
         table, significance = ablation, ""
     else:
         table, significance = _results_and_significance(final, num_modes, out, files)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..ablations import ablation_report, with_ablation
 from ..figures import evenly_spaced, image_grid, images, metric_curves
 from ..notes import batchnorm_note, classifier_note
-from ..results import data_of_one_trial, final_rows, load_samples, mean_and_standard_error
+from ..results import data_of_one_trial, final_rows, load_samples, mean_and_standard_error, paper_method
 from ..stats import unroll_against_none
 from ..tables import significance_section, summary_cells, to_markdown, write_table
 
@@ -18,7 +19,7 @@ CLAIMS = {"label_entropy": +1, "top_label_pct": -1}
 
 
 def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]]:
-    metrics = metrics[metrics["second_order"]]
+    swept, metrics = metrics, paper_method(metrics)
     summary = mean_and_standard_error(metrics, ["unroll_steps", "step"], ["label_entropy", "top_label_pct"])
     files = write_table(summary, out, "collapse")[:1]
     shown = pd.DataFrame(
@@ -49,7 +50,8 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
 
     samples = load_samples(path)
     seed = int(metrics["seed"].min())
-    model = samples[(samples["kind"] == "model") & (samples["seed"] == seed)]
+    shown = samples["trial_id"].isin(metrics["trial_id"]) & (samples["seed"] == seed)
+    model = samples[(samples["kind"] == "model") & shown]
     steps = evenly_spaced(sorted(model["step"].unique()), 6)
     cells = {}
     for (k, step), group in model[model["step"].isin(steps)].groupby(["unroll_steps", "step"]):
@@ -86,4 +88,5 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
             batchnorm_note(config),
         ]
     )
-    return text, files
+    columns = {"label_entropy": ("label entropy", 2, "without a value"), "top_label_pct": ("top label %", 1, "")}
+    return with_ablation(text, ablation_report(swept, CLAIMS, columns, out, files)), files

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..ablations import ablation_report, with_ablation
 from ..figures import image_grid, images, metric_curves
 from ..notes import batchnorm_note, classifier_note
 from ..results import (
@@ -15,6 +16,7 @@ from ..results import (
     last_snapshots,
     load_samples,
     mean_and_standard_error,
+    paper_method,
 )
 from ..stats import unroll_against_none
 from ..tables import mean_pm_se, significance_section, to_markdown, write_table
@@ -36,7 +38,7 @@ CLAIMS = {"modes": +1, "kl": -1}
 
 
 def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]]:
-    final = final_rows(metrics[metrics["second_order"]])
+    final = final_rows(paper_method(metrics))
     # Sweeps written before the channel correlation was measured lack its column.
     columns = ["modes", "kl"] + (["channel_correlation"] if "channel_correlation" in final else [])
     summary = mean_and_standard_error(final, ["d_size", "unroll_steps"], columns)
@@ -132,4 +134,5 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
             else []
         )
     )
-    return text, files
+    columns = {"modes": ("modes (of 1000)", 1, "without a value"), "kl": ("KL", 2, "without a value")}
+    return with_ablation(text, ablation_report(metrics, CLAIMS, columns, out, files, axes=("d_size",))), files
