@@ -86,3 +86,39 @@ def test_benches_refuse_cuda_without_it_in_one_line(module):
     done = subprocess.run([sys.executable, "-m", module, "--device", "cuda"], capture_output=True, text=True)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "--device cuda: torch" in done.stderr.splitlines()[-1] and "sees no CUDA device" in done.stderr
+
+
+@pytest.mark.parametrize("experiment", ["mog", "stacked_mnist"])  # stacked_mnist: batch norm's running statistics
+def test_second_gradient_bench_measures_both_terms_and_leaves_the_run_as_it_was(experiment):
+    import torch
+
+    from bench.second_gradient import probe_run
+    from trainables import experiments
+    from trainables.trainer import GANTrainer
+
+    def trainer(unroll_steps: int) -> GANTrainer:
+        config = experiments.get(experiment).config("smoke", {"unroll_steps": unroll_steps})
+        torch.manual_seed(config.seed)
+        return GANTrainer(experiments.get(experiment).build(config, torch.device("cpu")).parts, config)
+
+    probed, plain = trainer(2), trainer(2)
+    rows = probe_run(probed, iterations=6, every=3)
+    assert [r["iteration"] for r in rows] == [0, 3, 6]
+    assert all(r["first_norm"] > 0 and r["second_norm"] > 0 and -1 <= r["cosine"] <= 1 for r in rows)
+    # The probes change nothing: a run without them ends on the same networks, running statistics included.
+    plain.train(6)
+    assert plain.last_losses == {k: rows[-1][k] for k in ("d_loss", "g_loss")}
+    for name, value in plain.parts.generator.state_dict().items():
+        assert torch.equal(value, probed.parts.generator.state_dict()[name]), name
+    # Without unrolling there is no second term.
+    flat = probe_run(trainer(0), iterations=0, every=1)
+    assert flat[0]["second_norm"] == 0 and flat[0]["full_over_first"] == 1
+
+
+def test_second_gradient_bench_refuses_a_bad_field_in_one_line():
+    bad = subprocess.run(
+        [sys.executable, "-m", "bench.second_gradient", "mog", "--set", "unroll_steps=-1"],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "unroll_steps must be a non-negative integer" in bad.stderr.splitlines()[-1]

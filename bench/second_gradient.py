@@ -1,0 +1,122 @@
+"""The two terms of the unrolled generator's gradient, measured along a training run.
+
+    python -m bench.second_gradient EXPERIMENT [--profile quick] [--unroll-steps 5] [--iterations 600]
+                                    [--every 100] [--set NAME=VALUE ...] [--json]
+
+Metz et al. (2017, Section 2) split the generator's gradient of f_K into the gradient at theta_D^K (the first
+term) and the part that flows back through the K unrolled discriminator steps (the second term). This trains
+one trial's networks as a sweep would (the profile's config, `--set` on top) and every `--every` iterations
+measures, on one fixed probe minibatch, both terms' norms and the cosine between them, beside the losses:
+a second term pointing against the first (cosine near -1) with a similar norm cancels the generator's gradient.
+The probe leaves the training run untouched: the same seed trains the same networks with or without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+from torch import Tensor
+
+from bench.devices import checked_device
+from trainables import experiments
+from trainables.errors import ConfigError
+from trainables.trainer import GANParts, GANTrainer
+from trainables.unrolled import unrolled_generator_loss
+
+PROBE_SEED = 12_345
+"""Seeds the probe minibatch, apart from the training run's own random stream."""
+
+
+def gradient_terms(parts: GANParts, real: Tensor, noise: Tensor, unroll_steps: int) -> dict[str, float]:
+    """The first and second terms of the generator's gradient of f_K at `real` and G(`noise`)."""
+    generator = parts.generator
+    buffers = {k: v.clone() for k, v in generator.named_buffers()}  # batch norm's running statistics
+    params = [p for p in generator.parameters() if p.requires_grad]
+
+    def gradient(second_order: bool) -> Tensor:
+        loss = unrolled_generator_loss(
+            parts.discriminator, parts.d_optimizer, generator(noise), real, unroll_steps=unroll_steps,
+            d_loss=parts.discriminator_loss, g_loss=parts.generator_loss, second_order=second_order,
+        )  # fmt: skip
+        return torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)])
+
+    full, first = gradient(True), gradient(False)
+    with torch.no_grad():
+        for name, value in generator.named_buffers():
+            value.copy_(buffers[name])
+    second = full - first
+    cosine = torch.nn.functional.cosine_similarity(first, second, dim=0) if unroll_steps else torch.tensor(0.0)
+    return {
+        "first_norm": float(first.norm()),
+        "second_norm": float(second.norm()),
+        "cosine": float(cosine),
+        "full_over_first": float(full.norm() / first.norm()),
+    }
+
+
+def measure(experiment_name: str, profile: str, values: dict, iterations: int, every: int, device) -> list[dict]:
+    experiment = experiments.get(experiment_name)
+    config = experiment.config(profile, values)
+    if experiment.prepare is not None:
+        experiment.prepare(config)  # data and classifier cached once, as a sweep's driver does
+    torch.manual_seed(config.seed)
+    return probe_run(GANTrainer(experiment.build(config, device).parts, config), iterations, every)
+
+
+def probe_run(trainer: GANTrainer, iterations: int, every: int) -> list[dict]:
+    """Train `trainer` to `iterations`, measuring the gradient's terms at the start and every `every` iterations."""
+    parts, config, probe = trainer.parts, trainer.config, torch.Generator().manual_seed(PROBE_SEED)
+    real, noise = parts.sample_real(config.batch_size, probe), parts.sample_noise(config.batch_size, probe)
+    rows = []
+    while True:
+        losses = trainer.last_losses if trainer.iteration else {"d_loss": float("nan"), "g_loss": float("nan")}
+        terms = gradient_terms(parts, real, noise, config.unroll_steps)
+        rows.append({"iteration": trainer.iteration, **terms, **losses})
+        if trainer.iteration >= iterations:
+            return rows
+        trainer.train(min(every, iterations - trainer.iteration))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.second_gradient",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("experiment", choices=experiments.names())
+    parser.add_argument("--profile", default="quick")
+    parser.add_argument("--unroll-steps", type=int, default=5)
+    parser.add_argument("--iterations", type=int, default=600)
+    parser.add_argument("--every", type=int, default=100, help="iterations between measurements")
+    parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="config fields, as for a sweep")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU machine")
+    parser.add_argument("--json", action="store_true", help="print the rows as one JSON list")
+    args = parser.parse_args(argv)
+    if args.iterations < 0 or args.every < 1:
+        parser.error("--iterations must be >= 0 and --every >= 1")
+    if any("=" not in item for item in args.set):
+        parser.error(f"--set takes NAME=VALUE, got {next(i for i in args.set if '=' not in i)!r}")
+    values = {"unroll_steps": args.unroll_steps, **dict(item.split("=", 1) for item in args.set)}
+    torch.set_num_threads(1)
+    device = checked_device(parser, args.device)
+    try:
+        rows = measure(args.experiment, args.profile, values, args.iterations, args.every, device)
+    except ConfigError as error:
+        parser.error(str(error))
+    if args.json:
+        print(json.dumps(rows))
+        return
+    print(f"{args.experiment}, {args.profile} profile, {values}: the generator's gradient of f_K on one probe batch")
+    header = ("iteration", 9), ("|first|", 9), ("|second|", 9), ("cosine", 7), ("|full|/|first|", 14), ("d_loss", 7)
+    print(" ".join(f"{name:>{width}}" for name, width in (*header, ("g_loss", 7))))
+    for r in rows:
+        print(
+            f"{r['iteration']:>9} {r['first_norm']:>9.4f} {r['second_norm']:>9.4f} {r['cosine']:>7.3f} "
+            f"{r['full_over_first']:>14.3f} {r['d_loss']:>7.3f} {r['g_loss']:>7.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
