@@ -148,3 +148,23 @@ def test_the_classifier_says_it_trains_once_with_progress_and_where_it_is_cached
     torch.manual_seed(7)
     classifier.MnistClassifier()  # what a sweep's published classifier costs the stream (load_classifier)
     assert torch.equal(torch.rand(3), trained_then)
+
+
+def test_the_classifier_is_the_same_whichever_thread_count_its_first_caller_runs(tmp_path, monkeypatch):
+    import trainables.mnist_classifier as classifier
+    from trainables.data.mnist import load_mnist
+
+    mnist = load_mnist(None)
+    monkeypatch.setattr(classifier, "load_mnist", lambda *args: mnist)
+    monkeypatch.setitem(classifier.CLASSIFIERS, "tiny", {"epochs": 1, "train_digits": 3_000})
+    threads = torch.get_num_threads()
+    states = []
+    for caller_threads in (1, 2):  # a trial or a bench runs on one thread, a sweep's driver on every core
+        torch.set_num_threads(caller_threads)
+        try:
+            model, _ = classifier.load_or_train(cache_dir=tmp_path / str(caller_threads), variant="tiny", log=False)
+            assert torch.get_num_threads() == caller_threads  # the caller's setting is given back
+        finally:
+            torch.set_num_threads(threads)
+        states.append(model.state_dict())
+    assert all(torch.equal(states[0][name], states[1][name]) for name in states[0])

@@ -22,6 +22,8 @@ from torch import Tensor, nn
 
 from .data.mnist import Mnist, default_cache_dir, load_mnist
 
+TRAINING_THREADS = 1
+"""torch threads the classifier always trains on, so that every machine's cache holds the same classifier."""
 CLASSIFIERS = {
     "full": {"epochs": 3, "train_digits": 60_000},
     # For smoke tests only: seconds to train, about 97% accurate, and reports say which one labelled.
@@ -153,8 +155,15 @@ def load_or_train(
         saved = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(saved["state_dict"])
         return model.eval(), float(saved["test_accuracy"])
-    with torch.random.fork_rng(devices=[]):
-        return _train_and_cache(path, mnist_dir, cache_dir, log, variant)
+    threads = torch.get_num_threads()
+    try:
+        # Float sums split by thread, so a classifier trained on 2 threads labels some digits differently from
+        # one trained on 1: whichever process trains it first (a sweep's driver, a bench, a test) must not decide.
+        torch.set_num_threads(TRAINING_THREADS)
+        with torch.random.fork_rng(devices=[]):
+            return _train_and_cache(path, mnist_dir, cache_dir, log, variant)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _train_and_cache(
