@@ -21,8 +21,10 @@ from torch import Tensor
 
 from bench.devices import checked_device
 from trainables import experiments
+from trainables.config import key_value
 from trainables.errors import ConfigError
 from trainables.trainer import GANParts, GANTrainer
+from trainables.trial import Trial
 from trainables.unrolled import unrolled_generator_loss
 
 PROBE_SEED = 12_345
@@ -34,16 +36,18 @@ def gradient_terms(parts: GANParts, real: Tensor, noise: Tensor, unroll_steps: i
     generator = parts.generator
     buffers = {k: v.clone() for k, v in generator.named_buffers()}  # batch norm's running statistics
     params = [p for p in generator.parameters() if p.requires_grad]
+    fake = generator(noise)  # one forward pass for both terms
 
     def gradient(second_order: bool) -> Tensor:
         loss = unrolled_generator_loss(
-            parts.discriminator, parts.d_optimizer, generator(noise), real, unroll_steps=unroll_steps,
+            parts.discriminator, parts.d_optimizer, fake, real, unroll_steps=unroll_steps,
             d_loss=parts.discriminator_loss, g_loss=parts.generator_loss, second_order=second_order,
         )  # fmt: skip
-        return torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)])
+        return torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params, retain_graph=True)])
 
+    # The stop-gradient loss is the first term alone (theta_D^K held constant): the unroll's own two variants.
     full, first = gradient(True), gradient(False)
-    with torch.no_grad():
+    with torch.no_grad():  # the probe's forward pass must not move them (after the backward passes, which need them)
         for name, value in generator.named_buffers():
             value.copy_(buffers[name])
     second = full - first
@@ -57,12 +61,10 @@ def gradient_terms(parts: GANParts, real: Tensor, noise: Tensor, unroll_steps: i
 
 
 def measure(experiment_name: str, profile: str, values: dict, iterations: int, every: int, device) -> list[dict]:
+    """The trial a sweep would run for this config (same set-up, seeds and networks), probed along the way."""
     experiment = experiments.get(experiment_name)
-    config = experiment.config(profile, values)
-    if experiment.prepare is not None:
-        experiment.prepare(config)  # data and classifier cached once, as a sweep's driver does
-    torch.manual_seed(config.seed)
-    return probe_run(GANTrainer(experiment.build(config, device).parts, config), iterations, every)
+    trial = Trial(experiment, experiment.config(profile, values), device)
+    return probe_run(trial.trainer, iterations, every)
 
 
 def probe_run(trainer: GANTrainer, iterations: int, every: int) -> list[dict]:
@@ -90,16 +92,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--unroll-steps", type=int, default=5)
     parser.add_argument("--iterations", type=int, default=600)
     parser.add_argument("--every", type=int, default=100, help="iterations between measurements")
-    parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="config fields, as for a sweep")
+    parser.add_argument(
+        "--set", nargs="*", type=key_value, default=[], metavar="NAME=VALUE", help="config fields, as for a sweep"
+    )
     parser.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU machine")
     parser.add_argument("--json", action="store_true", help="print the rows as one JSON list")
     args = parser.parse_args(argv)
     if args.iterations < 0 or args.every < 1:
         parser.error("--iterations must be >= 0 and --every >= 1")
-    if any("=" not in item for item in args.set):
-        parser.error(f"--set takes NAME=VALUE, got {next(i for i in args.set if '=' not in i)!r}")
-    values = {"unroll_steps": args.unroll_steps, **dict(item.split("=", 1) for item in args.set)}
-    torch.set_num_threads(1)
+    values = {"unroll_steps": args.unroll_steps, **dict(args.set)}
     device = checked_device(parser, args.device)
     try:
         rows = measure(args.experiment, args.profile, values, args.iterations, args.every, device)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from analysis.report import build_report
 from trainables import experiments
-from trainables.config import MAX_UNROLL_STEPS, parse_value
+from trainables.config import MAX_UNROLL_STEPS, key_value, parse_value
 from trainables.errors import ConfigError, OneLineParser
 from trainables.results import ResultsError
 
@@ -33,20 +33,13 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
 
 
-def _key_value(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected name=value, got {text!r}")
-    return key, value
-
-
 def _axis(text: str) -> tuple[str, list[str]]:
-    key, values = _key_value(text)
+    key, values = key_value(text)
     return key, [v for v in values.split(",") if v]
 
 
 def _variant(text: str) -> dict[str, str]:
-    pairs = [_key_value(part) for part in text.split(",") if part]
+    pairs = [key_value(part) for part in text.split(",") if part]
     if not pairs:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE[,NAME=VALUE...], got {text!r}")
     return dict(pairs)
@@ -100,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument(
         "--set",
         nargs="+",
-        type=_key_value,
+        type=key_value,
         default=[],
         metavar="NAME=VALUE",
         dest="overrides",

@@ -10,6 +10,7 @@ demo notebook or a later re-implementation such as PacGAN's) are reasoned defaul
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import math
@@ -145,6 +146,14 @@ class GANConfig:
 def check_choice(name: str, value: Any, choices: tuple) -> None:
     if value not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
+
+
+def key_value(text: str) -> tuple[str, str]:
+    """'name=value' from a command line (``--set``) as (name, value); argparse turns the error into one line."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected name=value, got {text!r}")
+    return key, value
 
 
 def parse_value(name: str, value: Any, kind: type) -> Any:

@@ -50,8 +50,8 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
 
     samples = load_samples(path)
     seed = int(metrics["seed"].min())
-    shown = samples["trial_id"].isin(metrics["trial_id"]) & (samples["seed"] == seed)
-    model = samples[(samples["kind"] == "model") & shown]
+    of_seed = samples["trial_id"].isin(metrics["trial_id"]) & (samples["seed"] == seed)
+    model = samples[(samples["kind"] == "model") & of_seed]
     steps = evenly_spaced(sorted(model["step"].unique()), 6)
     cells = {}
     for (k, step), group in model[model["step"].isin(steps)].groupby(["unroll_steps", "step"]):
