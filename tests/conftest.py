@@ -87,3 +87,14 @@ def build_report_without_torch(path, out) -> str:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+@pytest.fixture
+def capturable_adam_on_cpu(monkeypatch):
+    """Lets ``torch.optim.Adam(capturable=True)`` run on the CPU, which torch refuses only because a CPU has no
+    graphs to capture: its formula (step count a tensor) is then testable here, against the same ops on a GPU."""
+    import importlib
+
+    module = importlib.import_module("torch.optim.adam")  # the attribute torch.optim.adam is a function
+    supported = module._get_capturable_supported_devices
+    monkeypatch.setattr(module, "_get_capturable_supported_devices", lambda *a, **k: [*supported(), "cpu"])

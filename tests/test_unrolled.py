@@ -280,13 +280,16 @@ def test_batch_norm_discriminator_gradient_matches_finite_differences(optimizer)
     assert relative_error(analytic, numeric) < 1e-6
 
 
-def test_inner_adam_reproduces_torch_adam_bit_for_bit_in_float32():
+@pytest.mark.parametrize("capturable", [False, True], ids=["host-step", "capturable"])
+def test_inner_adam_reproduces_torch_adam_bit_for_bit_in_float32(capturable, request):
     from trainables.unrolled import FlatDiscriminator, inner_optimizer
 
+    if capturable:
+        request.getfixturevalue("capturable_adam_on_cpu")
     torch.set_default_dtype(torch.float32)
     torch.manual_seed(0)
     disc = nn.Linear(64, 16)
-    opt = torch.optim.Adam(disc.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    opt = torch.optim.Adam(disc.parameters(), lr=1e-3, betas=(0.5, 0.999), capturable=capturable)
     x = torch.randn(32, 64)
 
     def loss_at(module_or_flat, flat_d=None):
@@ -307,6 +310,27 @@ def test_inner_adam_reproduces_torch_adam_bit_for_bit_in_float32():
         loss_at(disc).backward()
         opt.step()
         assert torch.equal(theta, flat_d.current())
+    # The capturable path carries Adam's step as a tensor and leaves the real one where it was.
+    assert isinstance(inner.step_count, torch.Tensor) == capturable
+    assert float(opt.state[disc.weight]["step"]) == 8
+
+
+@pytest.mark.parametrize("second_order", [True, False])
+def test_a_capturable_adam_gives_the_papers_f_k_and_its_gradient(second_order, capturable_adam_on_cpu):
+    # Capturable Adam (step count a tensor, as CUDA graphs need) rounds differently from the default, but it is
+    # the same optimizer: f_K, its gradient and the stop-gradient variant agree with the default path to 1e-12.
+    gen, disc, opt, z, real = make_pair()
+    graphed = torch.optim.Adam(disc.parameters(), lr=0.05, betas=(0.5, 0.999), capturable=True)
+    graphed.load_state_dict(copy.deepcopy(opt.state_dict()))
+    assert isinstance(graphed.state[disc[0].weight]["step"], torch.Tensor) and graphed.defaults["capturable"]
+    default = surrogate(gen, disc, opt, z, real, 3, second_order=second_order)
+    capturable = surrogate(gen, disc, graphed, z, real, 3, second_order=second_order)
+    torch.testing.assert_close(capturable, default, rtol=1e-12, atol=0)
+    gradient = grad_wrt(gen, capturable)
+    torch.testing.assert_close(gradient, grad_wrt(gen, default), rtol=1e-10, atol=1e-14)
+    if second_order:
+        numeric = finite_difference_grad(gen, lambda: paper_f_k(gen, disc, opt, z, real, 3))
+        assert relative_error(gradient, numeric) < 1e-6
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])

@@ -62,6 +62,12 @@ class GANConfig:
     """On a GPU: deterministic cuDNN and cuBLAS kernels, no cuDNN autotuning and no TF32, so that a seed gives the
     same numbers run after run and a retried trial rewrites the same rows (``trial.set_determinism``). False lets
     cuDNN pick its fastest kernels and TF32 matmuls: faster, not reproducible. The CPU is deterministic either way."""
+    cuda_graphs: bool = False
+    """Capture each training iteration once as a CUDA graph and replay it (``trainables.graphs``): one launch
+    where eager runs launch over a thousand small kernels per unrolled iteration. Off until measured on a GPU
+    (nothing here has been); needs a CUDA device. Adam then keeps its step count on the device
+    (``capturable=True``), which rounds differently: reproducible by seed, not equal to a run without graphs.
+    Not with historical averaging."""
     noise_dim: int = 256
     """Dimension of the generator's Gaussian noise z."""
     g_lr: float = 1e-4
@@ -104,6 +110,8 @@ class GANConfig:
         check_choice("generator_loss", self.generator_loss, ("non_saturating", "minimax"))
         if (self.d_ensemble_size > 1 or self.d_ensemble_every > 1) and self.unroll_steps:
             raise ConfigError("a discriminator ensemble (historical averaging) replaces unrolling: use unroll_steps 0")
+        if self.cuda_graphs and (self.d_ensemble_size > 1 or self.d_ensemble_every > 1):
+            raise ConfigError("cuda_graphs cannot capture historical averaging: its ensemble changes as training goes")
         if self.average_over_unroll and self.second_order:
             raise ConfigError("average_over_unroll is a stop-gradient variant: set second_order=false too")
         if self.average_over_unroll and self.unroll_steps == 0:

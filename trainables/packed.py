@@ -153,8 +153,8 @@ def pack_parts(parts: list[GANParts], config, device: torch.device) -> tuple[GAN
 class PackedTrainer(GANTrainer):
     """``GANTrainer`` on packed parts: the same updates, with ``last_losses`` as one value per seed."""
 
-    def __init__(self, parts: GANParts, losses: SeedLosses, config, seeds: list[int]):
-        super().__init__(parts, config)
+    def __init__(self, parts: GANParts, losses: SeedLosses, config, seeds: list[int], graph_backend=None):
+        super().__init__(parts, config, graph_backend)
         self.seed_loss_values = losses
         self.rng = SeedGenerators(list(seeds))
         self.num_models = len(seeds)

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from . import graphs
 from .config import GANConfig
 from .draws import Drawn, Sampler, as_sampler, nbytes, to_device
 from .losses import GENERATOR_LOSSES, discriminator_loss
@@ -83,7 +84,7 @@ class GANParts:
 class GANTrainer:
     """Alternating updates: one discriminator step on its plain loss, then the generator on f_K."""
 
-    def __init__(self, parts: GANParts, config: GANConfig):
+    def __init__(self, parts: GANParts, config: GANConfig, graph_backend: graphs.GraphBackend | None = None):
         self.parts = parts
         self.config = config
         # One CPU stream for every minibatch and noise draw, saved in checkpoints so a
@@ -107,6 +108,19 @@ class GANTrainer:
         # Draws taken ahead (``train``), in the order the iterations take them: (sampler, draw on the device).
         self._drawn: deque[tuple[Sampler, Drawn]] = deque()
         self._draws_per_iteration = 0
+        # CUDA graphs (config.cuda_graphs): an iteration's batches come from the graph's static inputs.
+        self._feed: deque[tuple[Sampler, Tensor]] | None = None
+        self._graphed: graphs.GraphedIteration | None = None
+        self._graph_backend = graph_backend
+        if config.cuda_graphs:
+            if self._graph_backend is None:
+                self._graph_backend = graphs.backend_for(next(parts.discriminator.parameters()).device)
+            for optimizer in (parts.g_optimizer, parts.d_optimizer):
+                if optimizer.state:
+                    raise ValueError("cuda_graphs: the optimizers must be new (their step counts move to the device)")
+                for group in optimizer.param_groups:
+                    group["capturable"] = True  # the step count a device tensor: nothing to read back or bake in
+            self._graphed = graphs.GraphedIteration(self._graph_backend, self._run_fed)
 
     def draw_order(self) -> list[Sampler]:
         """The samplers one iteration draws from, in order (each batch_size samples from ``rng``)."""
@@ -139,6 +153,11 @@ class GANTrainer:
         return done
 
     def _batch(self, sampler: Sampler) -> Tensor:
+        if self._feed is not None:
+            expected, batch = self._feed.popleft() if self._feed else (None, None)
+            if expected is not sampler:
+                raise RuntimeError(_OUT_OF_ORDER)
+            return batch
         expected, drawn = self._drawn.popleft() if self._drawn else (None, None)
         if expected is not sampler:
             raise RuntimeError(_OUT_OF_ORDER)
@@ -204,18 +223,35 @@ class GANTrainer:
     def train_iteration(self) -> None:
         if not self._drawn:
             self.draw_ahead(1)
-        pending = len(self._drawn)
+        if self._graphed is not None:
+            self._graphed([self._batch(sampler) for sampler in self.draw_order()])
+        else:
+            pending = len(self._drawn)
+            self._run_iteration()
+            if pending - len(self._drawn) != self._draws_per_iteration:
+                raise RuntimeError(_OUT_OF_ORDER)
+        self.iteration += 1
+
+    def _run_iteration(self) -> None:
+        """One iteration's device work; with CUDA graphs, what is captured (``graphs``)."""
         d_loss = self.discriminator_step()
         if self.uses_ensemble and self.iteration % self.config.d_ensemble_every == 0:
             self.ensemble = [*self.ensemble, FlatDiscriminator.of(self.parts.discriminator).current()]
             self.ensemble = self.ensemble[-self.config.d_ensemble_size :]
         for _ in range(self.config.generator_steps):
             g_loss = self.generator_step()
-        if pending - len(self._drawn) != self._draws_per_iteration:
-            raise RuntimeError(_OUT_OF_ORDER)
-        self.iteration += 1
         self.losses = self._iteration_losses(d_loss, g_loss)
         self._watch(self.losses)
+
+    def _run_fed(self) -> None:
+        """``_run_iteration`` on the batches in the graph's static inputs."""
+        self._feed = deque(zip(self.draw_order(), self._graphed.inputs, strict=True))
+        try:
+            self._run_iteration()
+            if self._feed:
+                raise RuntimeError(_OUT_OF_ORDER)
+        finally:
+            self._feed = None
 
     def _iteration_losses(self, d_loss: Tensor, g_loss: Tensor) -> dict[str, Tensor]:
         return {"d_loss": d_loss, "g_loss": g_loss}
@@ -227,14 +263,15 @@ class GANTrainer:
         # A sum of two losses is non-finite exactly when one is (finite losses this large do not occur).
         finite = torch.isfinite(d_loss + g_loss)
         if self._watch_start is None:
-            self._watch_start = self.iteration - 1
+            self._watch_start = self.iteration  # the iterations done before this one
             self._finite_so_far = torch.ones_like(finite)
             self._finite_count = torch.zeros(finite.shape, dtype=torch.long, device=finite.device)
             self._nonfinite_losses = {k: torch.zeros_like(v) for k, v in losses.items()}
+        # In place, every one: a captured iteration (``graphs``) updates the tensors it was captured with.
         first = self._finite_so_far & ~finite
         for k, v in losses.items():
-            self._nonfinite_losses[k] = torch.where(first, v, self._nonfinite_losses[k])
-        self._finite_so_far = self._finite_so_far & finite
+            self._nonfinite_losses[k].copy_(torch.where(first, v, self._nonfinite_losses[k]))
+        self._finite_so_far &= finite
         self._finite_count += self._finite_so_far
 
     def nonfinite_at(self) -> list[int | None]:
@@ -293,3 +330,6 @@ class GANTrainer:
         device = next(self.parts.discriminator.parameters()).device
         self.losses = {k: torch.tensor(v, dtype=torch.float64, device=device) for k, v in losses.items()}
         self._watch_start = None
+        # Called by every load: the optimizers' state tensors are new, so a captured graph would update the old.
+        if self._graphed is not None:
+            self._graphed = graphs.GraphedIteration(self._graph_backend, self._run_fed)

@@ -100,33 +100,45 @@ class FlatDiscriminator:
 
 @dataclass
 class InnerAdam:
-    """Differentiable continuation of a ``torch.optim.Adam`` run (same update formula)."""
+    """Differentiable continuation of a ``torch.optim.Adam`` run (same update formula).
+
+    ``step_count`` is a Python number when the real optimizer keeps its step on the host, and a device tensor
+    when it runs with ``capturable=True`` (``trainables.graphs``): then no step of the unroll reads a number
+    back from the device or bakes one into a captured graph, and the update follows capturable Adam's formula.
+    """
 
     lr: float
     beta1: float
     beta2: float
     eps: float
     weight_decay: float
-    step_count: float
+    step_count: float | Tensor
     exp_avg: Tensor
     exp_avg_sq: Tensor
 
     def step(self, flat: Tensor, grad: Tensor) -> Tensor:
         if self.weight_decay:
             grad = grad + self.weight_decay * flat
-        self.step_count += 1
         # The same operations, in the same order, as torch.optim.Adam's single-tensor update, so
         # that an unrolled step computes the real optimizer's next parameters to the last bit.
         self.exp_avg = torch.lerp(self.exp_avg, grad, 1 - self.beta1)
         self.exp_avg_sq = torch.addcmul(self.exp_avg_sq * self.beta2, grad, grad, value=1 - self.beta2)
-        bias_correction1 = 1 - self.beta1**self.step_count
-        bias_correction2_sqrt = (1 - self.beta2**self.step_count) ** 0.5
         # sqrt'(0) is infinite; where an element's second moment is exactly zero its
         # gradient is zero too, so inf * 0 would turn the generator's gradient into NaN.
         # Route those elements through sqrt(1) and zero them (the `higher` library masks
         # the same elements).
         positive = self.exp_avg_sq > 0
         root = torch.where(positive, torch.where(positive, self.exp_avg_sq, 1.0).sqrt(), 0.0)
+        if isinstance(self.step_count, Tensor):
+            # Out of place: the real optimizer's step tensor is read, never advanced.
+            self.step_count = self.step_count + 1
+            step_size_neg = (self.lr / (1 - self.beta1**self.step_count)).neg()
+            bias_correction2_sqrt = (1 - self.beta2**self.step_count).sqrt()
+            denom = root / (bias_correction2_sqrt * step_size_neg) + self.eps / step_size_neg
+            return torch.addcdiv(flat, self.exp_avg, denom)
+        self.step_count += 1
+        bias_correction1 = 1 - self.beta1**self.step_count
+        bias_correction2_sqrt = (1 - self.beta2**self.step_count) ** 0.5
         denom = root / bias_correction2_sqrt + self.eps
         return torch.addcdiv(flat, self.exp_avg, denom, value=-(self.lr / bias_correction1))
 
@@ -149,6 +161,11 @@ class InnerSGD:
         return flat - self.lr * grad
 
 
+def _step_dtype() -> torch.dtype:
+    # The dtype torch.optim.Adam gives a capturable step counter it creates.
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
 def inner_optimizer(optimizer: torch.optim.Optimizer, flat_d: FlatDiscriminator) -> InnerAdam | InnerSGD:
     """Copy the hyperparameters and state of the real discriminator optimizer (detached)."""
     if len(optimizer.param_groups) != 1:
@@ -166,9 +183,16 @@ def inner_optimizer(optimizer: torch.optim.Optimizer, flat_d: FlatDiscriminator)
     if type(optimizer) is torch.optim.Adam:
         if group["amsgrad"] or group.get("maximize"):
             raise ValueError("unrolled Adam supports neither amsgrad nor maximize")
-        steps = {float(s["step"]) for s in states if "step" in s}
-        if len(steps) > 1:
-            raise ValueError(f"discriminator parameters are at different Adam steps {sorted(steps)}")
+        if group["capturable"]:
+            # One optimizer step advances every parameter's counter, so the first one speaks for all; comparing
+            # them would read them back from the device.
+            first = states[0]
+            step_count: float | Tensor = first["step"] if "step" in first else like.new_zeros((), dtype=_step_dtype())
+        else:
+            steps = {float(s["step"]) for s in states if "step" in s}
+            if len(steps) > 1:
+                raise ValueError(f"discriminator parameters are at different Adam steps {sorted(steps)}")
+            step_count = steps.pop() if steps else 0.0
         exp_avg, exp_avg_sq = flat_state("exp_avg"), flat_state("exp_avg_sq")
         beta1, beta2 = group["betas"]
         return InnerAdam(
@@ -177,7 +201,7 @@ def inner_optimizer(optimizer: torch.optim.Optimizer, flat_d: FlatDiscriminator)
             beta2=float(beta2),
             eps=float(group["eps"]),
             weight_decay=float(group["weight_decay"]),
-            step_count=steps.pop() if steps else 0.0,
+            step_count=step_count,
             exp_avg=torch.zeros_like(like) if exp_avg is None else exp_avg,
             exp_avg_sq=torch.zeros_like(like) if exp_avg_sq is None else exp_avg_sq,
         )
