@@ -8,8 +8,10 @@ Prints one table and writes the same rows as JSON to `--out`. Rows:
 * resume: a MoG trial on the device stopped after its second report, saved to a state file, and resumed in a
   new ``Trial``, against the same trial run uninterrupted (every metric of every report compared exactly);
 * float64 agreement: one unrolled K = 5 generator gradient of the MoG paper model, on the CPU and on the device;
-* ms per MoG iteration (paper model) at each of the paper profile's unroll steps, eager; CUDA graphs are not
-  built yet, and the row says so;
+* ms per MoG iteration (paper model) at each of the paper profile's unroll steps, eager, and with each
+  iteration captured as a CUDA graph (``trainables.graphs``): its speed-up, and how far a graphed run is
+  from the same run eager (same capturable Adam) after 50 iterations; packed MoG seeds with graphs too.
+  Graphs need a CUDA device: on the CPU those rows say so;
 * seed-iterations per second with S seeds packed into one model (``trainables.packed``): the MoG paper model
   at K = 10, and the Stacked MNIST paper models at D = 1/4 G, K = 5 (random digits, as below);
 * ms per Stacked MNIST iteration at each point of its paper grid (D = 1/4 and 1/2 G), on random digits of
@@ -24,6 +26,7 @@ Needs no download. ``--device cpu --quick`` runs the whole check in seconds (the
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -37,7 +40,7 @@ import torch
 from bench.devices import checked_device, describe
 from bench.seed_packing import measure as measure_packing
 from bench.unroll_cost import time_iteration, time_trainer
-from trainables import experiments
+from trainables import experiments, graphs
 from trainables.artifacts import LOCAL
 from trainables.data.stacked_mnist import StackedMnist
 from trainables.experiments.stacked_mnist import stacked_parts
@@ -131,6 +134,69 @@ def mog_iteration_ms(device: torch.device, repeats: int, iterations: int) -> lis
     return rows
 
 
+def mog_trainer(config, device: torch.device, backend: graphs.GraphBackend | None = None) -> GANTrainer:
+    """The MoG trainer of `config`; with ``cuda_graphs`` and no CUDA device, `backend` stands in (tests)."""
+    seed_everything(config.seed)
+    trainer = GANTrainer(MOG.build(config, device, LOCAL).parts, config, backend)
+    if not config.cuda_graphs:  # the same optimizers as the graphed run, so the two can be compared
+        graphs.make_capturable(trainer.parts.g_optimizer, trainer.parts.d_optimizer)
+    return trainer
+
+
+def graphed_against_eager(unroll_steps: int, device: torch.device, backend_factory, iterations: int = 50) -> float:
+    """The largest parameter difference between a graphed run and the same run eager, after `iterations`."""
+    config = MOG.config("paper", {"unroll_steps": unroll_steps})
+    runs = [
+        mog_trainer(dataclasses.replace(config, cuda_graphs=on), device, backend_factory() if on else None)
+        for on in (True, False)
+    ]
+    for trainer in runs:
+        trainer.train(iterations)
+    pairs = zip(*(list(t.parts.generator.parameters()) + list(t.parts.discriminator.parameters()) for t in runs))
+    return max((a - b).abs().max().item() for a, b in pairs)
+
+
+def cuda_graph_check(
+    device: torch.device, eager_rows: list[dict], seeds_per_trial: list[int], repeats: int, iterations: int,
+    backend_factory=None,
+) -> dict:  # fmt: skip
+    """MoG iterations and packed seeds with CUDA graphs, against eager (``eager_rows``, one seed)."""
+    if backend_factory is None:
+        if device.type != "cuda":
+            return {"measured": False, "note": f"CUDA graphs need a CUDA device: not measured on {device.type}"}
+        backend_factory = lambda: graphs.CudaGraph(device)  # noqa: E731
+    rows = []
+    for row in eager_rows:
+        k = row["unroll_steps"]
+        trainer = mog_trainer(MOG.config("paper", {"unroll_steps": k, "cuda_graphs": True}), device, backend_factory())
+        trainer.train(graphs.WARMUP_ITERATIONS + 1)  # warmed up and captured before the timing
+        ms = time_trainer(trainer, device, repeats, iterations)
+        rows.append(
+            {
+                "unroll_steps": k,
+                "graphs_ms": ms,
+                "eager_ms": row["eager_ms"],
+                "times_eager": row["eager_ms"] / ms,
+                "max_abs_diff_to_eager": graphed_against_eager(k, device, backend_factory),
+            }
+        )
+    lone_ms = next(r["eager_ms"] for r in eager_rows if r["unroll_steps"] == 10)
+    packed = []
+    for s in seeds_per_trial:
+        config = MOG.config("paper", {"unroll_steps": 10, "cuda_graphs": True})
+        parts = []
+        for seed in range(s):
+            seed_everything(seed)
+            parts.append(MOG.build(dataclasses.replace(config, seed=seed), device, LOCAL).parts)
+        packed_parts, losses = pack_parts(parts, config, device)
+        trainer = PackedTrainer(packed_parts, losses, config, list(range(s)), backend_factory())
+        trainer.train(graphs.WARMUP_ITERATIONS + 1)
+        ms = time_trainer(trainer, device, repeats, iterations) / s
+        rate = {"seed_iterations_per_s": 1000 / ms, "times_one_seed": lone_ms / ms}
+        packed.append({"unroll_steps": 10, "seeds_per_trial": s, **rate})
+    return {"measured": True, "iteration": rows, "packed_seeds": packed}
+
+
 def random_digits(config, device: torch.device) -> StackedMnist:
     """Random uint8 digits of MNIST's shape: an iteration's cost does not depend on the pixels (timing only)."""
     digits = np.random.default_rng(0).integers(0, 256, size=(1024, 28, 28), dtype=np.uint8)
@@ -188,16 +254,17 @@ def packing(device: torch.device, seeds_per_trial: list[int], repeats: int, iter
     ]
 
 
-def projection(experiment: experiments.Experiment, ms_rows: list[dict]) -> dict:
+def projection(experiment: experiments.Experiment, ms_rows: list[dict], key: str = "eager_ms") -> dict:
     """The paper grid's training hours from the measured ms per iteration (rows keyed by unroll steps and axes)."""
     profile = experiment.profiles["paper"]
     iterations = experiment.config("paper").iterations
-    per_point = [r["eager_ms"] * iterations / 3.6e6 for r in ms_rows]
+    per_point = [r[key] * iterations / 3.6e6 for r in ms_rows]
     trials = len(profile.seeds) * len(ms_rows)
     sequential = len(profile.seeds) * sum(per_point)
     side_by_side = max(1, math.floor(1 / experiment.gpu_fraction))
     return {
         "experiment": experiment.name,
+        "path": "CUDA graphs" if key == "graphs_ms" else "eager",
         "trials": trials,
         "iterations_per_trial": iterations,
         "one_at_a_time_h": sequential,
@@ -222,19 +289,42 @@ def run_check(device: torch.device, repeats: int, iterations: int, quick: bool) 
         "resume": resume_check(device),
         "float64_agreement": float64_agreement(device),
         "mog_iteration": mog,
-        "cuda_graphs": {"built": False, "note": "not built yet: the eager path only"},
+        "cuda_graphs": cuda_graph_check(device, mog, [2] if quick else [8, 64], repeats, iterations),
         "packed_seeds": packing(device, seeds, repeats, iterations),
         "stacked_packed_seeds": stacked_packing(device, [1, 2] if quick else [1, 4, 8], repeats, iterations),
         "stacked_mnist_iteration": stacked,
         "projections": [projection(MOG, mog), projection(STACKED, stacked)],
         "settings": {"repeats": repeats, "iterations": iterations, "quick": quick, "torch_threads": 1},
     }
+    if result["cuda_graphs"]["measured"]:
+        result["projections"].append(projection(MOG, result["cuda_graphs"]["iteration"], key="graphs_ms"))
     result["wall_s"] = time.perf_counter() - start
     return result
 
 
 def _row(label: str, value: str) -> str:
     return f"{label:<44} {value}"
+
+
+def graph_lines(check: dict) -> list[str]:
+    if not check["measured"]:
+        return [_row("MoG iteration with CUDA graphs", check["note"])]
+    lines = [
+        _row(
+            f"MoG paper iteration, K={r['unroll_steps']}, CUDA graphs",
+            f"{r['graphs_ms']:.2f} ms ({r['times_eager']:.2f} x eager; after 50 its max |diff| to eager "
+            f"{r['max_abs_diff_to_eager']:.3g})",
+        )
+        for r in check["iteration"]
+    ]
+    lines += [
+        _row(
+            f"MoG K={r['unroll_steps']}, {r['seeds_per_trial']} seeds packed, CUDA graphs",
+            f"{r['seed_iterations_per_s']:.0f} seed-iterations/s ({r['times_one_seed']:.2f} x one eager seed)",
+        )
+        for r in check["packed_seeds"]
+    ]
+    return lines
 
 
 def table(result: dict) -> str:
@@ -257,7 +347,7 @@ def table(result: dict) -> str:
                 f"{r['eager_ms']:.2f} ms ({r['draws_per_iteration_ms']:.2f} ms drawing per iteration, not per block)",
             )
         )
-    lines.append(f"{'MoG iteration with CUDA graphs':<44} {result['cuda_graphs']['note']}")
+    lines.extend(graph_lines(result["cuda_graphs"]))
     for r in result["packed_seeds"]:
         lines.append(
             _row(
@@ -277,8 +367,9 @@ def table(result: dict) -> str:
         lines.append(f"{label:<44} {r['eager_ms']:.2f} ms")
     for p in result["projections"]:
         grid = "paper grid" if p["complete"] else "part of the paper grid (--quick)"
+        graphed = ", CUDA graphs" if p["path"] != "eager" else ""
         lines.append(
-            f"{p['experiment'] + ' ' + grid:<44} {p['trials']} trials x {p['iterations_per_trial']:,} its: "
+            f"{p['experiment'] + ' ' + grid + graphed:<44} {p['trials']} trials x {p['iterations_per_trial']:,} its: "
             f"{p['one_at_a_time_h']:.2f} h one at a time, {p['side_by_side_h']:.2f} h with "
             f"{p['trials_side_by_side']} side by side (if they do not slow each other)"
         )

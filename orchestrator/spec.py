@@ -106,7 +106,11 @@ class SweepSpec:
             for seed in seeds[:1]:
                 for k in unroll:
                     for point in _grid_points(axes, variants):
-                        experiment.config(self.profile, {**self.overrides, "seed": seed, "unroll_steps": k, **point})
+                        config = experiment.config(
+                            self.profile, {**self.overrides, "seed": seed, "unroll_steps": k, **point}
+                        )
+                        if config.cuda_graphs and gpus == 0:
+                            raise SweepError("--set cuda_graphs=true needs GPU trials; drop --gpus-per-trial 0")
         except ConfigError as error:
             raise SweepError(str(error)) from None
         return SweepSpec(
@@ -125,6 +129,11 @@ class SweepSpec:
             max_concurrent_trials=self.max_concurrent_trials,
             max_failures=self.max_failures,
         )
+
+    @property
+    def cuda_graphs(self) -> bool:
+        """Whether the trials capture their iterations as CUDA graphs (``--set cuda_graphs=true``)."""
+        return experiments.get(self.experiment).config(self.profile, dict(self.overrides)).cuda_graphs
 
     def grid_points(self) -> list[dict[str, Any]]:
         """Every trial's grid point: seed, unroll_steps and the further axes."""

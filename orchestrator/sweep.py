@@ -106,6 +106,8 @@ def run_sweep(
     check_address_reachable(address)
     if address is None and not ray.is_initialized():  # a local Ray would start with this machine's GPUs
         check_local_gpus(spec.gpus_per_trial)
+        if spec.cuda_graphs and spec.gpus_per_trial is None:
+            check_local_gpus(1, "--set cuda_graphs=true")
     path = f"{storage}/{spec.name}"
     spec_saved = _check_same_grid(path, spec)
     resumed = spec_saved or _has_trial_state(path)
@@ -144,6 +146,8 @@ def _run_locked(
         _start_ray(address, trial_env, verbose)
     try:
         gpus_per_trial = _gpus_per_trial(spec, experiment)
+        if gpus_per_trial == 0 and spec.cuda_graphs:
+            raise SweepError("--set cuda_graphs=true needs GPU trials: the Ray cluster has no GPU")
         if gpus_per_trial > 0:
             probe_cuda(gpus_per_trial, progress)
         if not spec_saved:
@@ -295,7 +299,7 @@ def _trial_dirname(trial) -> str:
     return f"trial_{trial.trial_id}_{trial_id_of(trial.config)}"
 
 
-def check_local_gpus(gpus_per_trial: float | None) -> None:
+def check_local_gpus(gpus_per_trial: float | None, asked_by: str | None = None) -> None:
     """Before a local Ray starts: a GPU request this machine cannot meet is refused here, not by a hang."""
     if not gpus_per_trial:
         return
@@ -304,7 +308,8 @@ def check_local_gpus(gpus_per_trial: float | None) -> None:
     found = torch.cuda.device_count()
     if found == 0:
         raise SweepError(
-            f"--gpus-per-trial {gpus_per_trial:g}: this machine has no GPU that torch {torch.__version__} can use "
+            f"{asked_by or f'--gpus-per-trial {gpus_per_trial:g}'}: this machine has no GPU that torch "
+            f"{torch.__version__} can use "
             f"({'a CPU-only build' if torch.version.cuda is None else 'no device or driver found'}); "
             f"drop the option, or pass --address of a cluster with GPUs"
         )

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from bench.unroll_cost import measure
 
@@ -78,6 +79,8 @@ def test_gpu_check_runs_on_the_cpu_and_its_json_adds_up(tmp_path):
     assert mog["side_by_side_h"] == pytest.approx(hours / 4)  # MoG asks for a quarter GPU per trial
     assert not result["projections"][1]["complete"]  # --quick times part of the Stacked MNIST grid
     assert "resume after 2nd report = uninterrupted      yes" in done.stdout
+    assert result["cuda_graphs"]["note"] == "CUDA graphs need a CUDA device: not measured on cpu"
+    assert "MoG iteration with CUDA graphs               CUDA graphs need a CUDA device" in done.stdout
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
@@ -122,3 +125,25 @@ def test_second_gradient_bench_refuses_a_bad_field_in_one_line():
         text=True,
     )
     assert bad.returncode == 2 and "unroll_steps must be a non-negative integer" in bad.stderr.splitlines()[-1]
+
+
+def test_the_gpu_checks_cuda_graph_rows_add_up_with_a_stand_in_for_the_graphs(capturable_adam_on_cpu):
+    # Everything of the CUDA-graph rows but the capture itself (a CPU replay of the recorded operations).
+    from graph_replay import ReplayGraph
+
+    from bench.gpu_check import cuda_graph_check, graph_lines, projection
+    from trainables import experiments
+
+    eager = [{"unroll_steps": k, "eager_ms": 10.0 * (k + 1)} for k in (0, 1, 5, 10)]
+    check = cuda_graph_check(torch.device("cpu"), eager, [2], 1, 5, backend_factory=ReplayGraph)
+    assert check["measured"] and [r["unroll_steps"] for r in check["iteration"]] == [0, 1, 5, 10]
+    for row, base in zip(check["iteration"], eager):
+        assert row["graphs_ms"] > 0 and row["times_eager"] == base["eager_ms"] / row["graphs_ms"]
+        assert row["max_abs_diff_to_eager"] == 0.0  # replays are the eager iterations, bit for bit
+    assert [r["seeds_per_trial"] for r in check["packed_seeds"]] == [2]
+    assert len(graph_lines(check)) == 5
+    graphed = projection(experiments.get("mog"), check["iteration"], key="graphs_ms")
+    assert graphed["path"] == "CUDA graphs" and graphed["complete"]
+    assert cuda_graph_check(torch.device("cpu"), eager, [2], 1, 5) == {
+        "measured": False, "note": "CUDA graphs need a CUDA device: not measured on cpu"
+    }  # fmt: skip

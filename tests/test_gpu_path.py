@@ -31,6 +31,19 @@ def test_a_gpu_request_with_no_local_gpu_is_refused_before_ray_starts(tmp_path, 
     assert list(tmp_path.iterdir()) == []
 
 
+# Before the tests that start Ray: a local check happens only while no Ray runs in this process.
+def test_cuda_graphs_without_gpu_trials_are_refused_before_anything_starts(tmp_path, monkeypatch):
+    import orchestrator.sweep as sweep
+
+    with pytest.raises(SweepError, match="cuda_graphs=true needs GPU trials; drop --gpus-per-trial 0"):
+        SweepSpec("mog", "smoke", gpus_per_trial=0, overrides={"cuda_graphs": "true"}).resolved()
+    monkeypatch.setattr(sweep, "_start_ray", lambda *a: pytest.fail("Ray was started"))
+    spec = SweepSpec("mog", "smoke", storage=str(tmp_path), overrides={"cuda_graphs": "true"})
+    with pytest.raises(SweepError, match="^--set cuda_graphs=true: this machine has no GPU that torch"):
+        run_sweep(spec, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_cpu_only_torch_on_a_gpu_node_is_one_error_and_leaves_no_sweep(ray_with_a_fake_gpu, tmp_path):
     spec = SweepSpec("mog", "smoke", storage=str(tmp_path), gpus_per_trial=0.5, name="gpu")
     with pytest.raises(SweepError, match=r"torch .* \(CUDA build: None\) on node .* cannot use its GPU"):

@@ -39,9 +39,7 @@ def parts_of(experiment, config):
 def eager_capturable(experiment, config) -> GANTrainer:
     """The reference: eager iterations with the optimizers a graphed trainer uses."""
     trainer = GANTrainer(parts_of(experiment, config), config)
-    for optimizer in (trainer.parts.g_optimizer, trainer.parts.d_optimizer):
-        for group in optimizer.param_groups:
-            group["capturable"] = True
+    graphs.make_capturable(trainer.parts.g_optimizer, trainer.parts.d_optimizer)
     return trainer
 
 
@@ -120,8 +118,7 @@ def test_packed_seeds_replay_as_they_run_eagerly():
         parts, losses = pack_parts([parts_of(MOG, dataclasses.replace(cfg, seed=s)) for s in (0, 1)], cfg, "cpu")
         if cuda_graphs:
             return PackedTrainer(parts, losses, cfg, [0, 1], graph_backend=ReplayGraph())
-        for optimizer in (parts.g_optimizer, parts.d_optimizer):
-            optimizer.param_groups[0]["capturable"] = True
+        graphs.make_capturable(parts.g_optimizer, parts.d_optimizer)
         return PackedTrainer(parts, losses, cfg, [0, 1])
 
     reference, trainer = packed(False), packed(True)
@@ -222,8 +219,7 @@ def test_a_trial_with_cuda_graphs_reports_as_one_without_them_would_with_captura
     config = mog(unroll_steps=2, iterations=20, report_every=10, snapshot_every=10)
     graphed_reports = list(Trial(MOG, dataclasses.replace(config, cuda_graphs=True)).reports())
     reference = Trial(MOG, config)
-    for optimizer in (reference.trainer.parts.g_optimizer, reference.trainer.parts.d_optimizer):
-        optimizer.param_groups[0]["capturable"] = True
+    graphs.make_capturable(reference.trainer.parts.g_optimizer, reference.trainer.parts.d_optimizer)
     eager_reports = list(reference.reports())
     # repr: NaN (the first report's losses) equals itself there.
     assert [(r.step, repr(r.metrics)) for r in graphed_reports] == [(r.step, repr(r.metrics)) for r in eager_reports]

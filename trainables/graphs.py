@@ -71,6 +71,16 @@ class CudaGraph:
         self.graph.replay()
 
 
+def make_capturable(*optimizers: torch.optim.Optimizer) -> None:
+    """Adam with its step count a device tensor (``capturable=True``): nothing to read back, nothing baked in.
+    Before the first step, so that the counters are created on the device."""
+    for optimizer in optimizers:
+        if optimizer.state:
+            raise ValueError("cuda_graphs: the optimizers must be new (their step counts move to the device)")
+        for group in optimizer.param_groups:
+            group["capturable"] = True
+
+
 def backend_for(device: torch.device) -> GraphBackend:
     if device.type != "cuda":
         raise ConfigError(f"cuda_graphs needs a CUDA device; this trial trains on {device.type}")

@@ -115,11 +115,7 @@ class GANTrainer:
         if config.cuda_graphs:
             if self._graph_backend is None:
                 self._graph_backend = graphs.backend_for(next(parts.discriminator.parameters()).device)
-            for optimizer in (parts.g_optimizer, parts.d_optimizer):
-                if optimizer.state:
-                    raise ValueError("cuda_graphs: the optimizers must be new (their step counts move to the device)")
-                for group in optimizer.param_groups:
-                    group["capturable"] = True  # the step count a device tensor: nothing to read back or bake in
+            graphs.make_capturable(parts.g_optimizer, parts.d_optimizer)
             self._graphed = graphs.GraphedIteration(self._graph_backend, self._run_fed)
 
     def draw_order(self) -> list[Sampler]:
