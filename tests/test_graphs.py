@@ -8,6 +8,7 @@ eagerly with the same optimizers (``capturable=True``, as graphs need). On a GPU
 compares real graphs with eager iterations and times them.
 """
 
+import copy
 import dataclasses
 import math
 
@@ -141,6 +142,20 @@ def test_a_loaded_state_is_captured_afresh_and_continues_the_run():
     assert backend.replays == 7 - graphs.WARMUP_ITERATIONS
     assert_same_state(resumed, straight, watch=False)
     assert resumed.nonfinite_at() == straight.nonfinite_at() == [None]
+
+
+def test_a_state_saved_without_graphs_resumes_with_them():
+    config = mog(unroll_steps=2)
+    saved = GANTrainer(parts_of(MOG, config), config)
+    saved.train(5)
+    reference, trainer = eager_capturable(MOG, config), graphed(MOG, config)
+    for t in (reference, trainer):
+        t.load_state_dict(copy.deepcopy(saved.state_dict()))  # Adam's load shares tensors it need not cast
+    graphs.make_capturable(reference.parts.g_optimizer, reference.parts.d_optimizer)
+    assert all(g["capturable"] for g in trainer.parts.d_optimizer.param_groups)
+    reference.train(6)
+    trainer.train(6)
+    assert_same_state(trainer, reference)
 
 
 def test_divergence_is_named_at_its_exact_iteration_from_a_replayed_iteration():

@@ -73,12 +73,14 @@ class CudaGraph:
 
 def make_capturable(*optimizers: torch.optim.Optimizer) -> None:
     """Adam with its step count a device tensor (``capturable=True``): nothing to read back, nothing baked in.
-    Before the first step, so that the counters are created on the device."""
+    Also after loading a state saved without graphs: its step counts move to their parameters' devices."""
     for optimizer in optimizers:
-        if optimizer.state:
-            raise ValueError("cuda_graphs: the optimizers must be new (their step counts move to the device)")
         for group in optimizer.param_groups:
             group["capturable"] = True
+            for param in group["params"]:
+                state = optimizer.state.get(param, {})
+                if torch.is_tensor(state.get("step")) and state["step"].device != param.device:
+                    state["step"] = state["step"].to(param.device)
 
 
 def backend_for(device: torch.device) -> GraphBackend:

@@ -328,4 +328,5 @@ class GANTrainer:
         self._watch_start = None
         # Called by every load: the optimizers' state tensors are new, so a captured graph would update the old.
         if self._graphed is not None:
+            graphs.make_capturable(self.parts.g_optimizer, self.parts.d_optimizer)
             self._graphed = graphs.GraphedIteration(self._graph_backend, self._run_fed)
