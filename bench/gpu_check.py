@@ -20,6 +20,10 @@ Prints one table and writes the same rows as JSON to `--out`. Rows:
   time, and with as many trials side by side as the sweep's GPU share lets (1 / ``gpu_fraction``), assuming
   they do not slow each other (an optimistic bound). Evaluation is not included.
 
+The JSON is rewritten after every section, so a check stopped part way (a GPU lease ending) keeps what it
+measured. A section that fails is one line in the table (``FAILED: ...``) and in the JSON's ``errors``; the
+sections after it still run, and the command exits 1.
+
 Needs no download. ``--device cpu --quick`` runs the whole check in seconds (the test suite does).
 """
 
@@ -278,32 +282,77 @@ def _grid_size(profile) -> int:
     return len(profile.unroll_steps) * math.prod(len(v) for v in profile.axes.values())
 
 
-def run_check(device: torch.device, repeats: int, iterations: int, quick: bool) -> dict:
+def run_check(device: torch.device, repeats: int, iterations: int, quick: bool, save=None) -> dict:
+    """Every section in turn; `save(result)` after each, so a check stopped part way keeps what it measured.
+
+    A section that fails is recorded under ``errors`` (its exception in one line) and the next one runs:
+    one failing row must not cost the others, as a GPU is lent for minutes at a time.
+    """
     torch.set_num_threads(1)  # what a one-CPU trial gets
     start = time.perf_counter()
-    seeds = [1, 2] if quick else [1, 8, 32, 64]
-    mog = mog_iteration_ms(device, repeats, iterations)
-    stacked = stacked_iteration_ms(device, repeats, iterations, quick)
     result = {
         "environment": environment(device),
-        "resume": resume_check(device),
-        "float64_agreement": float64_agreement(device),
-        "mog_iteration": mog,
-        "cuda_graphs": cuda_graph_check(device, mog, [2] if quick else [8, 64], repeats, iterations),
-        "packed_seeds": packing(device, seeds, repeats, iterations),
-        "stacked_packed_seeds": stacked_packing(device, [1, 2] if quick else [1, 4, 8], repeats, iterations),
-        "stacked_mnist_iteration": stacked,
-        "projections": [projection(MOG, mog), projection(STACKED, stacked)],
         "settings": {"repeats": repeats, "iterations": iterations, "quick": quick, "torch_threads": 1},
+        "errors": {},
     }
-    if result["cuda_graphs"]["measured"]:
-        result["projections"].append(projection(MOG, result["cuda_graphs"]["iteration"], key="graphs_ms"))
-    result["wall_s"] = time.perf_counter() - start
+
+    def section(name: str, compute) -> None:
+        try:
+            result[name] = compute()
+        except Exception as error:  # reported in the table and the JSON, then the next section runs
+            result["errors"][name] = f"{type(error).__name__}: {error}".splitlines()[0]
+        result["wall_s"] = time.perf_counter() - start
+        if save is not None:
+            save(result)
+
+    section("resume", lambda: resume_check(device))
+    section("float64_agreement", lambda: float64_agreement(device))
+    section("mog_iteration", lambda: mog_iteration_ms(device, repeats, iterations))
+    graph_seeds = [2] if quick else [8, 64]
+    section("cuda_graphs", lambda: cuda_graph_check(device, result["mog_iteration"], graph_seeds, repeats, iterations))
+    section("packed_seeds", lambda: packing(device, [1, 2] if quick else [1, 8, 32, 64], repeats, iterations))
+    stacked_seeds = [1, 2] if quick else [1, 4, 8]
+    section("stacked_packed_seeds", lambda: stacked_packing(device, stacked_seeds, repeats, iterations))
+    section("stacked_mnist_iteration", lambda: stacked_iteration_ms(device, repeats, iterations, quick))
+    section("projections", lambda: projections(result))
     return result
+
+
+def projections(result: dict) -> list[dict]:
+    """The paper grids' projected times, from whichever timing sections succeeded."""
+    out = []
+    if "mog_iteration" in result:
+        out.append(projection(MOG, result["mog_iteration"]))
+    if "stacked_mnist_iteration" in result:
+        out.append(projection(STACKED, result["stacked_mnist_iteration"]))
+    if result.get("cuda_graphs", {}).get("measured"):
+        out.append(projection(MOG, result["cuda_graphs"]["iteration"], key="graphs_ms"))
+    return out
 
 
 def _row(label: str, value: str) -> str:
     return f"{label:<44} {value}"
+
+
+def resume_lines(resume: dict) -> list[str]:
+    same = "yes" if resume["identical"] else "NO"
+    detail = f"(steps {resume['steps']}, max |diff| {resume['max_abs_diff']:.3g})"
+    return [_row("resume after 2nd report = uninterrupted", f"{same} {detail}")]
+
+
+def agreement_lines(agree: dict) -> list[str]:
+    label = f"float64 f_K gradient, K={agree['unroll_steps']}, CPU vs device"
+    return [_row(label, f"max relative diff {agree['max_relative_diff']:.3g}")]
+
+
+def mog_lines(rows: list[dict]) -> list[str]:
+    return [
+        _row(
+            f"MoG paper iteration, K={r['unroll_steps']}, eager",
+            f"{r['eager_ms']:.2f} ms ({r['draws_per_iteration_ms']:.2f} ms drawing per iteration, not per block)",
+        )
+        for r in rows
+    ]
 
 
 def graph_lines(check: dict) -> list[str]:
@@ -327,45 +376,26 @@ def graph_lines(check: dict) -> list[str]:
     return lines
 
 
-def table(result: dict) -> str:
-    env, resume, agree = result["environment"], result["resume"], result["float64_agreement"]
-    lines = [
-        f"GPU check: torch {env['torch']} (CUDA build {env['cuda_build']}), {env['device']}: {env['device_name']}",
-        f"{'check':<44} result",
-        f"{'torch.cuda.is_available()':<44} {env['cuda_available']}",
-        f"{'resume after 2nd report = uninterrupted':<44} {'yes' if resume['identical'] else 'NO'} "
-        f"(steps {resume['steps']}, max |diff| {resume['max_abs_diff']:.3g})",
+def packed_lines(rows: list[dict], name: str = "MoG", digits: int = 0) -> list[str]:
+    return [
         _row(
-            f"float64 f_K gradient, K={agree['unroll_steps']}, CPU vs device",
-            f"max relative diff {agree['max_relative_diff']:.3g}",
-        ),
+            f"{name} K={r['unroll_steps']}, {r['seeds_per_trial']} seeds packed",
+            f"{r['seed_iterations_per_s']:.{digits}f} seed-iterations/s ({r['times_one_seed']:.2f} x one seed)",
+        )
+        for r in rows
     ]
-    for r in result["mog_iteration"]:
-        lines.append(
-            _row(
-                f"MoG paper iteration, K={r['unroll_steps']}, eager",
-                f"{r['eager_ms']:.2f} ms ({r['draws_per_iteration_ms']:.2f} ms drawing per iteration, not per block)",
-            )
-        )
-    lines.extend(graph_lines(result["cuda_graphs"]))
-    for r in result["packed_seeds"]:
-        lines.append(
-            _row(
-                f"MoG K={r['unroll_steps']}, {r['seeds_per_trial']} seeds packed",
-                f"{r['seed_iterations_per_s']:.0f} seed-iterations/s ({r['times_one_seed']:.2f} x one seed)",
-            )
-        )
-    for r in result["stacked_packed_seeds"]:
-        lines.append(
-            _row(
-                f"Stacked D=1/4 K={r['unroll_steps']}, {r['seeds_per_trial']} seeds packed",
-                f"{r['seed_iterations_per_s']:.1f} seed-iterations/s ({r['times_one_seed']:.2f} x one seed)",
-            )
-        )
-    for r in result["stacked_mnist_iteration"]:
-        label = f"Stacked MNIST iteration, D={r['d_size']} G, K={r['unroll_steps']}"
-        lines.append(f"{label:<44} {r['eager_ms']:.2f} ms")
-    for p in result["projections"]:
+
+
+def stacked_lines(rows: list[dict]) -> list[str]:
+    return [
+        _row(f"Stacked MNIST iteration, D={r['d_size']} G, K={r['unroll_steps']}", f"{r['eager_ms']:.2f} ms")
+        for r in rows
+    ]
+
+
+def projection_lines(rows: list[dict]) -> list[str]:
+    lines = []
+    for p in rows:
         grid = "paper grid" if p["complete"] else "part of the paper grid (--quick)"
         graphed = ", CUDA graphs" if p["path"] != "eager" else ""
         lines.append(
@@ -373,7 +403,35 @@ def table(result: dict) -> str:
             f"{p['one_at_a_time_h']:.2f} h one at a time, {p['side_by_side_h']:.2f} h with "
             f"{p['trials_side_by_side']} side by side (if they do not slow each other)"
         )
-    lines.append(f"{'wall time of this check':<44} {result['wall_s']:.0f} s")
+    return lines
+
+
+SECTION_LINES = {
+    "resume": resume_lines,
+    "float64_agreement": agreement_lines,
+    "mog_iteration": mog_lines,
+    "cuda_graphs": graph_lines,
+    "packed_seeds": packed_lines,
+    "stacked_packed_seeds": lambda rows: packed_lines(rows, "Stacked D=1/4", 1),
+    "stacked_mnist_iteration": stacked_lines,
+    "projections": projection_lines,
+}
+"""Each section's rows in the table, in the order the check runs them."""
+
+
+def table(result: dict) -> str:
+    env = result["environment"]
+    lines = [
+        f"GPU check: torch {env['torch']} (CUDA build {env['cuda_build']}), {env['device']}: {env['device_name']}",
+        _row("check", "result"),
+        _row("torch.cuda.is_available()", str(env["cuda_available"])),
+    ]
+    for name, section_lines in SECTION_LINES.items():
+        if name in result["errors"]:
+            lines.append(_row(f"{name}", f"FAILED: {result['errors'][name]}"))
+        elif name in result:
+            lines.extend(section_lines(result[name]))
+    lines.append(_row("wall time of this check", f"{result['wall_s']:.0f} s"))
     return "\n".join(lines)
 
 
@@ -393,10 +451,19 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     if not out.parent.is_dir():
         parser.error(f"--out {args.out}: folder {out.parent} does not exist")
-    result = run_check(device, args.repeats, args.iterations, args.quick)
-    out.write_text(json.dumps(result, indent=2))
+    result = run_check(device, args.repeats, args.iterations, args.quick, save=lambda r: write_json(out, r))
     print(table(result))
     print(f"written: {out}", file=sys.stderr)
+    if result["errors"]:
+        print(f"gpu_check: {len(result['errors'])} section(s) failed: {', '.join(result['errors'])}", file=sys.stderr)
+        sys.exit(1)
+
+
+def write_json(out: Path, result: dict) -> None:
+    # Replaced whole, so a check killed while writing leaves the previous section's file, not half of one.
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text(json.dumps(result, indent=2))
+    partial.replace(out)
 
 
 if __name__ == "__main__":

@@ -147,3 +147,38 @@ def test_the_gpu_checks_cuda_graph_rows_add_up_with_a_stand_in_for_the_graphs(ca
     assert cuda_graph_check(torch.device("cpu"), eager, [2], 1, 5) == {
         "measured": False, "note": "CUDA graphs need a CUDA device: not measured on cpu"
     }  # fmt: skip
+
+
+def test_a_failing_gpu_check_section_is_one_line_and_the_others_still_run(tmp_path, monkeypatch, capsys):
+    # A GPU is lent for minutes: a row that fails there (a capture error, say) must not cost the rest.
+    import bench.gpu_check as check
+
+    def broken(device):
+        raise RuntimeError("CUDA error: operation not permitted when stream is capturing\nmore detail")
+
+    monkeypatch.setattr(check, "resume_check", broken)
+    out = tmp_path / "check.json"
+    with pytest.raises(SystemExit) as exit_info:
+        check.main(["--device", "cpu", "--quick", "--repeats", "1", "--iterations", "1", "--out", str(out)])
+    assert exit_info.value.code == 1
+    result = json.loads(out.read_text())
+    assert result["errors"] == {"resume": "RuntimeError: CUDA error: operation not permitted when stream is capturing"}
+    assert {"float64_agreement", "mog_iteration", "packed_seeds", "projections"} <= set(result)
+    printed = capsys.readouterr()
+    assert "resume                                       FAILED: RuntimeError: CUDA error" in printed.out
+    assert "MoG paper iteration, K=10, eager" in printed.out
+    assert "1 section(s) failed: resume" in printed.err
+    assert not (tmp_path / "check.json.partial").exists()
+
+
+def test_the_gpu_check_saves_its_json_after_every_section(monkeypatch):
+    import bench.gpu_check as check
+
+    saved = []
+    monkeypatch.setattr(check, "stacked_iteration_ms", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):  # the check stopped part way, as a device lease ending would
+        check.run_check(torch.device("cpu"), 1, 1, True, save=lambda r: saved.append(json.loads(json.dumps(r))))
+    assert [sorted(set(s) - {"environment", "settings", "errors", "wall_s"}) for s in saved][-1] == [
+        "cuda_graphs", "float64_agreement", "mog_iteration", "packed_seeds", "resume", "stacked_packed_seeds"
+    ]  # fmt: skip
+    assert len(saved) == 6
