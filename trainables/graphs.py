@@ -55,7 +55,8 @@ class CudaGraph:
         self.graph: torch.cuda.CUDAGraph | None = None
 
     def warm_up(self, run: Callable[[], None]) -> None:
-        # On a side stream, as capture itself runs on one: the stream's first work there is not captured.
+        # On a side stream, never the default one: autograd remembers the stream a leaf's gradient was last
+        # accumulated on, and a capture made to wait on the default stream fails (PyTorch issue 180090).
         side, main = torch.cuda.Stream(self.device), torch.cuda.current_stream(self.device)
         side.wait_stream(main)
         with torch.cuda.stream(side):
