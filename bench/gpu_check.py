@@ -43,6 +43,7 @@ import torch
 
 from bench.devices import checked_device, describe
 from bench.seed_packing import measure as measure_packing
+from bench.seed_packing import packed_trainer
 from bench.unroll_cost import time_iteration, time_trainer
 from trainables import experiments, graphs
 from trainables.artifacts import LOCAL
@@ -188,12 +189,7 @@ def cuda_graph_check(
     packed = []
     for s in seeds_per_trial:
         config = MOG.config("paper", {"unroll_steps": 10, "cuda_graphs": True})
-        parts = []
-        for seed in range(s):
-            seed_everything(seed)
-            parts.append(MOG.build(dataclasses.replace(config, seed=seed), device, LOCAL).parts)
-        packed_parts, losses = pack_parts(parts, config, device)
-        trainer = PackedTrainer(packed_parts, losses, config, list(range(s)), backend_factory())
+        trainer = packed_trainer(config, list(range(s)), device, backend_factory())
         trainer.train(graphs.WARMUP_ITERATIONS + 1)
         ms = time_trainer(trainer, device, repeats, iterations) / s
         rate = {"seed_iterations_per_s": 1000 / ms, "times_one_seed": lone_ms / ms}

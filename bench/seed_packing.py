@@ -26,14 +26,15 @@ from trainables.trainer import GANTrainer
 from trainables.trial import seed_everything
 
 
-def packed_trainer(config, seeds: list[int], device: torch.device) -> PackedTrainer:
+def packed_trainer(config, seeds: list[int], device: torch.device, graph_backend=None) -> PackedTrainer:
+    """S packed MoG seeds, each built by its own seed; `graph_backend` stands in for CUDA graphs (tests)."""
     experiment = experiments.get("mog")
     parts = []
     for seed in seeds:
         seed_everything(seed)
         parts.append(experiment.build(dataclasses.replace(config, seed=seed), device).parts)
     packed, losses = pack_parts(parts, config, device)
-    return PackedTrainer(packed, losses, config, seeds)
+    return PackedTrainer(packed, losses, config, seeds, graph_backend)
 
 
 def measure(profile: str, unroll_steps, seeds_per_trial, device: str, repeats: int, iterations: int) -> list[dict]:

@@ -106,13 +106,11 @@ class SweepSpec:
             for seed in seeds[:1]:
                 for k in unroll:
                     for point in _grid_points(axes, variants):
-                        config = experiment.config(
-                            self.profile, {**self.overrides, "seed": seed, "unroll_steps": k, **point}
-                        )
-                        if config.cuda_graphs and gpus == 0:
-                            raise SweepError("--set cuda_graphs=true needs GPU trials; drop --gpus-per-trial 0")
+                        experiment.config(self.profile, {**self.overrides, "seed": seed, "unroll_steps": k, **point})
         except ConfigError as error:
             raise SweepError(str(error)) from None
+        if gpus == 0 and self.cuda_graphs:
+            raise SweepError("--set cuda_graphs=true needs GPU trials; drop --gpus-per-trial 0")
         return SweepSpec(
             experiment=self.experiment,
             profile=self.profile,

@@ -26,7 +26,7 @@ UNANNOTATED_WRITES = {"aten.native_batch_norm": {"running_mean", "running_var"}}
 
 
 class GraphUnsafe(RuntimeError):
-    pass
+    """The captured iteration did something a CUDA capture refuses."""
 
 
 def _tensors(value) -> list:

@@ -263,7 +263,7 @@ def load_seed_trainer_states(trainer: PackedTrainer, states: list[dict[str, Any]
     ]
     trainer.rng.set_state([s["rng"] for s in states])
     keys = states[0]["last_losses"].keys()
-    trainer._set_losses({k: [s["last_losses"][k] for s in states] for k in keys})
+    trainer._loaded({k: [s["last_losses"][k] for s in states] for k in keys})
 
 
 def load_seed_into(trainer: PackedTrainer, index: int, generator: nn.Module, discriminator: nn.Module) -> None:

@@ -111,12 +111,10 @@ class GANTrainer:
         # CUDA graphs (config.cuda_graphs): an iteration's batches come from the graph's static inputs.
         self._feed: deque[tuple[Sampler, Tensor]] | None = None
         self._graphed: graphs.GraphedIteration | None = None
-        self._graph_backend = graph_backend
         if config.cuda_graphs:
-            if self._graph_backend is None:
-                self._graph_backend = graphs.backend_for(next(parts.discriminator.parameters()).device)
+            backend = graph_backend or graphs.backend_for(next(parts.discriminator.parameters()).device)
             graphs.make_capturable(parts.g_optimizer, parts.d_optimizer)
-            self._graphed = graphs.GraphedIteration(self._graph_backend, self._run_fed)
+            self._graphed = graphs.GraphedIteration(backend, self._run_fed)
 
     def draw_order(self) -> list[Sampler]:
         """The samplers one iteration draws from, in order (each batch_size samples from ``rng``)."""
@@ -319,14 +317,15 @@ class GANTrainer:
         self.ensemble = [t.to(device, copy=True) for t in state.get("d_ensemble", [])]
         self.rng.set_state(state["rng"])
         self._drawn.clear()
-        self._set_losses(state["last_losses"])
+        self._loaded(state["last_losses"])
 
-    def _set_losses(self, losses: dict[str, float]) -> None:
+    def _loaded(self, losses: dict[str, float]) -> None:
+        """What every load (lone or packed) ends with: the saved losses, a new divergence watch, a new graph."""
         # float64 holds a saved loss exactly, whatever the models' dtype; a saved state is never mid-divergence.
         device = next(self.parts.discriminator.parameters()).device
         self.losses = {k: torch.tensor(v, dtype=torch.float64, device=device) for k, v in losses.items()}
         self._watch_start = None
-        # Called by every load: the optimizers' state tensors are new, so a captured graph would update the old.
+        # The optimizers' state tensors are new: a graph captured before would go on updating the old ones.
         if self._graphed is not None:
             graphs.make_capturable(self.parts.g_optimizer, self.parts.d_optimizer)
-            self._graphed = graphs.GraphedIteration(self._graph_backend, self._run_fed)
+            self._graphed = graphs.GraphedIteration(self._graphed.backend, self._run_fed)
