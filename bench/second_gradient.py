@@ -16,48 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 
-import torch
-from torch import Tensor
-
 from bench.devices import checked_device
 from trainables import experiments
 from trainables.config import key_value
 from trainables.errors import ConfigError
-from trainables.trainer import GANParts, GANTrainer
+from trainables.metrics.gradient_terms import GradientProbe, gradient_terms
+from trainables.trainer import GANTrainer
 from trainables.trial import Trial
-from trainables.unrolled import unrolled_generator_loss
-
-PROBE_SEED = 12_345
-"""Seeds the probe minibatch, apart from the training run's own random stream."""
-
-
-def gradient_terms(parts: GANParts, real: Tensor, noise: Tensor, unroll_steps: int) -> dict[str, float]:
-    """The first and second terms of the generator's gradient of f_K at `real` and G(`noise`)."""
-    generator = parts.generator
-    buffers = {k: v.clone() for k, v in generator.named_buffers()}  # batch norm's running statistics
-    params = [p for p in generator.parameters() if p.requires_grad]
-    fake = generator(noise)  # one forward pass for both terms
-
-    def gradient(second_order: bool) -> Tensor:
-        loss = unrolled_generator_loss(
-            parts.discriminator, parts.d_optimizer, fake, real, unroll_steps=unroll_steps,
-            d_loss=parts.discriminator_loss, g_loss=parts.generator_loss, second_order=second_order,
-        )  # fmt: skip
-        return torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params, retain_graph=True)])
-
-    # The stop-gradient loss is the first term alone (theta_D^K held constant): the unroll's own two variants.
-    full, first = gradient(True), gradient(False)
-    with torch.no_grad():  # the probe's forward pass must not move them (after the backward passes, which need them)
-        for name, value in generator.named_buffers():
-            value.copy_(buffers[name])
-    second = full - first
-    cosine = torch.nn.functional.cosine_similarity(first, second, dim=0) if unroll_steps else torch.tensor(0.0)
-    return {
-        "first_norm": float(first.norm()),
-        "second_norm": float(second.norm()),
-        "cosine": float(cosine),
-        "full_over_first": float(full.norm() / first.norm()),
-    }
 
 
 def measure(experiment_name: str, profile: str, values: dict, iterations: int, every: int, device) -> list[dict]:
@@ -69,12 +34,12 @@ def measure(experiment_name: str, profile: str, values: dict, iterations: int, e
 
 def probe_run(trainer: GANTrainer, iterations: int, every: int) -> list[dict]:
     """Train `trainer` to `iterations`, measuring the gradient's terms at the start and every `every` iterations."""
-    parts, config, probe = trainer.parts, trainer.config, torch.Generator().manual_seed(PROBE_SEED)
-    real, noise = parts.sample_real(config.batch_size, probe), parts.sample_noise(config.batch_size, probe)
+    parts, config = trainer.parts, trainer.config
+    probe = GradientProbe(parts, config.batch_size, config.unroll_steps)
     rows = []
     while True:
         losses = trainer.last_losses if trainer.iteration else {"d_loss": float("nan"), "g_loss": float("nan")}
-        terms = gradient_terms(parts, real, noise, config.unroll_steps)
+        terms = gradient_terms(parts, probe.real, probe.noise, config.unroll_steps)
         rows.append({"iteration": trainer.iteration, **terms, **losses})
         if trainer.iteration >= iterations:
             return rows

@@ -109,6 +109,8 @@ class SweepSpec:
                         experiment.config(self.profile, {**self.overrides, "seed": seed, "unroll_steps": k, **point})
         except ConfigError as error:
             raise SweepError(str(error)) from None
+        if self.seeds_per_trial > 1 and experiment.config(self.profile, dict(self.overrides)).gradient_probe:
+            raise SweepError("--set gradient_probe=true measures one model's gradient: drop --seeds-per-trial")
         if gpus == 0 and self.cuda_graphs:
             raise SweepError("--set cuda_graphs=true needs GPU trials; drop --gpus-per-trial 0")
         return SweepSpec(

@@ -81,6 +81,10 @@ class GANConfig:
     update, as DCGAN-TensorFlow and PacGAN's re-implementation do; False draws a fresh one."""
     generator_loss: str = "non_saturating"
     """'non_saturating' (-log D(G(z)), the paper's MNIST and image models) or 'minimax' (log(1 - D(G(z))))."""
+    gradient_probe: bool = False
+    """At every report, measure the two terms of the generator's gradient of f_K (Metz et al. 2017, Section 2) on a
+    fixed probe minibatch: their norms and cosine become the metrics grad_first_norm, grad_second_norm and
+    grad_cosine (``metrics.gradient_terms``). Training is untouched. Not with seeds packed into one trial."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -125,8 +129,10 @@ class GANConfig:
                 f"snapshot_every ({self.snapshot_every}) must be a multiple of report_every ({self.report_every})"
             )
 
-    @classmethod
+    @property
     def adam_betas(self) -> tuple[float, float]:
+        """Adam's (beta1, beta2), both networks: this config's values (once a classmethod, which gave the class
+        defaults and so silently ignored --set beta1/beta2)."""
         return (self.beta1, self.beta2)
 
     @classmethod

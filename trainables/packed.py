@@ -27,7 +27,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from .draws import as_sampler, stacked
 from .losses import GENERATOR_LOSSES, discriminator_loss
-from .trainer import GANParts, GANTrainer
+from .trainer import GANParts, GANTrainer, adam_optimizers
 
 
 def _attribute(name: str) -> str:
@@ -135,13 +135,10 @@ def pack_parts(parts: list[GANParts], config, device: torch.device) -> tuple[GAN
     losses = SeedLosses(config.generator_loss)
     generator = Packed([p.generator for p in parts]).to(device)
     discriminator = Packed([p.discriminator for p in parts]).to(device)
-    betas = config.adam_betas()
-
     packed = GANParts(
         generator,
         discriminator,
-        torch.optim.Adam(generator.parameters(), lr=config.g_lr, betas=betas),
-        torch.optim.Adam(discriminator.parameters(), lr=config.d_lr, betas=betas),
+        *adam_optimizers(config, generator, discriminator),
         stacked([as_sampler(p.sample_real) for p in parts]),
         stacked([as_sampler(p.sample_noise) for p in parts]),
         losses.generator,

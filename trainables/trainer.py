@@ -42,6 +42,17 @@ TRAINER_METRICS = {
 """What the trainer itself reports for every experiment (``GANTrainer.last_losses``)."""
 
 
+def adam_optimizers(
+    config: GANConfig, generator: nn.Module, discriminator: nn.Module
+) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+    """The two networks' Adam optimizers with the config's learning rates and betas: the one place every trial
+    (lone or packed seeds) builds them."""
+    return (
+        torch.optim.Adam(generator.parameters(), lr=config.g_lr, betas=config.adam_betas),
+        torch.optim.Adam(discriminator.parameters(), lr=config.d_lr, betas=config.adam_betas),
+    )
+
+
 @dataclass
 class GANParts:
     generator: nn.Module
@@ -65,7 +76,6 @@ class GANParts:
     ) -> GANParts:
         """Both networks on `device` with Adam, z ~ N(0, I_noise_dim), and the configured generator loss."""
         generator, discriminator = generator.to(device), discriminator.to(device)
-        betas = config.adam_betas()
 
         def draw_noise(n: int, rng: torch.Generator) -> Tensor:
             return torch.randn(n, config.noise_dim, generator=rng)
@@ -73,8 +83,7 @@ class GANParts:
         return cls(
             generator,
             discriminator,
-            torch.optim.Adam(generator.parameters(), lr=config.g_lr, betas=betas),
-            torch.optim.Adam(discriminator.parameters(), lr=config.d_lr, betas=betas),
+            *adam_optimizers(config, generator, discriminator),
             sample_real,
             Sampler(draw_noise, device),
             GENERATOR_LOSSES[config.generator_loss],

@@ -19,7 +19,9 @@ from torch import Tensor
 
 from .artifacts import LOCAL, Assets
 from .config import GANConfig
+from .errors import ConfigError
 from .experiments import Experiment
+from .metrics.gradient_terms import GradientProbe
 from .packed import PackedTrainer, load_seed_into, load_seed_trainer_states, pack_parts, seed_trainer_state
 from .trainer import DIVERGENCE_CHECK_EVERY, GANTrainer
 
@@ -132,11 +134,16 @@ class Trial:
         self.experiment, self.config = experiment, config
         self.run = experiment.build(config, torch.device(device), assets)
         self.trainer = GANTrainer(self.run.parts, config)
+        # Drawn after the trainer exists and from its own stream: the training run is the same with or without it.
+        self.probe = (
+            GradientProbe(self.run.parts, config.batch_size, config.unroll_steps) if config.gradient_probe else None
+        )
         self.elapsed_s = 0.0
         self.diverged_at: int | None = None
 
     def _report(self) -> Report:
-        return make_report(self.experiment, self.config, self.run, self.trainer.iteration, self.trainer.last_losses)
+        measured = self.trainer.last_losses | (self.probe.metrics() if self.probe else {})
+        return make_report(self.experiment, self.config, self.run, self.trainer.iteration, measured)
 
     def _diverged_report(self) -> Report:
         return diverged_report(self.experiment, self.trainer.iteration, self.trainer.last_losses)
@@ -220,6 +227,8 @@ class PackedTrial:
         base = configs[0]
         if any(c.to_dict() | {"seed": 0} != base.to_dict() | {"seed": 0} for c in configs):
             raise ValueError("packed seeds must share every config field but the seed")
+        if base.gradient_probe:
+            raise ConfigError("gradient_probe measures one model's gradient: run it with one seed per trial")
         pin_process(base)
         self.experiment, self.configs, self.device = experiment, configs, torch.device(device)
         self.runs = []

@@ -20,6 +20,7 @@ from torch import Tensor
 from ..artifacts import Assets
 from ..config import GANConfig
 from ..errors import ConfigError
+from ..metrics import gradient_terms
 from ..trainer import TRAINER_METRICS, GANParts
 
 
@@ -69,7 +70,8 @@ class Experiment:
     (``artifacts.LOCAL`` outside a sweep: local files)."""
     metrics: dict[str, str]
     """Metric column -> one-line definition (also the Parquet schema's metric columns). The trainer's
-    own (``TRAINER_METRICS``: the last iteration's losses) are appended to every experiment's."""
+    own (``TRAINER_METRICS``: the last iteration's losses) and the gradient probe's (``gradient_terms.METRICS``)
+    are appended to every experiment's."""
     paper_section: str = ""
     """Where the paper describes it, e.g. "3.1"; orders the listings."""
     axis_columns: tuple[str, ...] = ()
@@ -81,7 +83,7 @@ class Experiment:
     a metric's classifier), as ``{name: (bytes, info)}`` for the sweep to publish (``artifacts``)."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "metrics", {**self.metrics, **TRAINER_METRICS})
+        object.__setattr__(self, "metrics", {**self.metrics, **TRAINER_METRICS, **gradient_terms.METRICS})
 
     def config(self, profile: str, values: dict | None = None) -> GANConfig:
         if profile not in self.profiles:
