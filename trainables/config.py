@@ -135,6 +135,14 @@ class GANConfig:
         defaults and so silently ignored --set beta1/beta2)."""
         return (self.beta1, self.beta2)
 
+    def refuse_changed(self, names: tuple[str, ...], why: str) -> None:
+        """One line for a field this experiment inherits but never reads, set away from its default: accepting it
+        would ignore it silently."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        changed = [n for n in names if getattr(self, n) != defaults[n]]
+        if changed:
+            raise ConfigError(f"{', '.join(changed)}: {why}")
+
     @classmethod
     def field_types(cls) -> dict[str, type]:
         hints = typing.get_type_hints(cls)

@@ -48,6 +48,13 @@ class ImageConfig(MnistGANConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_choice("dataset", self.dataset, ("cifar10", "mnist"))
+        self.refuse_changed(
+            ("eval_batch_size",),
+            "the image model is evaluated in eval mode (batch norm's running statistics), unbatched",
+        )
+        if self.cifar_dir and self.dataset != "cifar10":
+            # Read nowhere else: accepting it would train on MNIST while the user believes CIFAR-10.
+            raise ConfigError(f"cifar_dir is only read with dataset cifar10; this config trains on {self.dataset}")
         if not self.width > 0:
             raise ConfigError(f"width must be positive, got {self.width!r}")
         for name in ("inference_images", "inference_starts", "lbfgs_iterations", "distance_pairs"):

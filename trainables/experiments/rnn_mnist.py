@@ -41,6 +41,7 @@ class RnnMnistConfig(LabelledMnistConfig):
         super().__post_init__()
         if self.hidden < 1:
             raise ConfigError(f"hidden must be positive, got {self.hidden}")
+        self.refuse_changed(("g_first_norm",), "the LSTM generator has no DCGAN first batch norm to configure")
 
 
 def label_metrics(labels: Tensor) -> dict[str, float]:
