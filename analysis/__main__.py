@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         result = build_report(args.path, args.out)
     except ResultsError as error:
         print(f"python -m analysis: error: {error}", file=sys.stderr)
-        return 1
+        return 2  # bad input, as the orchestrator's: a missing, empty or corrupt results folder
     print(result.text)
     print(f"report written to {result.out_dir}:")
     for file in result.files:

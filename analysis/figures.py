@@ -63,7 +63,7 @@ def heatmap_grid(
     return save(fig, out, title)
 
 
-def metric_curves(metrics: pd.DataFrame, columns: list[str], hue: str, out: Path, title: str) -> Path:
+def metric_curves(metrics: pd.DataFrame, columns: list[str], out: Path, title: str, hue: str = "setting") -> Path:
     """Each metric against training step, mean and 95% interval over seeds, one line per `hue` value."""
     sns.set_theme(style="whitegrid", context="paper")
     fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.2), squeeze=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,9 +40,17 @@ def _ended_early_note(metrics) -> str:
 
 
 def axis_columns(metrics) -> list[str]:
-    """The sweep's axis columns: the schema puts them between the identity columns and ``step``."""
-    columns = list(metrics.columns)
-    return columns[columns.index("second_order") + 1 : columns.index("step")]
+    """The sweep's axis columns, as its rows record them (``axis_columns``); rows written before that column
+    existed name them through their config instead (every axis is a config field)."""
+    names: list[str] = []
+    recorded = metrics["axis_columns"].dropna() if "axis_columns" in metrics else []
+    for text in dict.fromkeys(recorded):
+        names += [n for n in json.loads(text) if n not in names]
+    if "axis_columns" not in metrics or len(recorded) < len(metrics):
+        identity = {"seed", "unroll_steps", "second_order"}
+        fields = set().union(*(json.loads(text) for text in dict.fromkeys(metrics["config_json"].dropna())))
+        names += [c for c in metrics.columns if c in fields - identity and c not in names]
+    return names
 
 
 def metric_columns(metrics) -> list[str]:

@@ -94,6 +94,14 @@ def to_markdown(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
+def write_markdown(frame: pd.DataFrame, path: Path, files: list[Path]) -> str:
+    """The table as Markdown, written to `path` (added to the report's `files`); returns the Markdown."""
+    markdown = to_markdown(frame)
+    path.write_text(markdown + "\n")
+    files.append(path)
+    return markdown
+
+
 def write_table(frame: pd.DataFrame, out_dir: Path, stem: str) -> list[Path]:
     csv, md = out_dir / f"{stem}.csv", out_dir / f"{stem}.md"
     frame.to_csv(csv, index=False)

@@ -14,7 +14,7 @@ import pandas as pd
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
-from orchestrator.places import storage_uri  # Tune needs an absolute path or a URI
+from orchestrator.preflight import storage_uri  # Tune needs an absolute path or a URI
 from trainables import experiments
 from trainables.ray_adapter import trainable
 

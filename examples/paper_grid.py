@@ -11,7 +11,7 @@ import argparse
 
 from ray import tune
 
-from orchestrator.places import storage_uri  # Tune needs an absolute path or a URI
+from orchestrator.preflight import storage_uri  # Tune needs an absolute path or a URI
 from trainables.ray_adapter import trainable
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

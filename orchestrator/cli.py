@@ -15,7 +15,10 @@ from trainables.results import ResultsError
 
 from .spec import SweepError, SweepSpec
 from .status import run_status
-from .sweep import run_sweep
+from .sweep import Interrupted, run_sweep
+
+EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
+"""128 + the signal's number, the shell's convention for a process a signal ended."""
 
 EPILOG = """examples:
   python -m orchestrator sweep mog --profile quick
@@ -228,6 +231,13 @@ def cmd_sweep(args) -> int:
         spec, address=args.address, progress=not args.quiet, discard_corrupt_state=args.discard_corrupt_state,
         verbose=args.verbose,
     )  # fmt: skip
+    if result.interrupted_by is not None:
+        print(
+            f"interrupted by {result.interrupted_by}: {result.finished}/{spec.num_trials} trials have ended, "
+            f"{len(result.errors)} errored; nothing finished is lost; re-run the same command to resume the rest",
+            file=sys.stderr,
+        )
+        return EXIT_CODES[result.interrupted_by]
     ended = result.finished - len(result.diverged)
     print(
         f"{'resumed' if result.resumed else 'ran'} {spec.name}: {result.finished}/{spec.num_trials} trials ran to "
@@ -301,13 +311,13 @@ def dry_run(spec: SweepSpec, repeats: int = 1, iterations: int = 3) -> str:
         print(f"preparing {spec.experiment}'s data to time it (cached for the sweep)...", file=sys.stderr, flush=True)
         experiment.prepare(experiment.config(spec.profile, spec.overrides))
     lines = [f"dry run of sweep {spec.name}: {spec.experiment}/{spec.profile}, {spec.num_trials} trials"]
-    points = [p for p in spec.grid_points() if p["seed"] == spec.seeds[0]]
+    points = [p for p in spec.grid_points() if p.seed == spec.seeds[0]]
     total_ms = 0.0
     for point in points:
-        config = experiment.config(spec.profile, {**spec.overrides, **point})
+        config = experiment.config(spec.profile, point.fields())
         ms = time_iteration(experiment, config, torch_device("cpu"), repeats, iterations)
         total_ms += ms * config.iterations * len(spec.seeds)
-        shown = ", ".join(f"{k}={v}" for k, v in point.items() if k != "seed")
+        shown = ", ".join(f"{k}={v}" for k, v in [("unroll_steps", point.unroll_steps), *point.axes])
         lines.append(f"  {shown}: {len(spec.seeds)} seeds x {config.iterations:,} iterations, {ms:.1f} ms/iteration")
     hours = total_ms / 3.6e6
     slots = max(1, min(len(spec.tune_points()), (os.cpu_count() or 1) // spec.cpus_per_trial))
@@ -338,3 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     except (SweepError, ConfigError) as error:
         print(f"python -m orchestrator: error: {error}", file=sys.stderr)
         return 2
+    except Interrupted as stop:
+        print(
+            f"interrupted by {stop.signal_name} before the trials ran; nothing was lost; re-run the same command",
+            file=sys.stderr,
+        )
+        return EXIT_CODES[stop.signal_name]

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from trainables.layout import SweepLayout
 
-from .spec import SweepError
+from .preflight import SweepError
 
 LEASE_S = float(os.environ.get("UNROLLED_GAN_LOCK_LEASE_S", 60))
 """A lock not renewed for this long belongs to a dead driver (the environment variable is for tests)."""

@@ -7,6 +7,7 @@ storage folder, whose sweeps are then listed one line each.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -17,8 +18,7 @@ from trainables.results import ResultsError, final_rows, load_metrics
 from trainables.storage import filesystem_and_path, read_file
 
 from .lock import holder, is_stale
-from .places import storage_uri
-from .spec import SweepError, SweepSpec
+from .preflight import SweepError, storage_uri
 
 
 @dataclass
@@ -38,11 +38,9 @@ class SweepStatus:
 
 
 def _grid_size(grid: dict) -> int:
-    spec = SweepSpec(
-        grid["experiment"], grid["profile"], seeds=tuple(grid["seeds"]), unroll_steps=tuple(grid["unroll_steps"]),
-        axes={k: tuple(v) for k, v in grid.get("axes", {}).items()}, variants=tuple(grid.get("variants", ())),
-    )  # fmt: skip
-    return spec.num_trials
+    """Trials in a grid record: counted, not rebuilt, so a record whose experiment has since changed still counts."""
+    sizes = [len(grid["seeds"]), len(grid["unroll_steps"]), *(len(v) for v in grid.get("axes", {}).values())]
+    return math.prod(sizes) * max(1, len(grid.get("variants", ())))
 
 
 def _driver(path: str) -> str:

@@ -11,8 +11,10 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -23,16 +25,24 @@ from ray.exceptions import AuthenticationError
 
 from trainables import artifacts, experiments, ray_adapter
 from trainables.errors import DatasetError, TrialStateError
+from trainables.grid_point import GridPoint
 from trainables.layout import SweepLayout
-from trainables.ray_adapter import point_of, trial_id_of
-from trainables.results import ResultsError, ended_early, load_metrics
+from trainables.ray_adapter import trial_id_of
+from trainables.results import ResultsError, ended_early, final_rows, load_metrics
 from trainables.storage import filesystem_and_path, read_file, write_atomically
 from trainables.trial_state import TrialStateFile
 
 from .lock import SweepLock
-from .places import check_address_reachable, check_storage_writable, storage_uri
+from .preflight import (
+    SweepError,
+    check_address_reachable,
+    check_local_gpus,
+    check_storage_writable,
+    cuda_graphs_refused,
+    storage_uri,
+)
 from .progress import SweepProgress
-from .spec import SweepError, SweepSpec
+from .spec import SweepSpec
 
 # Environment for every trial process: the trial's working directory stays where it was
 # started (relative paths keep working), and Tune's experiment-sync warning stays quiet
@@ -67,7 +77,8 @@ class SweepResult:
     resumed: bool
     """An earlier run of this sweep had left its grid or trial state in storage."""
     finished: int
-    """Trials Tune ran to their end, diverged ones included (a divergence is a result)."""
+    """Trials whose rows say they ran to their end (this run or an earlier one), diverged ones included (a
+    divergence is a result)."""
     errors: list[str] = field(default_factory=list)
     diverged: list[str] = field(default_factory=list)
     """'<trial_id> at step N' for each trial whose training diverged."""
@@ -77,6 +88,9 @@ class SweepResult:
     """The trials' own run times, added up (Tune's time_total_s)."""
     slots: int = 1
     """How many trials could run at once (cluster CPUs / CPUs per trial, capped by the grid)."""
+    interrupted_by: str | None = None
+    """'SIGINT' or 'SIGTERM' when a signal stopped the sweep before every trial ended (Tune stops its trials and
+    returns; a re-run resumes them)."""
 
     @property
     def packing(self) -> float:
@@ -86,7 +100,53 @@ class SweepResult:
 
     @property
     def ok(self) -> bool:
-        return not self.errors and self.finished == self.spec.num_trials
+        return not self.errors and self.finished == self.spec.num_trials and self.interrupted_by is None
+
+
+class Interrupted(Exception):
+    """A signal (SIGINT, SIGTERM) stopped the sweep before Tune ran; nothing of it was lost."""
+
+    def __init__(self, signal_name: str):
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+
+class _Signals:
+    """Which stop signal the driver got. SIGTERM (a cluster's or a scheduler's stop) is turned into SIGINT, which
+    Tune answers by stopping its trials and returning (``tune.run``'s own handler); outside Tune's run, SIGINT is
+    Python's KeyboardInterrupt. Either way the sweep ends as interrupted, never as finished."""
+
+    def __init__(self):
+        self.received: str | None = None
+
+    def _on_int(self, signum, frame):
+        self.received = self.received or "SIGINT"
+        raise KeyboardInterrupt
+
+    def _on_term(self, signum, frame):
+        self.received = self.received or "SIGTERM"
+        os.kill(os.getpid(), signal.SIGINT)
+
+    def arm_sigterm(self) -> None:
+        """(Again:) ray.init installs a SIGTERM handler of its own that kills the local cluster and exits 1."""
+        if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+            signal.signal(signal.SIGTERM, self._on_term)
+
+    @contextlib.contextmanager
+    def watching(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous_int, previous_term = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+        signal.signal(signal.SIGINT, self._on_int)
+        self.arm_sigterm()
+        try:
+            yield self
+        except KeyboardInterrupt:
+            raise Interrupted(self.received or "SIGINT") from None
+        finally:
+            signal.signal(signal.SIGINT, previous_int)
+            signal.signal(signal.SIGTERM, previous_term)
 
 
 def run_sweep(
@@ -105,18 +165,22 @@ def run_sweep(
     check_storage_writable(storage)
     check_address_reachable(address)
     if address is None and not ray.is_initialized():  # a local Ray would start with this machine's GPUs
-        check_local_gpus(spec.gpus_per_trial)
-        if spec.cuda_graphs and spec.gpus_per_trial is None:
-            check_local_gpus(1, "--set cuda_graphs=true")
+        check_local_gpus(spec.gpus_per_trial, spec.cuda_graphs)
     path = f"{storage}/{spec.name}"
     spec_saved = _check_same_grid(path, spec)
     resumed = spec_saved or _has_trial_state(path)
     created = "://" not in path and not os.path.exists(path)
     try:
-        with SweepLock(path, spec.name):
+        with _Signals().watching() as signals, SweepLock(path, spec.name):
             if resumed:
                 _check_trial_states(path, discard_corrupt_state, progress)
-            return _run_locked(spec, address, progress, progress_every_s, storage, path, spec_saved, resumed, verbose)
+            result = _run_locked(
+                spec, address, progress, progress_every_s, storage, path, spec_saved, resumed, verbose, signals
+            )
+            if result.finished < spec.num_trials and not result.errors:
+                # Tune returns normally from a stop signal, its unfinished trials without an error.
+                result.interrupted_by = signals.received or "SIGINT"
+            return result
     except SweepError:
         if created:  # bad input found while preparing: leave no trace of a sweep that never started
             with contextlib.suppress(OSError):
@@ -126,12 +190,11 @@ def run_sweep(
 
 def _run_locked(
     spec: SweepSpec, address: str | None, progress: bool, progress_every_s: float, storage: str, path: str,
-    spec_saved: bool, resumed: bool, verbose: bool = False,
+    spec_saved: bool, resumed: bool, verbose: bool = False, signals: _Signals | None = None,
 ) -> SweepResult:  # fmt: skip
     experiment = experiments.get(spec.experiment)
     manifest = _published_artifacts(experiment, spec, path, progress)
 
-    os.environ.update(TRIAL_ENV)
     trial_env = dict(TRIAL_ENV)
     if storage.startswith("s3://"):
         # pyarrow reads the S3 endpoint and credentials from the environment; trials on other
@@ -139,46 +202,74 @@ def _run_locked(
         trial_env.update({k: os.environ[k] for k in S3_ENV if k in os.environ})
 
     # Tune's new output engine prints its experiment box and TensorBoard hint whatever `verbose` says; the
-    # old one prints nothing at verbose 0. The sweep prints its own progress (SweepProgress).
-    os.environ["RAY_AIR_NEW_OUTPUT"] = "1" if verbose else "0"
+    # old one prints nothing at verbose 0. The sweep prints its own progress (SweepProgress). Tune reads these
+    # in this process; the caller's environment is put back afterwards.
+    driver_env = {**TRIAL_ENV, "RAY_AIR_NEW_OUTPUT": "1" if verbose else "0"}
     started_here = not ray.is_initialized()
-    if started_here:
-        _start_ray(address, trial_env, verbose)
-    try:
-        gpus_per_trial = _gpus_per_trial(spec, experiment)
-        if gpus_per_trial == 0 and spec.cuda_graphs:
-            raise SweepError("--set cuda_graphs=true needs GPU trials: the Ray cluster has no GPU")
-        if gpus_per_trial > 0:
-            probe_cuda(gpus_per_trial, progress)
-        if not spec_saved:
-            # Before Tune writes anything, after the checks that need Ray: a sweep folder always has
-            # its grid on record, however early the driver is killed, and a refused sweep leaves none.
-            _write_spec(path, spec)
-        # The same public trainable a Tune script of your own uses; the sweep's settings travel in it,
-        # each trial's Tune config holds only its grid point.
-        trainable = ray_adapter.trainable(
-            spec.experiment, spec.profile, overrides=spec.overrides, cpus_per_trial=spec.cpus_per_trial,
-            gpus_per_trial=gpus_per_trial, artifacts_manifest=manifest,
-        )  # fmt: skip
-        # Always a new Tune run, never Tuner.restore: each trial's own state file says how far
-        # it got (a finished one returns at once), so Tune's record of an earlier run is not
-        # needed, and nothing depends on the layout of Tune's private state files.
-        param_space = ray_adapter.grid_config(longest_first(spec.tune_points()))
-        tuner = _new_tuner(trainable, param_space, spec, storage, experiment, progress, progress_every_s, verbose)
-        slots = _slots(spec)
-        start = time.monotonic()
-        grid = tuner.fit()
-        wall_s = time.monotonic() - start
-        errors = [f"{trial_id_of(r.config)}: {_last_line(r.error)} ({r.path})" for r in grid if r.error is not None]
-        trial_s = sum(float((r.metrics or {}).get("time_total_s", 0.0)) for r in grid)
-        # Counted in seeds' trials, as the grid is: a packed Tune trial holds several.
-        finished = sum(len(point_of(r.config).get("seeds", [None])) for r in grid if r.error is None)
-        return SweepResult(
-            spec, path, SweepLayout(path).parquet, resumed, finished, errors, _diverged(path), wall_s, trial_s, slots
-        )  # fmt: skip
-    finally:
+    with _environment(driver_env):
         if started_here:
-            ray.shutdown()
+            _start_ray(address, trial_env, verbose)
+            if signals is not None:
+                signals.arm_sigterm()
+        try:
+            return _run_tune(spec, experiment, manifest, storage, path, spec_saved, resumed, progress,
+                             progress_every_s, verbose)  # fmt: skip
+        finally:
+            if started_here:
+                ray.shutdown()
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]):
+    """`values` set in os.environ for the block, and the caller's environment as it was afterwards."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _run_tune(
+    spec: SweepSpec, experiment, manifest: dict, storage: str, path: str, spec_saved: bool, resumed: bool,
+    progress: bool, progress_every_s: float, verbose: bool,
+) -> SweepResult:  # fmt: skip
+    gpus_per_trial = _gpus_per_trial(spec, experiment)
+    if gpus_per_trial == 0 and spec.cuda_graphs:
+        raise cuda_graphs_refused("the Ray cluster has no GPU")
+    if gpus_per_trial > 0:
+        probe_cuda(gpus_per_trial, progress)
+    if not spec_saved:
+        # Before Tune writes anything, after the checks that need Ray: a sweep folder always has
+        # its grid on record, however early the driver is killed, and a refused sweep leaves none.
+        _write_spec(path, spec)
+    # The same public trainable a Tune script of your own uses; the sweep's settings travel in it,
+    # each trial's Tune config holds only its grid point.
+    trainable = ray_adapter.trainable(
+        spec.experiment, spec.profile, overrides=spec.overrides, cpus_per_trial=spec.cpus_per_trial,
+        gpus_per_trial=gpus_per_trial, artifacts_manifest=manifest,
+    )  # fmt: skip
+    # Always a new Tune run, never Tuner.restore: each trial's own state file says how far
+    # it got (a finished one returns at once), so Tune's record of an earlier run is not
+    # needed, and nothing depends on the layout of Tune's private state files.
+    # Most expensive first (GridPoint.cost_order), so no long trial runs alone at the end.
+    param_space = ray_adapter.grid_config(sorted(spec.tune_points(), key=GridPoint.cost_order))
+    tuner = _new_tuner(trainable, param_space, spec, storage, experiment, progress, progress_every_s, verbose)
+    slots = _slots(spec)
+    start = time.monotonic()
+    grid = tuner.fit()
+    wall_s = time.monotonic() - start
+    errors = [f"{trial_id_of(r.config)}: {_last_line(r.error)} ({r.path})" for r in grid if r.error is not None]
+    trial_s = sum(float((r.metrics or {}).get("time_total_s", 0.0)) for r in grid)
+    # From the rows, not from Tune: a trial Tune stopped (a signal) returns without an error, unfinished.
+    finished = _ended(path, {p.trial_id for p in spec.grid_points()})
+    return SweepResult(
+        spec, path, SweepLayout(path).parquet, resumed, finished, errors, _diverged(path), wall_s, trial_s, slots
+    )  # fmt: skip
 
 
 def _start_ray(address: str | None, trial_env: dict[str, str], verbose: bool = False) -> None:
@@ -275,46 +366,8 @@ def _published_artifacts(experiment, spec: SweepSpec, path: str, progress: bool)
         raise SweepError(str(error)) from None
 
 
-def longest_first(points: list[dict]) -> list[dict]:
-    """The grid's points in the order Tune should start them: most expensive first.
-
-    A trial's cost grows with its unroll steps (the bench: a K = 10 iteration costs about 5x a
-    K = 0 one) and, on the size axes, with the size; the seed changes nothing. Started in this
-    order, the last trials to finish are short ones, so no long trial runs alone at the end on
-    one core while the others idle (the longest-processing-time rule of scheduling).
-    """
-
-    def cost_order(point: dict) -> tuple:
-        sizes = tuple(-v for k, v in sorted(point.items()) if k not in ("seed", "unroll_steps") and _is_number(v))
-        return (-point["unroll_steps"], *sizes, point["seed"] if "seed" in point else point["seeds"][0])
-
-    return sorted(points, key=cost_order)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _trial_dirname(trial) -> str:
     return f"trial_{trial.trial_id}_{trial_id_of(trial.config)}"
-
-
-def check_local_gpus(gpus_per_trial: float | None, asked_by: str | None = None) -> None:
-    """Before a local Ray starts: a GPU request this machine cannot meet is refused here, not by a hang."""
-    if not gpus_per_trial:
-        return
-    import torch
-
-    found = torch.cuda.device_count()
-    if found == 0:
-        raise SweepError(
-            f"{asked_by or f'--gpus-per-trial {gpus_per_trial:g}'}: this machine has no GPU that torch "
-            f"{torch.__version__} can use "
-            f"({'a CPU-only build' if torch.version.cuda is None else 'no device or driver found'}); "
-            f"drop the option, or pass --address of a cluster with GPUs"
-        )
-    if gpus_per_trial > found:
-        raise SweepError(f"--gpus-per-trial {gpus_per_trial:g}: this machine has only {found} GPU(s)")
 
 
 def _gpus_per_trial(spec: SweepSpec, experiment) -> float:
@@ -398,6 +451,16 @@ def _check_same_grid(path: str, spec: SweepSpec) -> bool:
             f"re-run it unchanged to resume, or pass --name for a new sweep"
         )
     return True
+
+
+def _ended(path: str, trial_ids: set[str]) -> int:
+    """How many of these trials have a last row that ends them (finished, or diverged)."""
+    try:
+        final = final_rows(load_metrics(path), include_ended_early=True)
+    except ResultsError:
+        return 0
+    ended = final[final["status"].isin(("finished", "diverged"))]
+    return int(ended["trial_id"].isin(trial_ids).sum())
 
 
 def _diverged(path: str) -> list[str]:

@@ -30,14 +30,14 @@ def run(argv, capsys):
     "argv, expected",
     [
         (["sweep", "gan9000"], "unknown experiment 'gan9000'"),
-        (["sweep", "mog", "--unroll-steps", "0", "-3"], "unroll_steps must be a non-negative integer, got -3"),
+        (["sweep", "mog", "--unroll-steps", "0", "-3"], "--unroll-steps values must be a non-negative integer, got -3"),
         (["sweep", "mog", "--unroll-steps", "1000000000"], "unroll_steps must be at most 100, got 1,000,000,000"),
         (["sweep", "mog", "--set", "d_lr=inf"], "d_lr must be a finite number, got inf"),
         (["sweep", "mog", "--set", "g_lr=nan"], "g_lr must be a finite number, got nan"),
-        (["sweep", "mog", "--gpus-per-trial", "-1"], "gpus per trial must be a finite number >= 0"),
+        (["sweep", "mog", "--gpus-per-trial", "-1"], "--gpus-per-trial must be a finite number >= 0"),
         (["sweep", "mog", "--unroll-steps", "2.5"], "'2.5' is not an integer"),
         (["sweep", "mog", "--seeds"], "--seeds: expected at least one argument"),
-        (["sweep", "mog", "--seeds", "1", "1"], "seeds has repeated values"),
+        (["sweep", "mog", "--seeds", "1", "1"], "--seeds has repeated values"),
         (["sweep", "mog", "--profile", "huge"], "unknown profile 'huge'"),
         (["sweep", "mog", "--set", "iterations=-5"], "iterations must be a positive integer"),
         (["sweep", "mog", "--set", "seed=3"], "sweep axes"),
@@ -56,7 +56,15 @@ def run(argv, capsys):
         # A variant that is not a valid config in the grid fails before anything starts.
         (["sweep", "mog", "--variant", "second_order=true,average_over_unroll=true"], "set second_order=false"),
         (["sweep", "mog", "--unroll-steps", "5", "--variant", "d_ensemble_size=3"], "use unroll_steps 0"),
-        (["sweep", "mog", "--seeds-per-trial", "0"], "seeds per trial must be a positive integer, got 0"),
+        (["sweep", "mog", "--seeds-per-trial", "0"], "--seeds-per-trial must be a positive integer, got 0"),
+        (["sweep", "mog", "--max-concurrent", "0"], "--max-concurrent must be a positive integer, got 0"),
+        # Once accepted, and trained (seed -1) or silently replaced (the default name) or ignored (CIFAR-10 dir).
+        (["sweep", "mog", "--seeds", "0", "-1"], "--seeds values must be a non-negative integer, got -1"),
+        (["sweep", "mog", "--name", ""], "sweep name '' is not allowed"),
+        (
+            ["sweep", "image", "--profile", "smoke", "--cifar-dir", "/tmp"],
+            "cifar_dir is only read with dataset cifar10",
+        ),
     ],
 )
 def test_bad_sweep_arguments(argv, expected, capsys, existing_results, monkeypatch):
@@ -64,7 +72,7 @@ def test_bad_sweep_arguments(argv, expected, capsys, existing_results, monkeypat
     import ray
 
     code, err = run(argv + ["--storage", str(existing_results)], capsys)
-    assert code != 0
+    assert code == 2
     assert expected in err and len(err.splitlines()) == 1, err
     assert not ray.is_initialized()
     assert (existing_results / "mog-quick" / "keep.parquet").read_bytes() == b"earlier results"
@@ -79,12 +87,17 @@ def test_unwritable_storage(capsys, tmp_path):
 
 
 def test_analysis_report_on_a_missing_or_corrupt_sweep(capsys, tmp_path):
-    assert analysis_main(["report", str(tmp_path / "absent")]) == 1
+    assert analysis_main(["report", str(tmp_path / "absent")]) == 2
     assert "no sweep results at" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert analysis_main(["report", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no sweep results at" in err and len(err.splitlines()) == 1
+    assert list((tmp_path / "empty").iterdir()) == []  # no report folder left behind
     partition = tmp_path / "parquet" / "metrics" / "experiment=mog"
     partition.mkdir(parents=True)
     (partition / "x-000000000.parquet").write_bytes(b"garbage")
-    assert analysis_main(["report", str(tmp_path)]) == 1
+    assert analysis_main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert "corrupt results file" in err and len(err.splitlines()) == 1
     assert (partition / "x-000000000.parquet").read_bytes() == b"garbage"
@@ -140,7 +153,7 @@ def test_a_sweep_name_cannot_leave_its_storage(name, storage, capsys, existing_r
 
 
 def test_storage_uris_are_normalised_and_cannot_climb():
-    from orchestrator.places import storage_uri
+    from orchestrator.preflight import storage_uri
     from orchestrator.spec import SweepError
 
     assert storage_uri("s3://bucket//team/./sweeps/") == "s3://bucket/team/sweeps"

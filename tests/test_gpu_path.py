@@ -35,11 +35,13 @@ def test_a_gpu_request_with_no_local_gpu_is_refused_before_ray_starts(tmp_path, 
 def test_cuda_graphs_without_gpu_trials_are_refused_before_anything_starts(tmp_path, monkeypatch):
     import orchestrator.sweep as sweep
 
-    with pytest.raises(SweepError, match="cuda_graphs=true needs GPU trials; drop --gpus-per-trial 0"):
+    with pytest.raises(SweepError, match="cuda_graphs=true needs GPU trials: drop --gpus-per-trial 0"):
         SweepSpec("mog", "smoke", gpus_per_trial=0, overrides={"cuda_graphs": "true"}).resolved()
     monkeypatch.setattr(sweep, "_start_ray", lambda *a: pytest.fail("Ray was started"))
     spec = SweepSpec("mog", "smoke", storage=str(tmp_path), overrides={"cuda_graphs": "true"})
-    with pytest.raises(SweepError, match="^--set cuda_graphs=true: this machine has no GPU that torch"):
+    with pytest.raises(
+        SweepError, match="^--set cuda_graphs=true needs GPU trials: this machine has no GPU that torch"
+    ):
         run_sweep(spec, progress=False)
     assert list(tmp_path.iterdir()) == []
 

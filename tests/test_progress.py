@@ -3,36 +3,41 @@
 from types import SimpleNamespace
 
 from orchestrator.progress import SweepProgress
+from trainables.grid_point import GridPoint
 
-CONFIG = {"grid_point": {"seed": 1, "unroll_steps": 10, "d_size": 0.5}}  # as the orchestrator's grid hands it
+POINT = GridPoint((1,), 10, (("d_size", 0.5),), config=(("iterations", 10000),))
+CONFIG = {"grid_point": POINT.to_tune()}  # as the orchestrator's grid hands it
 
 
 def test_progress_lines_name_trials_by_grid_point(capsys):
-    progress = SweepProgress(2, headline=("modes",), every_s=0)
+    progress = SweepProgress(3, headline=("modes",), every_s=0)
     running = SimpleNamespace(config=CONFIG, status="RUNNING")
     waiting = SimpleNamespace(config={"grid_point": {**CONFIG["grid_point"], "seed": 0}}, status="PENDING")
-    progress.on_trial_result(0, [running, waiting], running, {"step": 500, "iterations": 10000, "modes": 7.0})
-    progress.on_trial_complete(0, [running, waiting], running)
-    progress.on_trial_error(0, [running, waiting], waiting)
+    unstarted = SimpleNamespace(config=None, status="PENDING")  # Tune has no config for a trial it never started
+    progress.on_trial_result(
+        0, [running, waiting, unstarted], running, {"step": 500, "iterations": 10000, "modes": 7.0}
+    )
+    progress.on_trial_complete(0, [running, waiting, unstarted], running)
+    progress.on_trial_error(0, [running, waiting, unstarted], waiting)
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].endswith(
-        "0/2 done, 1 running, 0 errored | seed=1,unroll_steps=10,d_size=0.5: step 500/10000 modes=7"
+        "0/3 done, 1 running, 0 errored | seed=1,unroll_steps=10,d_size=0.5: step 500/10000 modes=7"
     )
-    assert lines[1].endswith("1/2 done, 0 running, 0 errored | finished seed=1,unroll_steps=10,d_size=0.5")
-    assert lines[2].endswith("0/2 done, 1 running, 1 errored | ERROR in seed=0,unroll_steps=10,d_size=0.5")
+    assert lines[1].endswith("1/3 done, 0 running, 0 errored | finished seed=1,unroll_steps=10,d_size=0.5")
+    assert lines[2].endswith("0/3 done, 1 running, 1 errored | ERROR in seed=0,unroll_steps=10,d_size=0.5")
 
 
 def test_trials_start_longest_first_in_the_order_tune_generates_them():
     from ray.tune.search.variant_generator import generate_variants
 
     from orchestrator import SweepSpec
-    from orchestrator.sweep import longest_first
+    from trainables.grid_point import GridPoint
     from trainables.ray_adapter import grid_config, trial_id_of
 
     spec = SweepSpec("stacked_mnist", "smoke", seeds=(0, 1), unroll_steps=(0, 10, 1), axes={"d_size": (0.25, 0.5)})
-    points = longest_first(spec.resolved().grid_points())
-    assert [(p["unroll_steps"], p["d_size"]) for p in points[:3]] == [(10, 0.5), (10, 0.5), (10, 0.25)]
-    assert [p["unroll_steps"] for p in points] == [10] * 4 + [1] * 4 + [0] * 4
+    points = sorted(spec.resolved().grid_points(), key=GridPoint.cost_order)
+    assert [(p.unroll_steps, p.axis_values["d_size"]) for p in points[:3]] == [(10, 0.5), (10, 0.5), (10, 0.25)]
+    assert [p.unroll_steps for p in points] == [10] * 4 + [1] * 4 + [0] * 4
     generated = [trial_id_of(config) for _, config in generate_variants(grid_config(points))]
-    assert generated == [trial_id_of(p) for p in points]  # Tune keeps the list's order
+    assert generated == [p.trial_id for p in points]  # Tune keeps the list's order
     assert len(set(generated)) == 12

@@ -7,15 +7,16 @@ import pandas as pd
 import pytest
 
 from analysis.results import load_metrics
+from trainables.grid_point import GridPoint
 from trainables.layout import SweepLayout
-from trainables.protocol import StopMarker, TrialRequest, point_trial_id, run_trial
+from trainables.protocol import StopMarker, TrialRequest, run_trial
 from trainables.trial_state import TrialStateFile
 
 POINT = {"seed": 0, "unroll_steps": 2}  # mog smoke: reports at steps 0, 20 and 40
 
 
 def request(tmp_path, point=POINT, **overrides):
-    return TrialRequest("mog", "smoke", "s", SweepLayout(str(tmp_path / "s")), dict(point), overrides)
+    return TrialRequest("mog", "smoke", "s", SweepLayout(str(tmp_path / "s")), GridPoint.from_tune(point), overrides)
 
 
 def rows(tmp_path):
@@ -36,7 +37,7 @@ def test_every_report_is_rows_then_state_then_the_report(tmp_path):
 
     def report(summary):
         # By the time the scheduler hears of a step, its rows and the state that lets a retry skip it exist.
-        state = TrialStateFile(req.layout, point_trial_id(POINT)).load()
+        state = TrialStateFile(req.layout, GridPoint.from_tune(POINT).trial_id).load()
         steps = [r[1] for r in rows(tmp_path)]
         seen.append((summary["step"], summary["status"], state["trainer"]["iteration"], steps[-1]))
 
@@ -105,8 +106,9 @@ def test_packed_seeds_write_each_seeds_own_rows_and_report_their_mean(tmp_path):
 def test_a_conv_experiments_packed_seeds_write_the_rows_of_their_lone_trials(tmp_path):
     # Batch norm and convolutions under vmap (trainables.packed), evaluated through each seed's own networks.
     def rows(point, folder):
-        run_trial(TrialRequest("stacked_mnist", "smoke", "s", SweepLayout(str(tmp_path / folder)), point), "cpu",
-                  lambda summary: None)  # fmt: skip
+        request = TrialRequest("stacked_mnist", "smoke", "s", SweepLayout(str(tmp_path / folder)),
+                               GridPoint.from_tune(point, ("d_size",)))  # fmt: skip
+        run_trial(request, "cpu", lambda summary: None)
         return load_metrics(str(tmp_path / folder)).sort_values(["trial_id", "step"]).reset_index(drop=True)
 
     packed = rows({"seeds": [0, 1], "unroll_steps": 1, "d_size": 0.25}, "packed")

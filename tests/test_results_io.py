@@ -10,6 +10,7 @@ import torch
 
 from analysis.results import ResultsError, final_rows, load_metrics, load_samples, mean_and_standard_error
 from trainables.errors import TrialStateError
+from trainables.grid_point import GridPoint
 from trainables.layout import SweepLayout
 from trainables.results import ResultsWriter, TrialIdentity
 from trainables.trial_state import TrialStateFile
@@ -22,10 +23,8 @@ def writer(root, seed=0, unroll_steps=5, tune_trial_id="abc_00000"):
         sweep="s",
         experiment="mog",
         profile="smoke",
-        seed=seed,
-        unroll_steps=unroll_steps,
+        point=GridPoint((seed,), unroll_steps, (("d_size", 0.25),)),
         second_order=True,
-        axes={"d_size": 0.25},
         node_id="n1",
         tune_trial_id=tune_trial_id,
     )
@@ -55,6 +54,7 @@ def test_rows_round_trip_with_the_documented_schema(tmp_path):
         ("node_id", "string"),
         ("tune_trial_id", "string"),
         ("hostname", "string"),
+        ("axis_columns", "string"),
         ("config_json", "string"),
         ("artifacts_json", "string"),
         ("modes", "double"),
@@ -74,6 +74,7 @@ def test_rows_round_trip_with_the_documented_schema(tmp_path):
     assert list(metrics["experiment"]) == ["mog", "mog"]
     assert metrics["modes"].tolist() == [1.0, 4.0] and math.isnan(metrics["reverse_kl"][0])
     assert set(metrics["node_id"]) == {"n1"} and metrics["d_size"].tolist() == [0.25, 0.25]
+    assert set(metrics["axis_columns"]) == {'["d_size"]'}  # readers find the axes by name (analysis.report)
     assert set(metrics["trial_id"]) == {key} and set(metrics["tune_trial_id"]) == {"abc_00000"}
 
     samples = load_samples(str(tmp_path))
@@ -155,7 +156,7 @@ def test_a_report_shows_every_field_a_search_varied_not_only_the_papers_axes(tmp
     root = tmp_path / "sweep" / "parquet"
     modes = {(1e-4, 0): 2.0, (1e-4, 1): 4.0, (1e-3, 0): 6.0, (1e-3, 1): 8.0}
     for (g_lr, seed), value in modes.items():
-        identity = TrialIdentity("s", "mog", "smoke", seed, 5, True, {"g_lr": g_lr})
+        identity = TrialIdentity("s", "mog", "smoke", GridPoint((seed,), 5, (("g_lr", g_lr),)), True)
         config = experiments.get("mog").config("smoke", {"seed": seed, "unroll_steps": 5, "g_lr": g_lr}).to_json()
         w = ResultsWriter(str(root), identity, ["modes", "high_quality_pct", "reverse_kl"], config)
         w.write(0, 0.0, {"modes": 0.0}, {"data": np.zeros((4, 2)), "model": np.zeros((4, 2))}, "running")
@@ -165,3 +166,20 @@ def test_a_report_shows_every_field_a_search_varied_not_only_the_papers_axes(tmp
     assert "## By setting: the fields this sweep varied (g_lr)" in report.text
     assert "| 0.0001 | True | 5 | 3.00 ± 1.00 |" in report.text and "| 0.001 | True | 5 | 7.00 ± 1.00 |" in report.text
     assert (tmp_path / "report" / "by_setting.csv") in report.files
+
+
+def test_the_report_finds_axis_columns_by_name_in_new_rows_and_old_ones(tmp_path):
+    from analysis.report import axis_columns
+
+    identity = TrialIdentity("s", "mog", "smoke", GridPoint((0,), 5, (("second_order", True), ("g_lr", 1e-3))), True)
+    config = json.dumps({"seed": 0, "unroll_steps": 5, "second_order": True, "g_lr": 1e-3, "iterations": 10})
+    ResultsWriter(str(tmp_path), identity, METRICS, config).write(0, 0.0, {"modes": 1.0}, {})
+    metrics = load_metrics(str(tmp_path))
+    # second_order is an identity column of its own, so it is never listed twice.
+    assert metrics["axis_columns"].tolist() == ['["g_lr"]'] and axis_columns(metrics) == ["g_lr"]
+    # Rows written before the column existed: the axes are the config fields that are columns.
+    old = metrics.drop(columns=["axis_columns"])
+    assert axis_columns(old) == ["g_lr"]
+    # Never by position: a column moved elsewhere is still found, a metric next to it is not taken for one.
+    moved = old[[c for c in old.columns if c != "g_lr"] + ["g_lr"]]
+    assert axis_columns(moved) == ["g_lr"]

@@ -125,7 +125,7 @@ def test_the_grid_is_on_record_before_tune_writes_anything(ray_local, tmp_path, 
         raise KeyboardInterrupt
 
     monkeypatch.setattr(sweep_module, "_new_tuner", killed_while_creating_the_tuner)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(sweep_module.Interrupted):
         run_sweep(SweepSpec(**SPEC, storage=str(tmp_path)), progress=False)
     assert seen == {"grid": json.loads(json.dumps(SweepSpec(**SPEC).resolved().grid_identity())), "tune files": []}
     assert not [p for p in (tmp_path / "mog-smoke").iterdir() if p.name.startswith(".tmp-")]
@@ -166,7 +166,7 @@ def test_a_name_whose_earlier_run_never_trained_takes_a_new_grid(ray_local, tmp_
 
     monkeypatch.setattr(sweep_module, "_new_tuner", killed_while_creating_the_tuner)
     for seeds in ((0, 1, 2), (0, 1)):
-        with pytest.raises(KeyboardInterrupt):
+        with pytest.raises(sweep_module.Interrupted):
             run_sweep(SweepSpec(**{**SPEC, "seeds": seeds}, storage=str(tmp_path)), progress=False)
     assert grids == [[0, 1, 2], [0, 1]]
 
@@ -377,7 +377,7 @@ def test_packed_seeds_write_the_rows_and_states_of_unpacked_trials(sweep, tmp_pa
     # The module sweep ran SPEC one seed per trial; here seeds 0 and 1 share one Ray trial per K.
     storage, unpacked = sweep
     spec = SweepSpec(**SPEC, storage=str(tmp_path), seeds_per_trial=2)
-    assert [p["seeds"] for p in spec.resolved().tune_points()] == [[0, 1], [0, 1]]
+    assert [(p.seeds, p.packed) for p in spec.resolved().tune_points()] == [((0, 1), True), ((0, 1), True)]
     result = run_sweep(spec, progress=False)
     assert result.ok and result.finished == 4
     mine, theirs = load_metrics(result.path), load_metrics(unpacked.path)

@@ -66,7 +66,7 @@ def test_an_all_missing_metric_gets_a_no_data_panel_and_long_titles_wrap(tmp_pat
     monkeypatch.setattr(
         figures, "save", lambda fig, out, title: kept.setdefault("fig", fig) and real_save(fig, out, title)
     )
-    out = figures.metric_curves(frame, ["modes", "reverse_kl"], "unroll_steps", tmp_path / "m.png", "x" * 20)
+    out = figures.metric_curves(frame, ["modes", "reverse_kl"], tmp_path / "m.png", "x" * 20, hue="unroll_steps")
     modes, reverse_kl = kept["fig"].axes[:2]
     assert [t.get_text() for t in reverse_kl.texts] == ["no data"] and not reverse_kl.lines
     assert modes.lines and not modes.texts

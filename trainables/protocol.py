@@ -21,39 +21,22 @@ import torch
 
 from . import experiments
 from .artifacts import Assets
+from .grid_point import GridPoint
 from .layout import SweepLayout
-from .results import ResultsWriter, TrialIdentity, trial_id
+from .results import ResultsWriter, TrialIdentity
 from .trial import PackedTrial, Report, Trial
 from .trial_state import TrialStateFile
-
-NOT_AXES = ("seed", "seeds", "unroll_steps")
-"""Grid-point keys that are identity columns of their own, not axis columns."""
-
-
-def grid_axes(experiment: experiments.Experiment, point: dict[str, Any]) -> list[str]:
-    """The Parquet axis columns of a trial: the experiment's, then the other fields its sweep varies."""
-    varied = [k for k in point if k not in (*NOT_AXES, *experiment.axis_columns)]
-    return [*experiment.axis_columns, *sorted(varied)]
-
-
-def point_trial_id(point: dict[str, Any]) -> str:
-    """A grid point's trial id within its sweep, e.g. ``seed=0,unroll_steps=10``; seeds packed into one trial
-    get ``seeds=0+1+2,...`` (each seed keeps its own id in the rows)."""
-    axes = {k: v for k, v in point.items() if k not in NOT_AXES}
-    if "seeds" in point:
-        return trial_id("+".join(map(str, point["seeds"])), point.get("unroll_steps"), axes, seed_key="seeds")
-    return trial_id(point.get("seed"), point.get("unroll_steps"), axes)
 
 
 @dataclass(frozen=True)
 class TrialRequest:
-    """What one sweep trial must run: a grid point (``seed``, or ``seeds`` to pack) of a sweep's experiment."""
+    """What one sweep trial must run: a grid point (one seed, or several packed) of a sweep's experiment."""
 
     experiment: str
     profile: str
     sweep: str
     layout: SweepLayout
-    point: dict[str, Any]
+    point: GridPoint
     overrides: dict[str, Any] = field(default_factory=dict)
     """Config fields set for every trial of the sweep (a point's own value wins)."""
     assets: Assets = field(default_factory=Assets)
@@ -132,29 +115,24 @@ def run_trial(
     """Run (or resume, or skip as done) one sweep trial, writing its rows and states (module doc)."""
     experiment = experiments.get(request.experiment)
     point = request.point
-    rest = {k: v for k, v in point.items() if k not in ("seed", "seeds")}
-    seeds = point["seeds"] if "seeds" in point else [point.get("seed", 0)]
-    configs = [experiment.config(request.profile, {**request.overrides, **rest, "seed": s}) for s in seeds]
-    axes = grid_axes(experiment, {**rest, "seed": seeds[0]})
+    configs = [experiment.config(request.profile, {**request.overrides, **point.fields(seed)}) for seed in point.seeds]
     identities = [
         TrialIdentity(
             sweep=request.sweep,
             experiment=experiment.name,
             profile=request.profile,
-            seed=cfg.seed,
-            unroll_steps=cfg.unroll_steps,
+            point=seed_point,
             second_order=cfg.second_order,
-            axes={name: getattr(cfg, name) for name in axes},
             node_id=request.node_id,
             tune_trial_id=request.tune_trial_id,
         )  # fmt: skip
-        for cfg in configs
+        for seed_point, cfg in zip(point.seed_points(), configs)
     ]
     state_files = [TrialStateFile(request.layout, identity.trial_id) for identity in identities]
     states = [state_file.load() for state_file in state_files]
     if all(s is not None and Trial.finished_state(s, c) for s, c in zip(states, configs)):
         return  # its rows and final models are written; nothing to do
-    if "seeds" in point:
+    if point.packed:
         trial = PackedTrial(experiment, configs, device, request.assets)
     else:
         trial = Trial(experiment, configs[0], device, request.assets)

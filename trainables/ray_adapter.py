@@ -20,29 +20,20 @@ from ray.tune.trainable import wrap_function
 
 from . import experiments
 from .artifacts import Assets, publish, read_manifest
+from .grid_point import TUNE_KEY, GridPoint
 from .layout import SweepLayout
-from .protocol import StopMarker, TrialRequest, point_trial_id, run_trial
-
-GRID_POINT = "grid_point"
-"""A config key whose value is a dict of config fields, merged into the trial's own (``grid_config``)."""
-MARKER = "__stop_marker__"
-"""The key under which the trainable hands its trial's StopMarker to the trial function (never seen by Tune)."""
+from .protocol import StopMarker, TrialRequest, run_trial
 
 
-def grid_config(points: list[dict[str, Any]]) -> dict[str, Any]:
+def grid_config(points: list[GridPoint]) -> dict[str, Any]:
     """A Tune param_space running these grid points in this order (Tune orders a product of several
     ``grid_search`` axes by their names, not as given)."""
-    return {GRID_POINT: tune.grid_search(points)}
-
-
-def point_of(config: dict[str, Any]) -> dict[str, Any]:
-    """A trial's own config fields from its Tune config."""
-    return {**config.get(GRID_POINT, {}), **{k: v for k, v in config.items() if k not in (GRID_POINT, MARKER)}}
+    return {TUNE_KEY: tune.grid_search([point.to_tune() for point in points])}
 
 
 def trial_id_of(config: dict[str, Any]) -> str:
-    """A trial's id within its sweep, from its Tune config, e.g. ``seed=0,unroll_steps=10``."""
-    return point_trial_id(point_of(config))
+    """An orchestrator trial's id within its sweep, from its Tune config, e.g. ``seed=0,unroll_steps=10``."""
+    return GridPoint.from_tune(config).trial_id
 
 
 def trainable(
@@ -70,6 +61,7 @@ def trainable(
         refs = {name: (ray.put(data), info) for name, (data, info) in exp.prepare(base).items()}
 
     def run(config: dict[str, Any]) -> None:
+        worker = worker_state().begin_trial()
         context = tune.get_context()
         storage = context.get_storage()
         layout = SweepLayout(_uri(storage.storage_filesystem, storage.experiment_fs_path))
@@ -78,14 +70,19 @@ def trainable(
             manifest = read_manifest(layout.root) or publish(
                 layout.root, {name: (ray.get(ref), info) for name, (ref, info) in refs.items()}
             )
+        if TUNE_KEY in config:
+            point = GridPoint.from_tune(config)
+        else:  # a Tune script's own fields: the experiment's axes and K take the resolved config's values
+            resolved = exp.config(profile, {**shared, **{k: v for k, v in config.items() if k != "seeds"}})
+            point = GridPoint.from_tune(config, exp.axis_columns, resolved.to_dict())
         request = TrialRequest(
-            experiment, profile, storage.experiment_dir_name, layout, point_of(config), shared,
-            config[MARKER].assets(manifest or {}), ray.get_runtime_context().get_node_id(), context.get_trial_id(),
+            experiment, profile, storage.experiment_dir_name, layout, point, shared,
+            worker.assets(manifest or {}), ray.get_runtime_context().get_node_id(), context.get_trial_id(),
         )  # fmt: skip
         # The trial's resources decide the device; torch.cuda.is_available() would also be true for a
         # CPU-only trial placed on a GPU node.
         device = "cuda" if ray.get_gpu_ids() else "cpu"
-        run_trial(request, device, tune.report, config[MARKER].marker)
+        run_trial(request, device, tune.report, worker.marker)
 
     run.__name__ = f"unrolled_gan_{experiment}"
     return tune.with_resources(_stop_aware(run), {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
@@ -100,10 +97,15 @@ def _uri(filesystem, path: str) -> str:
 
 
 class _WorkerState:
-    """A Tune worker's: its trial's StopMarker (new per trial) and the sweep's decoded artifacts (kept on reuse)."""
+    """A Tune worker process's: its current trial's StopMarker and the sweep's decoded artifacts (kept when Tune
+    reuses the worker for the next trial). A worker runs one trial at a time."""
 
     def __init__(self):
         self.marker, self._assets = StopMarker(), None
+
+    def begin_trial(self) -> _WorkerState:
+        self.marker = StopMarker()  # a reused worker's previous trial is over
+        return self
 
     def assets(self, manifest: dict[str, Any]) -> Assets:
         if self._assets is None or self._assets.manifest != manifest:
@@ -111,19 +113,26 @@ class _WorkerState:
         return self._assets
 
 
+_WORKER = _WorkerState()
+
+
+def worker_state() -> _WorkerState:
+    """This process's worker state. Called, never captured: Ray pickles the trainable's closures by value, and
+    this module's functions by reference, so each worker process keeps its own."""
+    return _WORKER
+
+
 def _stop_aware(function):
-    """The function trainable, with a cleanup that marks a stopped trial's last rows (``StopMarker``)."""
+    """The function trainable, with a cleanup that marks a stopped trial's last rows (``StopMarker``).
+
+    ``cleanup`` is the public hook Tune calls when it ends a trial's worker; the trial function runs in a thread
+    of that same process, so the two meet in the process's ``worker_state()``. ``wrap_function`` is how Tune itself
+    turns a function into the class whose ``cleanup`` can be overridden.
+    """
 
     class StopAware(wrap_function(function)):
-        def _trainable_func(self, config):
-            if not hasattr(self, "worker_state"):
-                self.worker_state = _WorkerState()
-            self.worker_state.marker = StopMarker()  # a reused worker's previous trial is over
-            return super()._trainable_func({**config, MARKER: self.worker_state})
-
         def cleanup(self):
-            if hasattr(self, "worker_state"):
-                self.worker_state.marker.mark_stopped()
+            worker_state().marker.mark_stopped()
             super().cleanup()
 
     StopAware.__name__ = function.__name__

@@ -24,6 +24,8 @@ A sweep's results live under ``<storage>/<sweep>/parquet/`` as two hive-partitio
     node_id         string    Ray node that ran the step ('' outside Ray)
     tune_trial_id   string    Tune's id of the trial that wrote the row ('' outside Ray), to find its logs
     hostname        string    host that ran the step
+    axis_columns    string    the names of the <axes> columns above, as a JSON list (what readers use
+                              to find them)
     config_json     string    the trial's full resolved config, as JSON
     artifacts_json  string    SHA-256 of each sweep artifact the trial read (data, classifier), as
                               JSON; '{}' outside a sweep
@@ -52,6 +54,7 @@ which pyarrow's dataset discovery skips.
 
 from __future__ import annotations
 
+import json
 import math
 import socket
 from dataclasses import dataclass
@@ -63,6 +66,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
+from .grid_point import GridPoint
 from .layout import SweepLayout
 from .storage import filesystem_and_path, write_table_atomically
 
@@ -81,6 +85,7 @@ ROW_COLUMNS: list[pa.Field] = [
     pa.field("node_id", pa.string()),
     pa.field("tune_trial_id", pa.string()),
     pa.field("hostname", pa.string()),
+    pa.field("axis_columns", pa.string()),
     pa.field("config_json", pa.string()),
     pa.field("artifacts_json", pa.string()),
 ]
@@ -108,36 +113,35 @@ def samples_schema(axes: dict[str, type]) -> pa.Schema:
     return pa.schema(IDENTITY_COLUMNS + axis_fields(axes) + SAMPLE_COLUMNS)
 
 
-def trial_id(seed, unroll_steps: int, axes: dict, seed_key: str = "seed") -> str:
-    """A trial's name within its sweep: its grid point, axes in sorted order."""
-    return ",".join(f"{k}={v}" for k, v in [(seed_key, seed), ("unroll_steps", unroll_steps), *sorted(axes.items())])
-
-
 @dataclass(frozen=True)
 class TrialIdentity:
+    """What a trial's rows say it is: its sweep, experiment and profile, and its (one-seed) grid point."""
+
     sweep: str
     experiment: str
     profile: str
-    seed: int
-    unroll_steps: int
+    point: GridPoint
     second_order: bool
-    axes: dict
-    """axis column -> this trial's value"""
     node_id: str = ""
     tune_trial_id: str = ""
     hostname: str = socket.gethostname()
 
     @property
     def trial_id(self) -> str:
-        return trial_id(self.seed, self.unroll_steps, self.axes)
+        return self.point.trial_id
+
+    @property
+    def axes(self) -> dict:
+        """axis column -> this trial's value"""
+        return self.point.axis_values
 
     def columns(self) -> dict:
         return {
             "sweep": self.sweep,
             "trial_id": self.trial_id,
             "profile": self.profile,
-            "seed": self.seed,
-            "unroll_steps": self.unroll_steps,
+            "seed": self.point.seed,
+            "unroll_steps": self.point.unroll_steps,
             "second_order": self.second_order,
             **self.axes,
         }
@@ -152,9 +156,9 @@ class ResultsWriter:
         self.fs, self.root = filesystem_and_path(root)
         self.identity, self.metric_names, self.config_json = identity, metrics, config_json
         self.artifacts_json = artifacts_json
-        axes = {k: type(v) for k, v in identity.axes.items()}
-        self.metrics_schema = metrics_schema(axes, metrics)
-        self.samples_schema = samples_schema(axes)
+        self.axis_types = {k: type(v) for k, v in identity.axes.items()}
+        self.metrics_schema = metrics_schema(self.axis_types, metrics)
+        self.samples_schema = samples_schema(self.axis_types)
 
     def _path(self, table: str, step: int) -> str:
         return f"{self.root}/{table}/experiment={self.identity.experiment}/{self.identity.trial_id}-{step:09d}.parquet"
@@ -172,6 +176,8 @@ class ResultsWriter:
             "node_id": ident.node_id,
             "tune_trial_id": ident.tune_trial_id,
             "hostname": ident.hostname,
+            # The axis columns by name, so a reader never finds them by their place in the schema.
+            "axis_columns": json.dumps([f.name for f in axis_fields(self.axis_types)]),
             "config_json": self.config_json,
             "artifacts_json": self.artifacts_json,
         }

@@ -97,14 +97,11 @@ def make_report(experiment: Experiment, config: GANConfig, run, step: int, last_
         samples["model"] = run.model_samples(rng)
     if step == 0:
         samples["data"] = run.data_samples(rng)
-    describe = getattr(run, "describe", None)
-    if describe is not None:
-        for kind, values in list(samples.items()):
-            samples.update(describe(kind, values))
-    final = getattr(run, "final", None)
-    if final is not None and step == config.iterations:
+    for kind, values in list(samples.items()):
+        samples.update(run.describe(kind, values))
+    if step == config.iterations:
         # Work too costly for every report (e.g. inference by optimisation), done once at the end.
-        extra_metrics, extra_samples = final(rng)
+        extra_metrics, extra_samples = run.final(rng)
         metrics.update(extra_metrics)
         samples.update(extra_samples)
     undeclared = sorted(set(metrics) - set(experiment.metrics))

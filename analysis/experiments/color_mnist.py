@@ -13,7 +13,7 @@ from ..figures import colour_scatter, images
 from ..notes import batchnorm_note
 from ..results import data_of_one_trial, final_rows, last_snapshots, load_samples, mean_and_standard_error, paper_method
 from ..stats import unroll_against_none
-from ..tables import significance_section, summary_cells, to_markdown, write_table
+from ..tables import significance_section, summary_cells, write_markdown, write_table
 
 PAPER_READING = (
     "The numbers of the paper's Table 2 (Section 3.3.2) are not shown: they could not be confirmed; its reading: "
@@ -43,9 +43,7 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
     )
     shown = wide.pivot(index="unroll_steps", columns="layer_size", values="cell").reset_index()
     shown.columns = ["unroll steps"] + [f"X = {c}" for c in shown.columns[1:]]
-    markdown = to_markdown(shown.fillna(""))
-    (out / "table2.md").write_text(markdown + "\n")
-    files.append(out / "table2.md")
+    markdown = write_markdown(shown.fillna(""), out / "table2.md", files)
 
     significance = significance_section(
         unroll_against_none(final, claims_at, axes=("layer_size",)),

@@ -12,7 +12,7 @@ from ..ablations import ablation_report, with_ablation
 from ..figures import distance_histograms, image_grid, images
 from ..notes import batchnorm_note
 from ..results import final_rows, load_samples, mean_and_standard_error, paper_method
-from ..tables import mean_pm_se, summary_cells, to_markdown, write_table
+from ..tables import mean_pm_se, summary_cells, write_markdown, write_table
 
 CLAIMS = {"inference_mse": -1}
 """Table 3's direction with unrolling, against K = 0: images are reconstructed better (a lower MSE)."""
@@ -79,9 +79,7 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
             "paper: best rank": [PAPER_TABLE_3.get(k, ("", ""))[1] for k in summary["unroll_steps"]],
         }
     )
-    markdown = to_markdown(shown)
-    (out / "table3.md").write_text(markdown + "\n")
-    files.append(out / "table3.md")
+    markdown = write_markdown(shown, out / "table3.md", files)
 
     # Figure 5: the images where the smallest and largest unroll settings differ most.
     settings = sorted(final["unroll_steps"].unique())

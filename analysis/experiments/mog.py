@@ -119,15 +119,8 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
             title=f"Generated samples (seed {seed}); last column: data",
         )
     )
-    files.append(
-        metric_curves(
-            metrics,
-            METRICS,
-            "setting",
-            out / "metrics_over_steps.png",
-            "Mode coverage during training (mean, 95% CI over seeds)",
-        )
-    )
+    title = "Mode coverage during training (mean, 95% CI over seeds)"
+    files.append(metric_curves(metrics, METRICS, out / "metrics_over_steps.png", title))
 
     notes = ", ".join(f"{k}={config[k]}" for k in RECONSTRUCTED if k in config)
     text = "\n\n".join(

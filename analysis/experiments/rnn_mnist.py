@@ -12,7 +12,7 @@ from ..figures import evenly_spaced, image_grid, images, metric_curves
 from ..notes import batchnorm_note, classifier_note
 from ..results import data_of_one_trial, final_rows, load_samples, mean_and_standard_error, paper_method
 from ..stats import unroll_against_none
-from ..tables import significance_section, summary_cells, to_markdown, write_table
+from ..tables import significance_section, summary_cells, to_markdown, write_markdown, write_table
 
 CLAIMS = {"label_entropy": +1, "top_label_pct": -1}
 """Figure 2's direction with unrolling, against K = 0: the labels spread (higher entropy, a smaller top share)."""
@@ -31,9 +31,7 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
             "most common label %": summary_cells(summary, "top_label_pct", 1),
         }
     )
-    markdown = to_markdown(shown)
-    (out / "collapse.md").write_text(markdown + "\n")
-    files.append(out / "collapse.md")
+    markdown = write_markdown(shown, out / "collapse.md", files)
 
     significance = significance_section(
         unroll_against_none(final_rows(metrics), CLAIMS),
@@ -59,15 +57,8 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
     cells[(next(iter(cells))[0], "data")] = images(data_of_one_trial(samples))
     files.append(image_grid(cells, out / "figure2_samples.png", f"LSTM generator samples (seed {seed}); data last"))
     curves = metrics.assign(setting=[f"K={k}" for k in metrics["unroll_steps"]])
-    files.append(
-        metric_curves(
-            curves,
-            ["label_entropy", "top_label_pct"],
-            "setting",
-            out / "collapse_over_steps.png",
-            "Label distribution of generated digits (mean, 95% CI over seeds)",
-        )
-    )
+    title = "Label distribution of generated digits (mean, 95% CI over seeds)"
+    files.append(metric_curves(curves, ["label_entropy", "top_label_pct"], out / "collapse_over_steps.png", title))
 
     config = json.loads(metrics["config_json"].iloc[0])
     text = "\n\n".join(

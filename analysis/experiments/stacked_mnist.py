@@ -19,7 +19,7 @@ from ..results import (
     paper_method,
 )
 from ..stats import unroll_against_none
-from ..tables import mean_pm_se, significance_section, to_markdown, write_table
+from ..tables import mean_pm_se, significance_section, write_markdown, write_table
 
 # Metz et al.'s Table 1 as PacGAN (Lin et al. 2018, Table 3) reprinted it: (modes, ±), (KL, ±).
 PAPER_TABLE_1 = {
@@ -66,9 +66,7 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
             table.setdefault(f"{row.unroll_steps} unroll steps", []).append(cell)
     length = len(table[""])
     shown = pd.DataFrame({k: v + [""] * (length - len(v)) for k, v in table.items()})
-    markdown = to_markdown(shown)
-    (out / "table1.md").write_text(markdown + "\n")
-    files.append(out / "table1.md")
+    markdown = write_markdown(shown, out / "table1.md", files)
 
     significance = significance_section(
         unroll_against_none(final, CLAIMS, axes=("d_size",)),
@@ -92,15 +90,8 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
     curves = metrics.assign(
         setting=[f"{SIZE_NAMES.get(d, d)}, K={k}" for d, k in zip(metrics["d_size"], metrics["unroll_steps"])]
     )
-    files.append(
-        metric_curves(
-            curves,
-            ["modes", "kl"],
-            "setting",
-            out / "modes_over_steps.png",
-            "Modes and KL during training (mean, 95% CI over seeds)",
-        )
-    )
+    title = "Modes and KL during training (mean, 95% CI over seeds)"
+    files.append(metric_curves(curves, ["modes", "kl"], out / "modes_over_steps.png", title))
 
     config = json.loads(final["config_json"].iloc[0])
     text = "\n\n".join(

@@ -12,7 +12,6 @@ import importlib.util
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -24,25 +23,33 @@ from ..metrics import gradient_terms
 from ..trainer import TRAINER_METRICS, GANParts
 
 
-class ExperimentRun(Protocol):
-    """What an experiment builds for one trial: the networks and samplers, plus its metrics."""
+class ExperimentRun:
+    """What an experiment builds for one trial: the networks and samplers, plus its metrics. Each experiment's run
+    subclasses it; ``final`` and ``describe`` do nothing unless the experiment overrides them."""
 
     parts: GANParts
 
     def evaluate(self, rng: torch.Generator) -> dict[str, float]:
         """The experiment's metrics for the current generator."""
+        raise NotImplementedError
 
     def model_samples(self, rng: torch.Generator) -> Tensor:
         """Generated samples kept for the figures, shape [n, *sample_shape]."""
+        raise NotImplementedError
 
     def data_samples(self, rng: torch.Generator) -> Tensor:
         """Real samples for the same figures (written once per trial)."""
+        raise NotImplementedError
 
-    # Optional: ``final(rng) -> (metrics, {kind: Tensor [n, ...]})``, called once at the last step for
-    # work too costly to repeat at every report; its kinds go to the samples table.
-    # Optional: ``describe(kind, samples) -> {kind: Tensor [n, ...]}``, called on every 'model' and
-    # 'data' snapshot, for what a report needs computed from those samples (analysis reads Parquet
-    # only, without torch), e.g. the recovered colours of Color MNIST digits.
+    def final(self, rng: torch.Generator) -> tuple[dict[str, float], dict[str, Tensor]]:
+        """Called once at the last step, for work too costly to repeat at every report: (metrics, {kind: Tensor
+        [n, ...]}); its kinds go to the samples table."""
+        return {}, {}
+
+    def describe(self, kind: str, samples: Tensor) -> dict[str, Tensor]:
+        """Called on every 'model' and 'data' snapshot, for what a report needs computed from those samples
+        (analysis reads Parquet only, without torch), e.g. the recovered colours of Color MNIST digits."""
+        return {}
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,18 @@ class Profile:
     variants: tuple[dict, ...] = ()
     """Bundles of config values, each crossed with the grid above, for settings that are not a product
     of single fields (e.g. stop-gradient with and without averaging over the unrolled steps)."""
+
+
+def smoke_profile(iterations: int, every: int, unroll_steps: tuple[int, ...] = (0, 1), axes=None, **values) -> Profile:
+    """Every experiment's ``smoke`` profile: seconds per trial, for tests; seed 0, K = 0 and one unrolled setting,
+    `iterations` long, reported and snapshotted `every` iterations, plus the experiment's small `values`."""
+    return Profile(
+        "seconds per trial, for tests",
+        {**values, "iterations": iterations, "report_every": every, "snapshot_every": every},
+        seeds=(0,),
+        unroll_steps=unroll_steps,
+        axes=axes or {},
+    )
 
 
 @dataclass(frozen=True)

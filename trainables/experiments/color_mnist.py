@@ -14,7 +14,7 @@ from ..metrics.colours import kde_js_divergence, recover_colours
 from ..models.dcgan import DcganDiscriminator, DcganGenerator, scaled_widths
 from ..sampling import generate
 from ..trainer import GANParts
-from . import Experiment, Profile
+from . import Experiment, ExperimentRun, Profile, smoke_profile
 from ._mnist import MnistGANConfig, mnist_for, prepare_mnist
 
 
@@ -47,7 +47,7 @@ class ColorMnistConfig(MnistGANConfig):
             raise ConfigError(f"noise_std must be in [0, 1), got {self.noise_std!r}")
 
 
-class ColorMnistRun:
+class ColorMnistRun(ExperimentRun):
     def __init__(self, cfg: ColorMnistConfig, device: torch.device, assets: Assets = LOCAL):
         self.cfg, self.device = cfg, device
         self.data = ColorMnist(mnist_for(cfg, assets).train_images, device, cfg.colour_std, cfg.noise_std)
@@ -110,20 +110,8 @@ EXPERIMENT = Experiment(
         "data_colour_spread": "the same for data images",
     },
     profiles={
-        "smoke": Profile(
-            "seconds per trial, for tests",
-            dict(
-                iterations=4,
-                report_every=2,
-                snapshot_every=2,
-                batch_size=16,
-                eval_samples=64,
-                js_points=256,
-                snapshot_samples=8,
-            ),
-            seeds=(0,),
-            unroll_steps=(0, 1),
-            axes={"layer_size": (0.25,)},
+        "smoke": smoke_profile(
+            4, 2, axes={"layer_size": (0.25,)}, batch_size=16, eval_samples=64, js_points=256, snapshot_samples=8
         ),
         # The paper's D batch norm (every layer but the input one, the fixed default): with it K = 0 learns
         # more of the colours than without it (JS 0.525 against 0.612, 5 seeds each; docs/results.md).

@@ -18,7 +18,7 @@ from ..metrics.inference import invert_generator, pairwise_distances
 from ..models.dcgan import DcganDiscriminator, DcganGenerator, scaled_widths
 from ..sampling import evaluation_mode
 from ..trainer import GANParts
-from . import Experiment, Profile
+from . import Experiment, ExperimentRun, Profile, smoke_profile
 from ._mnist import MnistGANConfig, mnist_for
 
 
@@ -85,7 +85,7 @@ def prepare(cfg: ImageConfig) -> dict[str, artifacts.Blob]:
     return {"images": artifacts.npz_blob({"images": load_images(cfg).numpy()}, dataset=cfg.dataset)}
 
 
-class ImageRun:
+class ImageRun(ExperimentRun):
     def __init__(self, cfg: ImageConfig, device: torch.device, assets: artifacts.Assets = artifacts.LOCAL):
         self.cfg, self.device = cfg, device
         self.images = images_for(cfg, assets).to(device)
@@ -178,24 +178,18 @@ EXPERIMENT = Experiment(
         "data_distance_median": "the same for pairs of training images",
     },
     profiles={
-        "smoke": Profile(
-            "seconds per trial, for tests",
-            dict(
-                dataset="mnist",
-                iterations=4,
-                report_every=2,
-                snapshot_every=2,
-                batch_size=16,
-                snapshot_samples=8,
-                width=0.25,
-                inference_images=6,
-                inference_starts=2,
-                lbfgs_iterations=5,
-                distance_pairs=50,
-            ),
-            seeds=(0,),
-            unroll_steps=(0, 1),
-        ),
+        "smoke": smoke_profile(
+            4,
+            2,
+            dataset="mnist",
+            batch_size=16,
+            snapshot_samples=8,
+            width=0.25,
+            inference_images=6,
+            inference_starts=2,
+            lbfgs_iterations=5,
+            distance_pairs=50,
+        ),  # fmt: skip
         "quick": Profile(
             "this 2-core machine, on MNIST: 2,000 iterations, 128 images inverted",
             dict(

@@ -16,7 +16,7 @@ from ..errors import ConfigError
 from ..metrics.modes import mode_metrics
 from ..models.mlp import ScaledInput, mlp
 from ..trainer import GANParts
-from . import Experiment, Profile
+from . import Experiment, ExperimentRun, Profile, smoke_profile
 
 LAYOUTS = ("ring", "grid")
 
@@ -62,7 +62,7 @@ class MogConfig(GANConfig):
             raise ConfigError(f"a grid layout needs a square number of modes, got num_modes={self.num_modes}")
 
 
-class MogRun:
+class MogRun(ExperimentRun):
     def __init__(self, cfg: MogConfig, device: torch.device, assets: Assets = LOCAL):
         self.cfg, self.device = cfg, device
         layout = ring_centers if cfg.layout == "ring" else grid_centers
@@ -93,12 +93,7 @@ class MogRun:
 
 
 PAPER_RING_PROFILES = {
-    "smoke": Profile(
-        "seconds per trial, for tests",
-        dict(iterations=40, report_every=20, snapshot_every=20, batch_size=64, eval_samples=256),
-        seeds=(0,),
-        unroll_steps=(0, 2),
-    ),
+    "smoke": smoke_profile(40, 20, (0, 2), batch_size=64, eval_samples=256),
     # 5 seeds, so the exact rank test can reach p = 0.008; 7,000 iterations at G's faster learning
     # rate (see `g_lr`) is where K = 10 has all 8 modes and rising quality in every seed while the
     # grid still fits a few minutes on 2 cores (measured: docs/results.md).

@@ -17,7 +17,7 @@ from ..models.dcgan import DcganDiscriminator
 from ..models.lstm import LstmGenerator
 from ..sampling import generate
 from ..trainer import GANParts
-from . import Experiment, Profile
+from . import Experiment, ExperimentRun, Profile, smoke_profile
 from ._mnist import LabelledMnistConfig, load_classifier, mnist_for, prepare_mnist_and_classifier
 
 
@@ -57,7 +57,7 @@ def label_metrics(labels: Tensor) -> dict[str, float]:
     }
 
 
-class RnnMnistRun:
+class RnnMnistRun(ExperimentRun):
     def __init__(self, cfg: RnnMnistConfig, device: torch.device, assets: Assets = LOCAL):
         self.cfg, self.device = cfg, device
         mnist = mnist_for(cfg, assets)
@@ -112,21 +112,7 @@ EXPERIMENT = Experiment(
         "classifier_accuracy": "the labelling classifier's accuracy on the real MNIST test split",
     },
     profiles={
-        "smoke": Profile(
-            "seconds per trial, for tests",
-            dict(
-                iterations=4,
-                report_every=2,
-                snapshot_every=2,
-                batch_size=8,
-                eval_samples=32,
-                snapshot_samples=4,
-                hidden=16,
-                classifier="quick",
-            ),
-            seeds=(0,),
-            unroll_steps=(0, 1),
-        ),
+        "smoke": smoke_profile(4, 2, batch_size=8, eval_samples=32, snapshot_samples=4, hidden=16, classifier="quick"),
         "quick": Profile(
             "this 2-core machine",
             dict(iterations=2_000, report_every=500, snapshot_every=500),

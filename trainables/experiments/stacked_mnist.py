@@ -16,7 +16,7 @@ from ..mnist_classifier import predict
 from ..models.dcgan import DcganDiscriminator, DcganGenerator, scaled_widths
 from ..sampling import generate
 from ..trainer import GANParts
-from . import Experiment, Profile
+from . import Experiment, ExperimentRun, Profile, smoke_profile
 from ._mnist import LabelledMnistConfig, load_classifier, mnist_for, prepare_mnist_and_classifier
 
 DISCRIMINATOR_SIZES = (0.25, 0.5, 1.0)
@@ -61,7 +61,7 @@ def stacked_parts(cfg: StackedMnistConfig, data: StackedMnist, device: torch.dev
     return GANParts.build(cfg, generator, discriminator, data.sampler(), device)
 
 
-class StackedMnistRun:
+class StackedMnistRun(ExperimentRun):
     def __init__(self, cfg: StackedMnistConfig, device: torch.device, assets: Assets = LOCAL):
         self.cfg, self.device = cfg, device
         mnist = mnist_for(cfg, assets)
@@ -105,20 +105,8 @@ EXPERIMENT = Experiment(
         "classifier_accuracy": "the labelling classifier's accuracy on the real MNIST test split",
     },
     profiles={
-        "smoke": Profile(
-            "seconds per trial, for tests",
-            dict(
-                iterations=6,
-                report_every=3,
-                snapshot_every=3,
-                batch_size=16,
-                eval_samples=200,
-                snapshot_samples=8,
-                classifier="quick",
-            ),
-            seeds=(0,),
-            unroll_steps=(0, 1),
-            axes={"d_size": (0.25,)},
+        "smoke": smoke_profile(
+            6, 3, axes={"d_size": (0.25,)}, batch_size=16, eval_samples=200, snapshot_samples=8, classifier="quick"
         ),
         "quick": Profile(
             "this 2-core machine: 3,000 iterations, 5,000 evaluation samples (not 25,600), D = 1/4 G only",
