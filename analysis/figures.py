@@ -99,6 +99,33 @@ def panel_grid(cells: dict[tuple[str, str], object], width: float, height: float
     return rows, columns, fig, axes
 
 
+def seed_trajectories(
+    metrics: pd.DataFrame, column: str, panels: list[str], out: Path, title: str, marks: dict[int, float] | None = None
+) -> Path:
+    """`column` against training step, one line per seed, one colour per unroll setting, one panel per value of the
+    `panels` columns (a configuration); `marks` draws a reference value per K (e.g. the paper's) as a dashed line.
+    Every seed is drawn, so a mean never hides a seed that collapsed or one that took off."""
+    groups = list(metrics.groupby(panels, sort=True)) if panels else [((), metrics)]
+    unrolls = sorted(metrics["unroll_steps"].unique())
+    colours = dict(zip(unrolls, sns.color_palette("deep", len(unrolls))))
+    fig, axes = plt.subplots(1, len(groups), figsize=(3.8 * len(groups), 3.2), squeeze=False, sharey=True)
+    for ax, (key, group) in zip(axes[0], groups):
+        key = key if isinstance(key, tuple) else (key,)
+        ax.set_title(", ".join(f"{name}={value}" for name, value in zip(panels, key)) or column, fontsize=9)
+        for (k, _), run in group.sort_values("step").groupby(["unroll_steps", "seed"]):
+            ax.plot(run["step"], run[column], color=colours[k], alpha=0.8, linewidth=1.2)
+        for k, value in (marks or {}).items():
+            if k in colours:
+                ax.axhline(value, color=colours[k], linestyle="--", linewidth=1)
+        ax.set_xlabel("iteration")
+    axes[0][0].set_ylabel(column)
+    handles = [plt.Line2D([], [], color=colours[k], label=f"K={k}") for k in unrolls]
+    if marks:
+        handles.append(plt.Line2D([], [], color="0.3", linestyle="--", label="paper"))
+    axes[0][-1].legend(handles=handles, fontsize=8)
+    return save(fig, out, title)
+
+
 def save(fig, out: Path, title: str) -> Path:
     # Wrapped to the figure's width (about 14 characters an inch at this size), or a one-panel figure cuts it.
     fig.suptitle(textwrap.fill(title, width=max(30, int(fig.get_figwidth() * 14))), fontsize=10)

@@ -26,9 +26,21 @@ def classifier_note(metrics) -> str:
     return f"Classifier(s) used: {named}; test accuracies {', '.join(map(str, accuracies))}."
 
 
-def batchnorm_note(config: dict) -> str:
-    """D's batch norm and the networks' initialisation, stated from the trial's own config (fields missing from
-    configs written before they existed take the values of that time)."""
+def batchnorm_note(config_json) -> str:
+    """D's batch norm and the networks' initialisation, stated from the trials' own configs (`config_json`: the rows'
+    column, or one config): one sentence when every trial shares them, one per setting when the sweep varies them."""
+    if isinstance(config_json, dict):
+        return _batchnorm_sentence(config_json)
+    sentences = list(dict.fromkeys(_batchnorm_sentence(json.loads(text)) for text in config_json))
+    if len(sentences) == 1:
+        return sentences[0]
+    return "This sweep varies the discriminator or the initialisation (see 'By setting'): " + " / ".join(
+        sentence.removeprefix("Discriminator: ") for sentence in sentences
+    )
+
+
+def _batchnorm_sentence(config: dict) -> str:
+    # Fields missing from configs written before they existed take the values of that time.
     init = config.get("weight_init", "pytorch")
     init_text = ("DCGAN's initialisation (weights N(0, 0.02), biases 0; Radford et al. 2015)" if init == "dcgan"
                  else "PyTorch's default initialisation")  # fmt: skip

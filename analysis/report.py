@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from .notes import ITERATION_NOTE
-from .results import ENDED_EARLY, ResultsError, ended_early, final_rows, load_metrics, mean_and_standard_error
+from .results import (
+    ENDED_EARLY,
+    ResultsError,
+    axis_columns,
+    ended_early,
+    final_rows,
+    load_metrics,
+    mean_and_standard_error,
+)
 from .tables import summary_cells, to_markdown
 
 
@@ -37,20 +44,6 @@ def _ended_early_note(metrics) -> str:
             f"{len(rows)} ({counts}): {which}.\n\n"
         )
     return "".join(notes)
-
-
-def axis_columns(metrics) -> list[str]:
-    """The sweep's axis columns, as its rows record them (``axis_columns``); rows written before that column
-    existed name them through their config instead (every axis is a config field)."""
-    names: list[str] = []
-    recorded = metrics["axis_columns"].dropna() if "axis_columns" in metrics else []
-    for text in dict.fromkeys(recorded):
-        names += [n for n in json.loads(text) if n not in names]
-    if "axis_columns" not in metrics or len(recorded) < len(metrics):
-        identity = {"seed", "unroll_steps", "second_order"}
-        fields = set().union(*(json.loads(text) for text in dict.fromkeys(metrics["config_json"].dropna())))
-        names += [c for c in metrics.columns if c in fields - identity and c not in names]
-    return names
 
 
 def metric_columns(metrics) -> list[str]:

@@ -3,6 +3,8 @@ defines the layout and schema and reads the metrics (the orchestrator reads them
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pyarrow.dataset as pads
 
@@ -57,3 +59,22 @@ def mean_and_standard_error(frame: pd.DataFrame, by: list[str], columns: list[st
     out.columns = [f"{metric}_{stat}" for stat, metric in out.columns]
     ordered = [f"{metric}_{stat}" for metric in columns for stat in ("mean", "se", "n", "missing")]
     return out[ordered].reset_index()
+
+
+def axis_columns(metrics) -> list[str]:
+    """The sweep's axis columns, as its rows record them (``axis_columns``); rows written before that column
+    existed name them through their config instead (every axis is a config field)."""
+    names: list[str] = []
+    recorded = metrics["axis_columns"].dropna() if "axis_columns" in metrics else []
+    for text in dict.fromkeys(recorded):
+        names += [n for n in json.loads(text) if n not in names]
+    if "axis_columns" not in metrics or len(recorded) < len(metrics):
+        identity = {"seed", "unroll_steps", "second_order"}
+        fields = set().union(*(json.loads(text) for text in dict.fromkeys(metrics["config_json"].dropna())))
+        names += [c for c in metrics.columns if c in fields - identity and c not in names]
+    return names
+
+
+def varied_axes(metrics: pd.DataFrame, leave_out: tuple[str, ...] = ()) -> list[str]:
+    """The axis columns that take more than one value in these rows."""
+    return [a for a in axis_columns(metrics) if a not in leave_out and metrics[a].nunique() > 1]

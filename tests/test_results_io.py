@@ -169,7 +169,7 @@ def test_a_report_shows_every_field_a_search_varied_not_only_the_papers_axes(tmp
 
 
 def test_the_report_finds_axis_columns_by_name_in_new_rows_and_old_ones(tmp_path):
-    from analysis.report import axis_columns
+    from analysis.results import axis_columns
 
     identity = TrialIdentity("s", "mog", "smoke", GridPoint((0,), 5, (("second_order", True), ("g_lr", 1e-3))), True)
     config = json.dumps({"seed": 0, "unroll_steps": 5, "second_order": True, "g_lr": 1e-3, "iterations": 10})

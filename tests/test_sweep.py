@@ -218,6 +218,7 @@ def test_stacked_mnist_smoke_sweep_to_table_1(ray_local, tmp_path):
     assert "channel corr. " in report.text and "0.32 on real Stacked MNIST" in report.text
     assert_report_stands_alone(report)
     assert (tmp_path / "report" / "samples.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "report" / "modes_per_seed.png").read_bytes()[:4] == b"\x89PNG"
     assert "d_size" in (tmp_path / "report" / "table1.csv").read_text().splitlines()[0]
     assert "| d_size | unroll steps vs K = 0 | modes | KL |" in report.text
     assert pd.read_csv(tmp_path / "report" / "significance.csv")["metric"].tolist() == ["modes", "kl"]

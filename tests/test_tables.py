@@ -75,3 +75,40 @@ def test_an_all_missing_metric_gets_a_no_data_panel_and_long_titles_wrap(tmp_pat
     fig = figures.plt.figure(figsize=(3, 3))
     figures.save(fig, tmp_path / "t.png", "Recovered digit colours (R vs G) at the last step, all seeds: model vs data")
     assert "\n" in fig._suptitle.get_text()  # wrapped to a one-panel figure's width, not cut at its edges
+
+
+def test_seed_trajectories_draw_a_panel_per_configuration(tmp_path):
+    import struct
+
+    from analysis import figures
+
+    rows = [
+        {"seed": s, "unroll_steps": k, "step": step, "modes": 10.0 * s + k + step / 1000, "weight_init": init}
+        for s in (0, 1)
+        for k in (0, 5)
+        for step in (0, 1000, 2000)
+        for init in ("dcgan", "pytorch")
+    ]
+    frame = pd.DataFrame(rows)
+
+    def width(path):
+        return struct.unpack(">I", path.read_bytes()[16:20])[0]  # the PNG header's image width
+
+    one = figures.seed_trajectories(frame[frame.weight_init == "dcgan"], "modes", [], tmp_path / "a.png", "t")
+    two = figures.seed_trajectories(frame, "modes", ["weight_init"], tmp_path / "b.png", "t", {0: 30.6, 5: 236.4})
+    assert one.read_bytes()[:4] == b"\x89PNG" and two.read_bytes()[:4] == b"\x89PNG"
+    assert width(two) > 1.8 * width(one)
+
+
+def test_the_batch_norm_note_names_every_setting_a_sweep_varies():
+    import json
+
+    from analysis.notes import batchnorm_note
+
+    plain = json.dumps({"d_batchnorm": True, "d_batchnorm_first": False, "weight_init": "dcgan"})
+    other = json.dumps({"d_batchnorm": False, "weight_init": "pytorch"})
+    one = batchnorm_note(pd.Series([plain, plain]))
+    assert one.startswith("Discriminator: batch norm") and "PyTorch" not in one
+    both = batchnorm_note(pd.Series([plain, other, plain]))
+    assert both.startswith("This sweep varies") and "**no batch norm**" in both and "DCGAN's initialisation" in both
+    assert "PyTorch's default initialisation" in both

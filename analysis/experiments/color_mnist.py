@@ -87,7 +87,7 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
             f"JS from Gaussian KDEs of {config['eval_samples']} colours each, {config['js_points']} Monte Carlo points "
             f"per density; colour_std={config['colour_std']}, noise_std={config['noise_std']}, iterations and "
             f"optimiser settings are reasoned defaults ([R]).",
-            batchnorm_note(config),
+            batchnorm_note(final["config_json"]),
         ]
     )
     columns = {"js": ("JS", 3, "without a value"), "colour_spread": ("colour spread", 3, "without a value")}

@@ -128,7 +128,7 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
             "one line per seed, dashed lines at the medians. Mode collapse moves mass toward small distances.",
             f"Data used: **{config['dataset']}**. Width multiplier {config['width']}, iterations, L-BFGS budget and "
             f"distance pairs are reasoned defaults ([R]).",
-            batchnorm_note(config),
+            batchnorm_note(final["config_json"]),
         ]
     )
     columns = {"inference_mse": ("inference MSE", 4, "without a value")}

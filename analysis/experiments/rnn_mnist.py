@@ -76,7 +76,7 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
             f"Reasoned defaults ([R]): hidden={config['hidden']}, batch_size={config['batch_size']}, "
             f"iterations={config['iterations']}. The generator is Appendix C's: the FC + ReLU output is the LSTM's "
             f"initial state (both h and c, [R]) and no column is fed back.",
-            batchnorm_note(config),
+            batchnorm_note(metrics["config_json"]),
         ]
     )
     columns = {"label_entropy": ("label entropy", 2, "without a value"), "top_label_pct": ("top label %", 1, "")}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..ablations import ablation_report, with_ablation
-from ..figures import image_grid, images, metric_curves
+from ..figures import image_grid, images, metric_curves, seed_trajectories
 from ..notes import batchnorm_note, classifier_note
 from ..results import (
     data_of_one_trial,
@@ -17,6 +17,7 @@ from ..results import (
     load_samples,
     mean_and_standard_error,
     paper_method,
+    varied_axes,
 )
 from ..stats import unroll_against_none
 from ..tables import mean_pm_se, significance_section, write_markdown, write_table
@@ -35,6 +36,16 @@ PAPER_TABLE_1 = {
 SIZE_NAMES = {0.25: "D = 1/4 G", 0.5: "D = 1/2 G", 1.0: "D = G"}
 CLAIMS = {"modes": +1, "kl": -1}
 """Table 1's direction with unrolling, against K = 0 at the same D size: more modes, lower KL."""
+
+
+def per_seed_figure(metrics: pd.DataFrame, out: Path) -> Path:
+    """Modes of every seed along its run, a panel per configuration the sweep varied (D size and any other axis),
+    the paper's Table 1 values dashed where they apply (D = 1/4 or 1/2 alone)."""
+    panels = varied_axes(metrics)
+    sizes = set(metrics["d_size"])
+    marks = {k: v[0][0] for (d, k), v in PAPER_TABLE_1.items() if sizes == {d}}
+    title = "Modes of each seed during training; dashed: the paper's Table 1 at full length"
+    return seed_trajectories(metrics, "modes", panels, out / "modes_per_seed.png", title, marks)
 
 
 def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]]:
@@ -92,6 +103,7 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
     )
     title = "Modes and KL during training (mean, 95% CI over seeds)"
     files.append(metric_curves(curves, ["modes", "kl"], out / "modes_over_steps.png", title))
+    files.append(per_seed_figure(paper_method(metrics), out))
 
     config = json.loads(final["config_json"].iloc[0])
     text = "\n\n".join(
@@ -114,7 +126,7 @@ def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]
                 if config.get("image_size", 32) == 28
                 else "digits padded from 28x28 to 32x32 with the background value (PacGAN keeps 28x28)."
             ),
-            batchnorm_note(config),
+            batchnorm_note(final["config_json"]),
         ]
         + (
             [
