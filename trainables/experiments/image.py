@@ -189,7 +189,7 @@ EXPERIMENT = Experiment(
             inference_starts=2,
             lbfgs_iterations=5,
             distance_pairs=50,
-        ),  # fmt: skip
+        ),
         "quick": Profile(
             "this 2-core machine, on MNIST: 2,000 iterations, 128 images inverted",
             dict(
