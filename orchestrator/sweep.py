@@ -28,7 +28,7 @@ from trainables.errors import DatasetError, TrialStateError
 from trainables.grid_point import GridPoint
 from trainables.layout import SweepLayout
 from trainables.ray_adapter import trial_id_of
-from trainables.results import ResultsError, ended_early, final_rows, load_metrics
+from trainables.results import ResultsError, final_rows, load_metrics
 from trainables.storage import filesystem_and_path, read_file, write_atomically
 from trainables.trial_state import TrialStateFile
 
@@ -266,9 +266,9 @@ def _run_tune(
     errors = [f"{trial_id_of(r.config)}: {_last_line(r.error)} ({r.path})" for r in grid if r.error is not None]
     trial_s = sum(float((r.metrics or {}).get("time_total_s", 0.0)) for r in grid)
     # From the rows, not from Tune: a trial Tune stopped (a signal) returns without an error, unfinished.
-    finished = _ended(path, {p.trial_id for p in spec.grid_points()})
+    finished, diverged = _endings(path, {p.trial_id for p in spec.grid_points()})
     return SweepResult(
-        spec, path, SweepLayout(path).parquet, resumed, finished, errors, _diverged(path), wall_s, trial_s, slots
+        spec, path, SweepLayout(path).parquet, resumed, finished, errors, diverged, wall_s, trial_s, slots
     )  # fmt: skip
 
 
@@ -453,24 +453,16 @@ def _check_same_grid(path: str, spec: SweepSpec) -> bool:
     return True
 
 
-def _ended(path: str, trial_ids: set[str]) -> int:
-    """How many of these trials have a last row that ends them (finished, or diverged)."""
+def _endings(path: str, trial_ids: set[str]) -> tuple[int, list[str]]:
+    """From the rows, read once: how many of these trials have a last row that ends them (finished or diverged),
+    and '<trial_id> at step N' for each that diverged (in this run of the sweep or an earlier one)."""
     try:
         final = final_rows(load_metrics(path), include_ended_early=True)
     except ResultsError:
-        return 0
-    ended = final[final["status"].isin(("finished", "diverged"))]
-    return int(ended["trial_id"].isin(trial_ids).sum())
-
-
-def _diverged(path: str) -> list[str]:
-    """From the Parquet rows, so trials that diverged in an earlier run of the sweep count too."""
-    try:
-        ended = ended_early(load_metrics(path))
-    except ResultsError:
-        return []
+        return 0, []
+    ended = final[final["status"].isin(("finished", "diverged")) & final["trial_id"].isin(trial_ids)]
     diverged = ended[ended["status"] == "diverged"]
-    return [f"{row.trial_id} at step {row.step}" for row in diverged.itertuples()]
+    return len(ended), [f"{row.trial_id} at step {row.step}" for row in diverged.itertuples()]
 
 
 def _slots(spec: SweepSpec) -> int:

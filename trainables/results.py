@@ -156,9 +156,11 @@ class ResultsWriter:
         self.fs, self.root = filesystem_and_path(root)
         self.identity, self.metric_names, self.config_json = identity, metrics, config_json
         self.artifacts_json = artifacts_json
-        self.axis_types = {k: type(v) for k, v in identity.axes.items()}
-        self.metrics_schema = metrics_schema(self.axis_types, metrics)
-        self.samples_schema = samples_schema(self.axis_types)
+        axis_types = {k: type(v) for k, v in identity.axes.items()}
+        self.metrics_schema = metrics_schema(axis_types, metrics)
+        self.samples_schema = samples_schema(axis_types)
+        # The axis columns by name, so a reader never finds them by their place in the schema.
+        self.axis_columns = json.dumps([f.name for f in axis_fields(axis_types)])
 
     def _path(self, table: str, step: int) -> str:
         return f"{self.root}/{table}/experiment={self.identity.experiment}/{self.identity.trial_id}-{step:09d}.parquet"
@@ -176,8 +178,7 @@ class ResultsWriter:
             "node_id": ident.node_id,
             "tune_trial_id": ident.tune_trial_id,
             "hostname": ident.hostname,
-            # The axis columns by name, so a reader never finds them by their place in the schema.
-            "axis_columns": json.dumps([f.name for f in axis_fields(self.axis_types)]),
+            "axis_columns": self.axis_columns,
             "config_json": self.config_json,
             "artifacts_json": self.artifacts_json,
         }

@@ -7,6 +7,7 @@ Adding an experiment means adding those two files and nothing else.
 
 from __future__ import annotations
 
+import abc
 import importlib
 import importlib.util
 import pkgutil
@@ -23,23 +24,24 @@ from ..metrics import gradient_terms
 from ..trainer import TRAINER_METRICS, GANParts
 
 
-class ExperimentRun:
+class ExperimentRun(abc.ABC):
     """What an experiment builds for one trial: the networks and samplers, plus its metrics. Each experiment's run
-    subclasses it; ``final`` and ``describe`` do nothing unless the experiment overrides them."""
+    subclasses it and must define the three abstract methods; ``final`` and ``describe`` do nothing unless the
+    experiment overrides them."""
 
     parts: GANParts
 
+    @abc.abstractmethod
     def evaluate(self, rng: torch.Generator) -> dict[str, float]:
         """The experiment's metrics for the current generator."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def model_samples(self, rng: torch.Generator) -> Tensor:
         """Generated samples kept for the figures, shape [n, *sample_shape]."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def data_samples(self, rng: torch.Generator) -> Tensor:
         """Real samples for the same figures (written once per trial)."""
-        raise NotImplementedError
 
     def final(self, rng: torch.Generator) -> tuple[dict[str, float], dict[str, Tensor]]:
         """Called once at the last step, for work too costly to repeat at every report: (metrics, {kind: Tensor
