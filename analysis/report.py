@@ -7,6 +7,8 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from .notes import ITERATION_NOTE
 from .results import (
     ENDED_EARLY,
@@ -17,6 +19,7 @@ from .results import (
     load_metrics,
     mean_and_standard_error,
 )
+from .stats import mann_whitney_u
 from .tables import summary_cells, to_markdown
 
 
@@ -72,10 +75,29 @@ def settings_section(metrics, out: Path) -> str:
     for metric in shown:
         table[metric] = summary_cells(summary, metric)
     table["seeds"] = summary[f"{shown[0]}_n"] + summary[f"{shown[0]}_missing"]
+    tested = shown[:2]
+    per_seed, p_values = [], []
+    for row in summary.itertuples(index=False):
+        setting = dict(zip([*varied, "second_order", "unroll_steps"], row))
+        cell = final[(final[varied] == pd.Series({a: setting[a] for a in varied})).all(axis=1)]
+        at_k = (cell["unroll_steps"] == setting["unroll_steps"]) & (cell["second_order"] == setting["second_order"])
+        mine = cell[at_k]
+        per_seed.append(", ".join(f"{v:g}" for v in mine.sort_values("seed")[shown[0]]))
+        baseline = cell[cell["unroll_steps"] == 0]
+        if setting["unroll_steps"] == 0 or baseline.empty:
+            p_values.append("")
+            continue
+        p_values.append(", ".join(
+            f"{mann_whitney_u(mine[m].dropna().to_numpy(), baseline[m].dropna().to_numpy())[1]:.2g}" for m in tested
+        ))  # fmt: skip
+    table[f"{shown[0]} per seed"] = per_seed
+    table[f"p vs K = 0 ({', '.join(tested)})"] = p_values
     return (
         f"## By setting: the fields this sweep varied ({', '.join(varied)})\n\n"
-        f"The tables above group by the paper's axes only and pool over these; here each setting is apart "
-        f"(final rows, mean ± standard error over seeds; `by_setting.csv`).\n\n" + to_markdown(table)
+        f"The tables above group by the paper's axes only and pool over these (their seed counts count every "
+        f"setting's trials); here each setting is apart (final rows, mean ± standard error over seeds; "
+        f"`by_setting.csv`). p: two-sided exact Mann-Whitney U of each unrolled row against K = 0 at the same "
+        f"setting, seeds against seeds.\n\n" + to_markdown(table)
     )
 
 

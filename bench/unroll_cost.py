@@ -5,11 +5,10 @@ and what a profile's whole grid of trials would cost to train on this machine.
                                 [--repeats 7] [--iterations 20]
     python -m bench.unroll_cost --compare [--compare-with mog:paper stacked_mnist:quick] [--json]
 
-`--compare` prints, side by side, the iteration as the project trained it before the fast path (autograd's
-double backward, glibc's default allocator) and as it trains now (``inner_gradient='auto'``: the hand-derived
-inner gradient where the discriminator is a Linear/ReLU stack; freed host memory kept, ``trainables.host_memory``),
-for K in {0, 1, 5, 10} at one and two threads. Each (path, threads) pair runs in a fresh process: the allocator
-setting is process-wide and cannot be undone.
+`--compare` prints, side by side, the iteration with glibc's default allocator (before) and with freed host
+memory kept for reuse, as every trial now runs (``trainables.host_memory``), for K in {0, 1, 5, 10} at one and two
+threads. Each (setting, threads) pair runs in a fresh process, one at a time: the setting is process-wide and
+cannot be undone. docs/results.md ("The unrolled step's speed") records what else was tried and measured.
 
 Each row is one point of the profile's grid (unroll steps x its further axes, seeds aside) with
 the profile's config, one torch thread (what a one-CPU trial gets); the time is the median over
@@ -31,6 +30,7 @@ import torch
 
 from bench.devices import checked_device, describe, synchronizer
 from trainables import experiments
+from trainables.host_memory import keep_freed_memory
 from trainables.losses import discriminator_loss
 from trainables.trainer import GANTrainer
 from trainables.unrolled import unrolled_generator_loss
@@ -173,20 +173,15 @@ COMPARE_DEFAULT = ("mog:paper", "stacked_mnist:quick")
 
 
 def _time_path(path: str, threads: int, targets: list[str], steps: list[int], repeats: int, iterations: int):
-    """In a fresh process: ms per iteration of each target profile at each K, on one path ('before' or 'now')."""
-    import warnings
-
-    from trainables.host_memory import keep_freed_memory
-
-    if path == "now":
-        keep_freed_memory()
+    """In a fresh process: ms per iteration of each target profile at each K, 'before' or 'now'."""
+    if path == "now" and not keep_freed_memory():
+        raise RuntimeError("this C library has no mallopt: there is nothing to compare")
     torch.set_num_threads(threads)
-    warnings.simplefilter("ignore")  # inner_gradient=auto says once where it falls back; the table says it too
     out = {}
     for target in targets:
         name, profile = target.split(":")
         experiment = experiments.get(name)
-        base = experiment.config(profile, {"inner_gradient": "auto" if path == "now" else "autograd"})
+        base = experiment.config(profile)
         if experiment.prepare is not None:
             experiment.prepare(base)
         for k in steps:
@@ -200,8 +195,6 @@ def compare(targets: list[str], steps=COMPARE_STEPS, threads=COMPARE_THREADS, re
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from trainables.unrolled import supports_analytic_gradient
-
     times = {}
     for thread_count in threads:
         for path in ("before", "now"):
@@ -213,9 +206,6 @@ def compare(targets: list[str], steps=COMPARE_STEPS, threads=COMPARE_THREADS, re
     rows = []
     for target in targets:
         name, profile = target.split(":")
-        experiment = experiments.get(name)
-        parts = experiment.build(experiment.config(profile), torch.device("cpu")).parts
-        analytic = supports_analytic_gradient(parts.discriminator)
         for thread_count in threads:
             for k in steps:
                 before, now = (
@@ -223,21 +213,20 @@ def compare(targets: list[str], steps=COMPARE_STEPS, threads=COMPARE_THREADS, re
                     times["now", thread_count][f"{target}:{k}"],
                 )
                 rows.append({"experiment": name, "profile": profile, "threads": thread_count, "unroll_steps": k,
-                             "inner_gradient": "analytic" if analytic and k else "autograd",
                              "before_ms": round(before, 3), "now_ms": round(now, 3),
                              "speedup": round(before / now, 3)})  # fmt: skip
     return rows
 
 
 def print_comparison(rows: list[dict]) -> None:
-    print(f"ms per training iteration (one D update + one G update), cpu, torch {torch.__version__}, "
-          f"{describe(torch.device('cpu'))}; before: autograd's double backward, glibc's default allocator; "
-          f"now: inner_gradient=auto, freed host memory kept")  # fmt: skip
-    print(f"{'experiment':>14} {'profile':>8} {'threads':>7} {'K':>3} {'inner gradient':>15} {'before':>9} "
-          f"{'now':>9} {'speed-up':>9}")  # fmt: skip
+    print(
+        f"ms per training iteration (one D update + one G update), cpu, torch {torch.__version__}, "
+        f"{describe(torch.device('cpu'))}; before: glibc's default allocator; now: freed host memory kept"
+    )
+    print(f"{'experiment':>14} {'profile':>8} {'threads':>7} {'K':>3} {'before':>9} {'now':>9} {'speed-up':>9}")
     for r in rows:
         print(f"{r['experiment']:>14} {r['profile']:>8} {r['threads']:>7} {r['unroll_steps']:>3} "
-              f"{r['inner_gradient']:>15} {r['before_ms']:>9.2f} {r['now_ms']:>9.2f} {r['speedup']:>8.2f}x")  # noqa: E501
+              f"{r['before_ms']:>9.2f} {r['now_ms']:>9.2f} {r['speedup']:>8.2f}x")  # fmt: skip
 
 
 def main() -> None:
@@ -269,6 +258,7 @@ def main() -> None:
         print(json.dumps({"compare": rows})) if args.json else print_comparison(rows)
         return
     profiles = experiments.get(args.experiment).profiles
+    keep_freed_memory()  # as every trial does (``trial.pin_process``), so the projection is what a sweep pays
     if args.profile not in profiles:
         parser.error(f"unknown profile {args.profile!r} for {args.experiment}; choose from {', '.join(profiles)}")
     torch.set_num_threads(1)

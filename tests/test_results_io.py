@@ -183,3 +183,28 @@ def test_the_report_finds_axis_columns_by_name_in_new_rows_and_old_ones(tmp_path
     # Never by position: a column moved elsewhere is still found, a metric next to it is not taken for one.
     moved = old[[c for c in old.columns if c != "g_lr"] + ["g_lr"]]
     assert axis_columns(moved) == ["g_lr"]
+
+
+def test_each_setting_gets_its_seeds_values_and_a_p_value_against_k0_at_that_setting(tmp_path):
+    """A 2-setting x K in {0, 5} sweep: the settings table lists each row's per-seed values and tests each unrolled
+    row against K = 0 of its own setting only (3 against 3 seeds, all apart: the exact two-sided p is 0.1)."""
+    from analysis.report import build_report
+    from trainables import experiments
+
+    root = tmp_path / "sweep" / "parquet"
+    # At g_lr 1e-4 the unroll wins in every seed; at 1e-3 the two K interleave.
+    modes = {(1e-4, 0): [1.0, 2.0, 3.0], (1e-4, 5): [7.0, 8.0, 9.0], (1e-3, 0): [1.0, 5.0, 9.0],
+             (1e-3, 5): [2.0, 4.0, 8.0]}  # fmt: skip
+    for (g_lr, k), values in modes.items():
+        for seed, value in enumerate(values):
+            identity = TrialIdentity("s", "mog", "smoke", GridPoint((seed,), k, (("g_lr", g_lr),)), True)
+            config = experiments.get("mog").config("smoke", {"seed": seed, "unroll_steps": k, "g_lr": g_lr})
+            w = ResultsWriter(str(root), identity, ["modes", "high_quality_pct", "reverse_kl"], config.to_json())
+            w.write(0, 0.0, {"modes": 0.0}, {"data": np.zeros((4, 2)), "model": np.zeros((4, 2))}, "running")
+            w.write(10, 1.0, {"modes": value, "high_quality_pct": value, "reverse_kl": 0.1}, {}, "finished")
+    text = build_report(str(tmp_path / "sweep"), tmp_path / "report").text
+    rows = {line.split("|")[1].strip() + "/" + line.split("|")[3].strip(): line for line in text.splitlines()
+            if line.startswith("| 0.00")}  # fmt: skip
+    assert "| 7, 8, 9 | 0.1, 0.1 |" in rows["0.0001/5"]
+    assert "| 2, 4, 8 | 1, 1 |" in rows["0.001/5"]
+    assert rows["0.0001/0"].rstrip().endswith("| 1, 2, 3 |  |")  # the baseline row has no test of its own

@@ -28,8 +28,6 @@ the generator's graph, so far more is a typo, not an experiment."""
 BOUNDS = {"unroll_steps": MAX_UNROLL_STEPS, "iterations": 10_000_000, "batch_size": 65_536, "generator_steps": 100}
 """Upper bounds of integer fields: beyond them a value is a mistake that would only fail later, inside a trial."""
 
-INNER_GRADIENTS = ("auto", "autograd", "analytic")
-
 
 @dataclass(frozen=True)
 class GANConfig:
@@ -42,11 +40,6 @@ class GANConfig:
     average_over_unroll: bool = False
     """With second_order=False: the generator's loss averaged over the K unrolled discriminators
     theta_D^1..theta_D^K, each held constant (the paper's Appendix B, third second-gradient variant)."""
-    inner_gradient: str = "auto"
-    """How each unrolled step's discriminator gradient is taken: 'autograd' (a recorded backward pass, which the
-    generator's backward then differentiates: double backward), 'analytic' (hand-derived formulas, for Linear/ReLU
-    discriminators only: the 2-D experiment's) or 'auto' (analytic where the discriminator allows, else autograd).
-    The same f_K and gradient either way, to float rounding (``trainables.analytic_gradient``); analytic is faster."""
     fresh_unroll_batches: bool = False
     """Draw a new minibatch for every unrolled step; the paper reuses one (no significant difference)."""
     d_ensemble_size: int = 1
@@ -119,7 +112,6 @@ class GANConfig:
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise ConfigError(f"seed must be an integer, got {self.seed!r}")
         check_choice("generator_loss", self.generator_loss, ("non_saturating", "minimax"))
-        check_choice("inner_gradient", self.inner_gradient, INNER_GRADIENTS)
         if (self.d_ensemble_size > 1 or self.d_ensemble_every > 1) and self.unroll_steps:
             raise ConfigError("a discriminator ensemble (historical averaging) replaces unrolling: use unroll_steps 0")
         if self.cuda_graphs and (self.d_ensemble_size > 1 or self.d_ensemble_every > 1):

@@ -6,7 +6,6 @@ its networks, optimizers and samplers as :class:`GANParts`.
 
 from __future__ import annotations
 
-import warnings
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,14 +17,12 @@ from torch import Tensor, nn
 from . import graphs
 from .config import GANConfig
 from .draws import Drawn, Sampler, as_sampler, nbytes, to_device
-from .errors import ConfigError
 from .losses import GENERATOR_LOSSES, discriminator_loss
 from .unrolled import (
     DiscriminatorLoss,
     FlatDiscriminator,
     GeneratorLoss,
     ensemble_generator_loss,
-    supports_analytic_gradient,
     unrolled_generator_loss,
 )
 
@@ -93,31 +90,6 @@ class GANParts:
         )
 
 
-_FELL_BACK: set[str] = set()
-"""Discriminator classes this process has said it unrolls with autograd (``inner_gradient='auto'``): said once."""
-
-
-def uses_analytic_gradient(config: GANConfig, discriminator: nn.Module) -> bool:
-    """Whether the unroll takes its inner gradients by hand (``config.inner_gradient``): 'analytic' on a
-    discriminator that is not a Linear/ReLU stack is refused; 'auto' falls back to autograd and says so once."""
-    supported = supports_analytic_gradient(discriminator)
-    if config.inner_gradient == "analytic" and not supported:
-        raise ConfigError(
-            f"inner_gradient=analytic needs a Linear/ReLU discriminator (the 2-D experiment's), not "
-            f"{type(getattr(discriminator, 'structure', discriminator)).__name__}; use auto or autograd"
-        )
-    if config.inner_gradient == "auto" and not supported and config.unroll_steps:
-        name = type(getattr(discriminator, "structure", discriminator)).__name__
-        if name not in _FELL_BACK:
-            _FELL_BACK.add(name)
-            warnings.warn(
-                f"inner_gradient=auto: {name} is not a Linear/ReLU stack, so the unroll takes autograd's double "
-                f"backward (the hand-derived inner gradient covers Linear/ReLU discriminators only)",
-                stacklevel=2,
-            )
-    return supported and config.inner_gradient != "autograd"
-
-
 class GANTrainer:
     """Alternating updates: one discriminator step on its plain loss, then the generator on f_K."""
 
@@ -128,7 +100,6 @@ class GANTrainer:
         # resumed run replays exactly the draws an uninterrupted one would have made.
         self.rng = torch.Generator().manual_seed(config.seed)
         self.iteration = 0
-        self.analytic_gradient = uses_analytic_gradient(config, parts.discriminator)
         self.num_models = 1  # models trained side by side: seeds packed (``packed``) have one each
         # The last iteration's losses stay on the device: reading them (``last_losses``) is a host sync,
         # which on a GPU stalls the queue of launched kernels, so it happens once per report.
@@ -242,7 +213,6 @@ class GANTrainer:
             second_order=cfg.second_order,
             unroll_batches=fresh_batch if cfg.fresh_unroll_batches else None,
             average_over_unroll=cfg.average_over_unroll,
-            analytic_gradient=self.analytic_gradient,
         )
         return self._generator_update(loss)
 

@@ -31,8 +31,6 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from .analytic_gradient import LinearReluStack
-
 DiscriminatorLoss = Callable[[Tensor, Tensor], Tensor]
 """(logits on real, logits on fake) -> scalar loss the discriminator minimises."""
 GeneratorLoss = Callable[[Callable[[Tensor], Tensor], Tensor, Tensor], Tensor]
@@ -55,9 +53,6 @@ class FlatDiscriminator:
     (no batch norm), and then one call instead of two per unrolled step."""
     batch_dim: int = 0
     """The samples' dimension: 1 when several seeds' models are packed in front (``packed``)."""
-    stack: LinearReluStack | None = None
-    """The layers of a Linear/ReLU discriminator, whose loss gradient can be taken by hand (``analytic_gradient``);
-    None for any other architecture."""
 
     @classmethod
     def of(cls, module: nn.Module) -> FlatDiscriminator:
@@ -65,10 +60,9 @@ class FlatDiscriminator:
         # Clones, because batch norm updates running statistics in place during the
         # unrolled forward passes and the real discriminator must stay untouched.
         buffers = {n: b.detach().clone() for n, b in module.named_buffers()}
-        names = tuple(n for n, _ in named)
         return cls(
             module=module,
-            names=names,
+            names=tuple(n for n, _ in named),
             shapes=tuple(p.shape for _, p in named),
             numels=tuple(p.numel() for _, p in named),
             buffers=buffers,
@@ -77,7 +71,6 @@ class FlatDiscriminator:
                 isinstance(m, nn.modules.batchnorm._BatchNorm) for m in getattr(module, "structure", module).modules()
             ),
             batch_dim=getattr(module, "batch_dim", 0),
-            stack=LinearReluStack.of(module, names),
         )
 
     def flatten(self, tensors: list[Tensor]) -> Tensor:
@@ -100,28 +93,9 @@ class FlatDiscriminator:
         rest = logits.shape[self.batch_dim] - n_real
         return logits.narrow(self.batch_dim, 0, n_real), logits.narrow(self.batch_dim, n_real, rest)
 
-    def views(self, flat: Tensor) -> list[Tensor]:
-        return [v.view(s) for v, s in zip(torch.split(flat, self.numels), self.shapes)]
-
     def __call__(self, flat: Tensor, x: Tensor) -> Tensor:
-        return functional_call(self.module, (dict(zip(self.names, self.views(flat))), self.buffers), (x,))
-
-    def loss_gradient(
-        self, flat: Tensor, pair, d_loss: DiscriminatorLoss, create_graph: bool, analytic: bool = False
-    ) -> Tensor:
-        """d d_loss / d flat on a (real, fake) pair: by autograd, or with `analytic` by the hand-derived formulas
-        of a Linear/ReLU stack (``analytic_gradient``): the same gradient, without a double backward later."""
-        if not analytic:
-            loss = d_loss(*self.pair_logits(flat, pair))
-            (grad,) = torch.autograd.grad(loss, flat, create_graph=create_graph)
-            return grad
-        inputs, n_real = pair  # a Linear/ReLU stack has no batch norm, so the pair is always joint
-
-        def loss_of_logits(logits: Tensor) -> Tensor:
-            rest = logits.shape[self.batch_dim] - n_real
-            return d_loss(logits.narrow(self.batch_dim, 0, n_real), logits.narrow(self.batch_dim, n_real, rest))
-
-        return self.flatten(self.stack.loss_gradient(self.views(flat), inputs, loss_of_logits, create_graph))
+        views = [v.view(s) for v, s in zip(torch.split(flat, self.numels), self.shapes)]
+        return functional_call(self.module, ({**dict(zip(self.names, views))}, self.buffers), (x,))
 
 
 @dataclass
@@ -255,7 +229,6 @@ def unrolled_generator_loss(
     second_order: bool = True,
     unroll_batches: UnrollBatches | None = None,
     average_over_unroll: bool = False,
-    analytic_gradient: bool = False,
 ) -> Tensor:
     """The surrogate generator loss f_K, differentiable with respect to the generator.
 
@@ -273,17 +246,12 @@ def unrolled_generator_loss(
             otherwise called with k to give step k's ``(real, fake)``.
         average_over_unroll: with ``second_order=False`` only: the mean of the generator's loss at
             theta_D^1, ..., theta_D^K (each a constant) instead of at theta_D^K alone.
-        analytic_gradient: take each inner gradient by the hand-derived formulas of a Linear/ReLU discriminator
-            (``analytic_gradient``) instead of autograd: the same f_K and gradient, faster (``bench.unroll_cost``).
-            ``supports_analytic_gradient`` says whether `discriminator` is one.
     """
     if unroll_steps < 0:
         raise ValueError(f"unroll_steps must be >= 0, got {unroll_steps}")
     if average_over_unroll and (second_order or unroll_steps == 0):
         raise ValueError("average_over_unroll needs second_order=False and unroll_steps >= 1")
     flat_d = FlatDiscriminator.of(discriminator)
-    if analytic_gradient and flat_d.stack is None:
-        raise ValueError(f"analytic_gradient needs a Linear/ReLU discriminator, not {type(discriminator).__name__}")
     theta = flat_d.current()
     if unroll_steps:
         optimizer = inner_optimizer(d_optimizer, flat_d)
@@ -296,7 +264,8 @@ def unrolled_generator_loss(
         visited = []
         for k in range(unroll_steps):
             pair = fixed if fixed is not None else batch(*unroll_batches(k))
-            grad = flat_d.loss_gradient(theta, pair, d_loss, create_graph=second_order, analytic=analytic_gradient)
+            loss = d_loss(*flat_d.pair_logits(theta, pair))
+            (grad,) = torch.autograd.grad(loss, theta, create_graph=second_order)
             theta = optimizer.step(theta, grad)
             if not second_order:
                 theta = theta.detach()
@@ -308,11 +277,6 @@ def unrolled_generator_loss(
             losses = [g_loss(lambda x, t=t: flat_d(t, x), real, fake) for t in visited]
             return torch.stack(losses).mean()
     return g_loss(lambda x: flat_d(theta, x), real, fake)
-
-
-def supports_analytic_gradient(discriminator: nn.Module) -> bool:
-    """Whether `discriminator` (lone or seeds packed) is a Linear/ReLU stack, for ``analytic_gradient=True``."""
-    return FlatDiscriminator.of(discriminator).stack is not None
 
 
 def ensemble_generator_loss(
