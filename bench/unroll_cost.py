@@ -3,12 +3,6 @@ and what a profile's whole grid of trials would cost to train on this machine.
 
     python -m bench.unroll_cost [--experiment mog] [--profile paper] [--device cpu] [--json]
                                 [--repeats 7] [--iterations 20]
-    python -m bench.unroll_cost --compare [--compare-with mog:paper stacked_mnist:quick] [--json]
-
-`--compare` prints, side by side, the iteration with glibc's default allocator (before) and with freed host
-memory kept for reuse, as every trial now runs (``trainables.host_memory``), for K in {0, 1, 5, 10} at one and two
-threads. Each (setting, threads) pair runs in a fresh process, one at a time: the setting is process-wide and
-cannot be undone. docs/results.md ("The unrolled step's speed") records what else was tried and measured.
 
 Each row is one point of the profile's grid (unroll steps x its further axes, seeds aside) with
 the profile's config, one torch thread (what a one-CPU trial gets); the time is the median over
@@ -30,7 +24,6 @@ import torch
 
 from bench.devices import checked_device, describe, synchronizer
 from trainables import experiments
-from trainables.host_memory import keep_freed_memory
 from trainables.losses import discriminator_loss
 from trainables.trainer import GANTrainer
 from trainables.unrolled import unrolled_generator_loss
@@ -167,68 +160,6 @@ def measure(
     return rows, projection
 
 
-COMPARE_STEPS = (0, 1, 5, 10)
-COMPARE_THREADS = (1, 2)
-COMPARE_DEFAULT = ("mog:paper", "stacked_mnist:quick")
-
-
-def _time_path(path: str, threads: int, targets: list[str], steps: list[int], repeats: int, iterations: int):
-    """In a fresh process: ms per iteration of each target profile at each K, 'before' or 'now'."""
-    if path == "now" and not keep_freed_memory():
-        raise RuntimeError("this C library has no mallopt: there is nothing to compare")
-    torch.set_num_threads(threads)
-    out = {}
-    for target in targets:
-        name, profile = target.split(":")
-        experiment = experiments.get(name)
-        base = experiment.config(profile)
-        if experiment.prepare is not None:
-            experiment.prepare(base)
-        for k in steps:
-            config = base.with_values({"unroll_steps": k})
-            out[f"{target}:{k}"] = time_iteration(experiment, config, torch.device("cpu"), repeats, iterations)
-    return out
-
-
-def compare(targets: list[str], steps=COMPARE_STEPS, threads=COMPARE_THREADS, repeats=5, iterations=10) -> list[dict]:
-    """One row per (target, threads, K): ms per iteration before and now, and the speed-up."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    times = {}
-    for thread_count in threads:
-        for path in ("before", "now"):
-            # One child at a time, so that the two paths never share the cores.
-            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-                times[path, thread_count] = pool.submit(
-                    _time_path, path, thread_count, targets, list(steps), repeats, iterations
-                ).result()
-    rows = []
-    for target in targets:
-        name, profile = target.split(":")
-        for thread_count in threads:
-            for k in steps:
-                before, now = (
-                    times["before", thread_count][f"{target}:{k}"],
-                    times["now", thread_count][f"{target}:{k}"],
-                )
-                rows.append({"experiment": name, "profile": profile, "threads": thread_count, "unroll_steps": k,
-                             "before_ms": round(before, 3), "now_ms": round(now, 3),
-                             "speedup": round(before / now, 3)})  # fmt: skip
-    return rows
-
-
-def print_comparison(rows: list[dict]) -> None:
-    print(
-        f"ms per training iteration (one D update + one G update), cpu, torch {torch.__version__}, "
-        f"{describe(torch.device('cpu'))}; before: glibc's default allocator; now: freed host memory kept"
-    )
-    print(f"{'experiment':>14} {'profile':>8} {'threads':>7} {'K':>3} {'before':>9} {'now':>9} {'speed-up':>9}")
-    for r in rows:
-        print(f"{r['experiment']:>14} {r['profile']:>8} {r['threads']:>7} {r['unroll_steps']:>3} "
-              f"{r['before_ms']:>9.2f} {r['now_ms']:>9.2f} {r['speedup']:>8.2f}x")  # fmt: skip
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--experiment", default="mog", choices=experiments.names())
@@ -241,24 +172,8 @@ def main() -> None:
         "--versus-higher", type=int, nargs="*", default=None, metavar="K",
         help="also time one generator step at these unroll steps against the `higher` library (default 5 10)",
     )  # fmt: skip
-    parser.add_argument("--compare", action="store_true", help="the iteration before and now, side by side (above)")
-    parser.add_argument(
-        "--compare-with", nargs="+", default=list(COMPARE_DEFAULT), metavar="EXPERIMENT:PROFILE",
-        help=f"what --compare times (default {' '.join(COMPARE_DEFAULT)})",
-    )  # fmt: skip
     args = parser.parse_args()
-    if args.compare:
-        for target in args.compare_with:
-            name, _, profile = target.partition(":")
-            if name not in experiments.names() or profile not in experiments.get(name).profiles:
-                parser.error(f"--compare-with {target}: not an EXPERIMENT:PROFILE of this project")
-        if args.device != "cpu":
-            parser.error("--compare times the CPU paths; on a GPU use python -m bench.gpu_check")
-        rows = compare(args.compare_with, repeats=args.repeats, iterations=args.iterations)
-        print(json.dumps({"compare": rows})) if args.json else print_comparison(rows)
-        return
     profiles = experiments.get(args.experiment).profiles
-    keep_freed_memory()  # as every trial does (``trial.pin_process``), so the projection is what a sweep pays
     if args.profile not in profiles:
         parser.error(f"unknown profile {args.profile!r} for {args.experiment}; choose from {', '.join(profiles)}")
     torch.set_num_threads(1)

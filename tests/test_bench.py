@@ -47,21 +47,6 @@ def test_further_axes_become_columns_and_bad_profiles_one_line():
     assert bad.returncode == 2 and "unknown profile 'nope' for mog" in bad.stderr.splitlines()[-1]
 
 
-def test_the_comparison_times_both_settings_in_fresh_processes_for_every_k_and_thread_count():
-    from bench.unroll_cost import compare
-
-    rows = compare(["mog:smoke"], steps=(0, 2), threads=(1, 2), repeats=1, iterations=1)
-    assert [(r["threads"], r["unroll_steps"]) for r in rows] == [(1, 0), (1, 2), (2, 0), (2, 2)]
-    for r in rows:
-        assert r["before_ms"] > 0 and r["now_ms"] > 0
-        assert r["speedup"] == pytest.approx(r["before_ms"] / r["now_ms"], rel=1e-2)
-    bad = subprocess.run(
-        [sys.executable, "-m", "bench.unroll_cost", "--compare", "--compare-with", "mog:nope"],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert bad.returncode == 2 and "--compare-with mog:nope: not an EXPERIMENT:PROFILE" in bad.stderr
-
-
 def test_seed_packing_bench_has_a_row_per_k_and_s_with_its_speedup():
     from bench.seed_packing import measure as measure_packing
 

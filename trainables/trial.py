@@ -21,7 +21,6 @@ from .artifacts import LOCAL, Assets
 from .config import GANConfig
 from .errors import ConfigError
 from .experiments import Experiment
-from .host_memory import keep_freed_memory
 from .metrics.gradient_terms import GradientProbe
 from .packed import PackedTrainer, load_seed_into, load_seed_trainer_states, pack_parts, seed_trainer_state
 from .trainer import DIVERGENCE_CHECK_EVERY, GANTrainer
@@ -58,9 +57,7 @@ def set_determinism(deterministic: bool) -> None:
 
 def pin_process(config: GANConfig) -> None:
     """The process-wide settings a trial's numbers depend on, set on every trial: threads change float32
-    results, and a process Ray reuses for the next trial keeps the previous one's. Freed host memory is kept
-    for reuse (``host_memory``): where memory comes from, not a number, so it is not a config setting."""
-    keep_freed_memory()
+    results, and a process Ray reuses for the next trial keeps the previous one's."""
     torch.set_num_threads(config.torch_threads)
     set_determinism(config.deterministic)
 
