@@ -126,6 +126,25 @@ def seed_trajectories(
     return save(fig, out, title)
 
 
+def lineages(metrics: pd.DataFrame, column: str, out: Path, title: str) -> Path:
+    """`column` against step, one colour per member of a checkpoint scheduler's population; each later generation
+    is drawn from its parent's point (dotted), so an exploit shows as the jump it is."""
+    members = sorted(metrics["trial_id"].str.extract(r"member=([^,]+)")[0].unique())
+    colours = dict(zip(members, sns.color_palette("husl", len(members))))
+    rows = {(r.trial_id, r.step): r for r in metrics.itertuples()}
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for trial_id, run in metrics.sort_values("step").groupby("trial_id"):
+        colour = colours[trial_id.split(",")[0].removeprefix("member=")]
+        ax.plot(run["step"], run[column], color=colour, linewidth=1.4, marker=".")
+        first = run.iloc[0]
+        parent = rows.get((first["parent"], first["parent_step"]))
+        if parent is not None:
+            ax.plot([parent.step, first["step"]], [getattr(parent, column), first[column]], color=colour, linestyle=":")
+    ax.set(xlabel="iteration", ylabel=column)
+    ax.legend(handles=[plt.Line2D([], [], color=colours[m], label=m) for m in members], fontsize=7, title="member")
+    return save(fig, out, title)
+
+
 def save(fig, out: Path, title: str) -> Path:
     # Wrapped to the figure's width (about 14 characters an inch at this size), or a one-panel figure cuts it.
     fig.suptitle(textwrap.fill(title, width=max(30, int(fig.get_figwidth() * 14))), fontsize=10)

@@ -101,6 +101,40 @@ def settings_section(metrics, out: Path) -> str:
     )
 
 
+MUTABLE_SHOWN = ("g_lr", "d_lr", "beta1", "beta2", "unroll_steps")
+"""What a checkpoint scheduler may change (``trainables.lineage.MUTABLE_FIELDS``), shown per generation."""
+
+
+def population_section(metrics, out: Path) -> tuple[str, list[Path]]:
+    """A checkpoint scheduler's population (rows with ``generation``): every member's generations, where each
+    started, the values it ran with and how it ended, and a figure of the first metric along every lineage."""
+    if "generation" not in metrics.columns:
+        return "", []
+    import json
+
+    from .figures import lineages
+
+    metric = metric_columns(metrics)[0]
+    lines = []
+    for trial_id, run in metrics.sort_values("step").groupby("trial_id", sort=True):
+        first, last = run.iloc[0], run.iloc[-1]
+        config = json.loads(last["config_json"])
+        origin = f"{first['parent']} at step {first['parent_step']}" if first["generation"] else "its own start"
+        values = ", ".join(f"{name}={config[name]:g}" for name in MUTABLE_SHOWN if name in config)
+        lines.append({"generation (trial_id)": trial_id, "from": origin, "steps": f"{first['step']}-{last['step']}",
+                      "ran with": values, "ended": last["status"], metric: f"{last[metric]:g}"})  # fmt: skip
+    figure = lineages(metrics, metric, out / "lineages.png", f"{metric} along every member's lineage")
+    exploits = int((metrics.groupby("trial_id")["generation"].first() > 0).sum())
+    text = (
+        f"## Population: {metrics['tune_trial_id'].nunique()} members, {exploits} exploit(s)\n\n"
+        f"A checkpoint scheduler (e.g. Population Based Training) ran this sweep: each member's generation is its "
+        f"own trial; an exploit starts the next generation from another member's state, with the values below. "
+        f"A superseded generation ends `exploited` and is left out of the tables above; `paused` rows in mid-history "
+        f"are the scheduler's pauses (`lineages.png`).\n\n" + to_markdown(pd.DataFrame(lines))
+    )
+    return text, [figure]
+
+
 def build_report(path: str, out_dir: str | Path | None = None) -> ReportResult:
     metrics = load_metrics(path)
     names = sorted(metrics["experiment"].unique())
@@ -120,6 +154,10 @@ def build_report(path: str, out_dir: str | Path | None = None) -> ReportResult:
     if settings:
         text += "\n\n" + settings
         files.append(out / "by_setting.csv")
+    population, figures = population_section(metrics, out)
+    if population:
+        text += "\n\n" + population
+        files.extend(figures)
     sweep = metrics["sweep"].iloc[0]
     text = f"# Report for sweep `{sweep}`\n\n{text}\n\n{_ended_early_note(metrics)}{ITERATION_NOTE}\n"
     (out / "report.md").write_text(text)

@@ -143,3 +143,77 @@ def test_the_readme_tune_snippet_runs_as_printed_on_the_smoke_profile(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = load_metrics(str(tmp_path / "results" / "my-search"))
     assert metrics["trial_id"].nunique() == 6 and "g_lr" in metrics.columns  # the search dimension is a column
+
+
+@pytest.mark.slow
+def test_pbt_exploits_through_our_checkpoints_and_a_restore_adds_no_rows(tmp_path):
+    """Synchronous PBT with real Tune: 4 members, time_attr="step"; at least one exploit, every (trial, step)
+    once, no stop recorded for a pause, the report's population section, and Tuner.restore of the finished run
+    writes nothing."""
+    out = run_example("pbt.py", "--smoke-test", cwd=tmp_path)
+    sweep = tmp_path / "results" / "pbt-ring"
+    assert (sweep / "pbt_global.txt").read_text().strip(), "no exploit happened"
+    metrics = load_metrics(str(sweep))
+    assert not metrics.duplicated(["trial_id", "step"]).any()
+    assert "stopped" not in set(metrics["status"]) and "exploited" in set(metrics["status"])
+    later = metrics[metrics["generation"] > 0]
+    assert (
+        len(later) and (later.groupby("trial_id")["step"].min() > later.groupby("trial_id")["parent_step"].min()).all()
+    )
+    assert "exploit(s); best final modes:" in out
+    files = sorted(p.name for p in (sweep / "parquet" / "metrics").rglob("*.parquet"))
+    from ray import tune
+
+    from trainables.ray_adapter import trainable
+
+    overrides = {"report_every": 10, "snapshot_every": 40}
+    tune.Tuner.restore(str(sweep), trainable("mog", "smoke", overrides=overrides, tune_checkpoints=True)).fit()
+    assert sorted(p.name for p in (sweep / "parquet" / "metrics").rglob("*.parquet")) == files
+    report = build_report(str(sweep), tmp_path / "report")
+    assert "## Population: 4 members" in report.text and (tmp_path / "report" / "lineages.png").exists()
+
+
+def scheduled_members(tmp_path, scheduler, name):
+    """4 mog smoke members (K = 2, reports every 10 of 40 iterations) under a checkpoint scheduler; their rows."""
+    from ray import tune
+
+    from trainables.ray_adapter import trainable
+
+    tuner = tune.Tuner(
+        trainable("mog", "smoke", overrides={"report_every": 10, "snapshot_every": 40}, tune_checkpoints=True),
+        param_space={"seed": tune.grid_search([0, 1, 2, 3]), "unroll_steps": 2, "g_lr": tune.choice([1e-4, 1e-3])},
+        tune_config=tune.TuneConfig(scheduler=scheduler),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name=name, verbose=0),
+    )
+    assert all(r.error is None for r in tuner.fit())
+    metrics = load_metrics(str(tmp_path / name))
+    assert not metrics.duplicated(["trial_id", "step"]).any() and "stopped" not in set(metrics["status"])
+    return metrics
+
+
+@pytest.mark.slow
+def test_pb2_explores_continuous_learning_rates_through_our_checkpoints(ray_local, tmp_path):
+    from trainables.ray_adapter import pb2
+
+    scheduler = pb2(time_attr="step", metric="modes", mode="max", perturbation_interval=20, quantile_fraction=0.25,
+                    hyperparam_bounds={"g_lr": [1e-4, 3e-3], "d_lr": [1e-4, 3e-3]}, synch=True)  # fmt: skip
+    metrics = scheduled_members(tmp_path, scheduler, "pb2")
+    later = metrics[metrics["generation"] > 0]
+    assert len(later), "PB2 made no exploit"
+    assert set(later["d_lr"]) - {1e-4}  # a d_lr PB2 chose from its bounds, not the profile's
+
+
+@pytest.mark.slow
+def test_synchronous_hyperband_pauses_members_at_its_rungs_without_a_stop_or_a_repeat(ray_local, tmp_path):
+    """A member HyperBand halts at a rung ends 'paused' (Tune may resume it from that checkpoint, and then its
+    rows go on at the next report); every member's steps run 0, 10, 20, ... without a gap or a repeat."""
+    from ray.tune.schedulers import HyperBandScheduler
+
+    # Tune's report count as the time axis (5 reports of 40 iterations): then the first bracket holds 4 trials,
+    # which these 4 fill, so HyperBand halves it at its rungs.
+    scheduler = HyperBandScheduler(metric="modes", mode="max", max_t=5, reduction_factor=2)
+    metrics = scheduled_members(tmp_path, scheduler, "hyperband")
+    assert "paused" in set(metrics["status"]), metrics.groupby("trial_id")["status"].apply(list).tolist()
+    for steps in metrics.groupby("trial_id")["step"].apply(list):
+        assert steps == list(range(0, 10 * len(steps), 10))
+    assert set(metrics["generation"]) == {0}  # HyperBand copies no state between members

@@ -21,9 +21,11 @@ import torch
 
 from . import experiments
 from .artifacts import Assets
+from .errors import ConfigError
 from .grid_point import GridPoint
 from .layout import SweepLayout
-from .results import ResultsWriter, TrialIdentity
+from .lineage import MUTABLE_FIELDS, Lineage, changed_fields, refuse_immutable
+from .results import SUPERSEDED, ResultsWriter, TrialIdentity
 from .trial import PackedTrial, Report, Trial
 from .trial_state import TrialStateFile
 
@@ -55,10 +57,12 @@ class StopMarker:
     A lock keeps the two threads from interleaving writes.
     """
 
-    def __init__(self):
+    def __init__(self, stop_status: str = "stopped"):
         self.lock = threading.Lock()
         self.stopping = False
         self.last: list[tuple[ResultsWriter, Report, dict, float]] = []
+        # With Tune checkpoints a stop may be a pause that Tune resumes from the report's checkpoint: "paused".
+        self.stop_status = stop_status
 
     def write(self, rows: list[tuple[ResultsWriter, Report]], elapsed_s: float, save_state: Callable[[], None]) -> bool:
         """Write each (writer, report) row, then the state; False once the trial is being stopped."""
@@ -79,7 +83,7 @@ class StopMarker:
             for writer, report, samples, elapsed_s in self.last:
                 # A scheduler also "stops" a trial at its last report (ASHA at max_t): that one finished.
                 if report.status == "running":
-                    writer.write(report.step, elapsed_s, report.metrics, samples, "stopped")
+                    writer.write(report.step, elapsed_s, report.metrics, samples, self.stop_status)
             self.last = []
 
     @contextlib.contextmanager
@@ -154,3 +158,75 @@ def run_trial(
                 return  # Tune is stopping this trial (StopMarker)
             # A diverged trial ends normally (Tune: terminated, not errored), so it is not retried.
             report(summary(batch, trial.trainer.iteration, configs[0].iterations))
+
+
+CheckpointReport = Callable[[dict[str, Any], dict[str, Any]], None]
+"""(summary, checkpoint) -> None: ``tune.report`` with the checkpoint saved beside it, under Tune."""
+
+
+def run_member(
+    request: TrialRequest,
+    device: torch.device | str,
+    report: CheckpointReport,
+    checkpoint: dict[str, Any] | None = None,
+    marker: StopMarker | None = None,
+) -> None:
+    """One member of a checkpoint scheduler's population (``lineage``): run, resume, or continue from a donor.
+
+    `checkpoint` is what Tune hands the trial (``tune.get_checkpoint``), a dict from an earlier `report` (the
+    trial's ``state_dict`` with ``lineage`` and ``step``):
+    this member's own (a pause or a retry: it resumes) or another member's (an exploit: this member's next
+    generation starts from that state, with this config's mutable fields). Without one, the member's own
+    state file (saved at every report, as every trial's) resumes it after a crash or a pruned checkpoint.
+    Each report writes the generation's rows, saves the state file, then reports with the checkpoint.
+    """
+    if request.point.packed:
+        raise ConfigError("Tune checkpoints follow one model per trial: run checkpoint schedulers without seed packing")
+    experiment = experiments.get(request.experiment)
+    member = request.tune_trial_id
+    config = experiment.config(request.profile, {**request.overrides, **request.point.fields(request.point.seed)})
+    state_file = TrialStateFile(request.layout, f"member={member}")
+    own = state_file.load()
+    own_lineage = Lineage.from_dict(own["lineage"]) if own else None
+    start, lineage, superseded = None, own_lineage or Lineage(member), None
+    if checkpoint is not None and checkpoint["lineage"]["member"] != member:
+        donor = Lineage.from_dict(checkpoint["lineage"])
+        lineage = (own_lineage or Lineage(member)).successor(member, donor, checkpoint["step"])
+        start, superseded = checkpoint, own
+    elif checkpoint is not None and (own is None or checkpoint["step"] >= own["step"]):
+        start, lineage = checkpoint, Lineage.from_dict(checkpoint["lineage"])
+    elif own is not None:
+        start = own
+    if start is not None:
+        refuse_immutable(changed_fields(start["config"], config.to_dict()), "the scheduler changed")
+    identity = TrialIdentity(
+        request.sweep, experiment.name, request.profile, request.point, config.second_order, request.node_id,
+        member, lineage=lineage,
+    )  # fmt: skip
+    hashes = json.dumps(request.assets.hashes())
+    writer = ResultsWriter(request.layout.parquet, identity, list(experiment.metrics), config.to_json(), hashes)
+    if superseded is not None:  # the generation the exploit replaces: its last row is superseded, not an end
+        old = TrialIdentity(
+            request.sweep, experiment.name, request.profile, request.point, config.second_order,
+            lineage=Lineage.from_dict(superseded["lineage"]),
+        )  # fmt: skip
+        ResultsWriter(request.layout.parquet, old, list(experiment.metrics), "{}").mark(superseded["step"], SUPERSEDED)
+    trial = Trial(experiment, config, device, request.assets)
+    if start is not None:
+        trial.load_state_dict(start, mutable=MUTABLE_FIELDS)
+        if Trial.finished_state(trial.state_dict(), config):
+            return
+    marker = marker or StopMarker("paused")
+
+    saved: dict[str, Any] = {}
+
+    def save_state() -> None:
+        # The trial's state in its own format, with who wrote it: the state file and Tune's checkpoint alike.
+        saved.update(trial.state_dict(), lineage=lineage.to_dict(), step=trial.trainer.iteration)
+        state_file.save(saved)
+
+    with marker.recording():
+        for batch in trial.report_batches():
+            if not marker.write([(writer, r) for _, r in batch], trial.elapsed_s, save_state):
+                return
+            report(summary(batch, trial.trainer.iteration, config.iterations), dict(saved))

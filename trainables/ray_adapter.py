@@ -7,22 +7,34 @@ Results land in the Tune experiment's folder in the sweep layout (``trainables.l
 ``python -m analysis report <storage>/<name>`` reads them like a CLI sweep's.
 
 What a trial does is ``trainables.protocol.run_trial``; this module is the Tune glue around it. Tune's
-own checkpoints are not used: why is in ``trainables.trial_state.TrialStateFile``.
+own checkpoints are not used by default (why: ``trainables.trial_state.TrialStateFile``); with
+``tune_checkpoints=True`` every report carries one, which Tune's checkpoint schedulers (Population Based
+Training, PB2, pausing HyperBand) need, and a trial is a member of a population (``trainables.lineage``,
+``trainables.protocol.run_member``). ``population_based_training`` and ``pb2`` build those schedulers after
+checking that they mutate only what a member can take.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from typing import Any
 
 import ray
+import torch
 from ray import tune
 from ray.tune.trainable import wrap_function
 
 from . import experiments
 from .artifacts import Assets, publish, read_manifest
+from .errors import ConfigError
 from .grid_point import TUNE_KEY, GridPoint
 from .layout import SweepLayout
-from .protocol import StopMarker, TrialRequest, run_trial
+from .lineage import check_mutations
+from .protocol import StopMarker, TrialRequest, run_member, run_trial
+
+CHECKPOINT_FILE = "member.pt"
+"""The one file of a report's Tune checkpoint: the trial's state with its lineage (``protocol.run_member``)."""
 
 
 def grid_config(points: list[GridPoint]) -> dict[str, Any]:
@@ -44,8 +56,12 @@ def trainable(
     cpus_per_trial: int = 1,
     gpus_per_trial: float = 0.0,
     artifacts_manifest: dict[str, Any] | None = None,
+    tune_checkpoints: bool = False,
 ):
     """A Tune trainable of one experiment and profile, with its resources set (see the module doc).
+
+    `tune_checkpoints`: report a Tune checkpoint with every result, for Tune's checkpoint schedulers; each trial
+    then trains one seed and its rows are its generations' (``trainables.lineage``). Off: nothing changes.
 
     `overrides` sets config fields for every trial (a trial's own config wins). The experiment's
     data and metric models (MNIST, the labelling classifier) are prepared here, once, in the
@@ -61,7 +77,7 @@ def trainable(
         refs = {name: (ray.put(data), info) for name, (data, info) in exp.prepare(base).items()}
 
     def run(config: dict[str, Any]) -> None:
-        worker = worker_state().begin_trial()
+        worker = worker_state().begin_trial("paused" if tune_checkpoints else "stopped")
         context = tune.get_context()
         storage = context.get_storage()
         layout = SweepLayout(_uri(storage.storage_filesystem, storage.experiment_fs_path))
@@ -82,10 +98,49 @@ def trainable(
         # The trial's resources decide the device; torch.cuda.is_available() would also be true for a
         # CPU-only trial placed on a GPU node.
         device = "cuda" if ray.get_gpu_ids() else "cpu"
-        run_trial(request, device, tune.report, worker.marker)
+        if tune_checkpoints:
+            run_member(request, device, _report_with_checkpoint, _checkpoint_state(), worker.marker)
+        else:
+            run_trial(request, device, tune.report, worker.marker)
 
     run.__name__ = f"unrolled_gan_{experiment}"
     return tune.with_resources(_stop_aware(run), {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
+
+
+def _checkpoint_state() -> dict[str, Any] | None:
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as folder:
+        return torch.load(os.path.join(folder, CHECKPOINT_FILE), map_location="cpu", weights_only=False)
+
+
+def _report_with_checkpoint(metrics: dict[str, Any], state: dict[str, Any]) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        torch.save(state, os.path.join(folder, CHECKPOINT_FILE))
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def population_based_training(**kwargs):
+    """``tune.schedulers.PopulationBasedTraining(**kwargs)``, refused in one line if its ``hyperparam_mutations``
+    name a field a member cannot change (``trainables.lineage.MUTABLE_FIELDS``). Use it with
+    ``trainable(..., tune_checkpoints=True)``."""
+    from ray.tune.schedulers import PopulationBasedTraining
+
+    check_mutations(kwargs.get("hyperparam_mutations") or {})
+    return PopulationBasedTraining(**kwargs)
+
+
+def pb2(**kwargs):
+    """``tune.schedulers.pb2.PB2(**kwargs)`` (needs scikit-learn: the ``pb2`` extra), refused in one line if its
+    ``hyperparam_bounds`` name a field a member cannot change, or K (PB2's bounds are continuous)."""
+    from ray.tune.schedulers.pb2 import PB2
+
+    bounds = kwargs.get("hyperparam_bounds") or {}
+    check_mutations(bounds)
+    if "unroll_steps" in bounds:
+        raise ConfigError("PB2 searches continuous bounds: mutate unroll_steps (a list of K) with PBT instead")
+    return PB2(**kwargs)
 
 
 def _uri(filesystem, path: str) -> str:
@@ -103,8 +158,8 @@ class _WorkerState:
     def __init__(self):
         self.marker, self._assets = StopMarker(), None
 
-    def begin_trial(self) -> _WorkerState:
-        self.marker = StopMarker()  # a reused worker's previous trial is over
+    def begin_trial(self, stop_status: str = "stopped") -> _WorkerState:
+        self.marker = StopMarker(stop_status)  # a reused worker's previous trial is over
         return self
 
     def assets(self, manifest: dict[str, Any]) -> Assets:

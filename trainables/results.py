@@ -8,17 +8,25 @@ A sweep's results live under ``<storage>/<sweep>/parquet/`` as two hive-partitio
     ==============  ========  ==============================================================
     sweep           string    sweep name (the Tune experiment name)
     trial_id        string    the trial's grid point, e.g. ``seed=0,unroll_steps=10`` (plus any axes):
-                              stable across resumes and restarts, unique within a sweep
+                              stable across resumes and restarts, unique within a sweep; with Tune
+                              checkpoints, the member's generation: ``member=<Tune trial id>,generation=<g>``
     profile         string    smoke | quick | paper
     seed            int64     the trial's seed
     unroll_steps    int64     K, discriminator steps unrolled in the generator's loss
     second_order    bool      False = stop-gradient variant
     <axes>          per axis  the experiment's further sweep axes (e.g. ``d_size``)
+    generation      int64     only in sweeps with Tune checkpoints (``lineage``): the member's generation,
+                              0 until a scheduler's exploit
+    parent          string    only there: the trial_id of the segment this generation started from ('' for 0)
+    parent_step     int64     only there: that segment's step at the exploit (-1 for generation 0)
     step            int64     training iterations completed when the row was measured
     status          string    running | finished (the trial's last step) | diverged (losses or
                               parameters turned non-finite at this step; the trial's last row,
                               metrics NaN) | stopped (ended early by a Tune scheduler or stopper;
-                              a trial Tune ends before it can say so keeps a last "running" row)
+                              a trial Tune ends before it can say so keeps a last "running" row) |
+                              paused (with Tune checkpoints: ended by Tune at a checkpoint it can resume
+                              from; later rows follow if it does) | exploited (with Tune checkpoints: the
+                              last row of a generation a scheduler replaced; superseded, not ended)
     time_s          float64   training wall time of the trial up to this step (excludes evaluation;
                               seeds packed in one trial share their trial's time)
     node_id         string    Ray node that ran the step ('' outside Ray)
@@ -65,9 +73,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
 from .grid_point import GridPoint
 from .layout import SweepLayout
+from .lineage import Lineage
 from .storage import filesystem_and_path, write_table_atomically
 
 IDENTITY_COLUMNS: list[pa.Field] = [
@@ -96,6 +106,11 @@ SAMPLE_COLUMNS: list[pa.Field] = [
     pa.field("shape", pa.list_(pa.int32())),
     pa.field("values", pa.list_(pa.float32())),
 ]
+LINEAGE_COLUMNS: list[pa.Field] = [
+    pa.field("generation", pa.int64()),
+    pa.field("parent", pa.string()),
+    pa.field("parent_step", pa.int64()),
+]
 _ARROW_TYPES = {int: pa.int64(), float: pa.float64(), bool: pa.bool_(), str: pa.string()}
 
 
@@ -105,12 +120,17 @@ def axis_fields(axes: dict[str, type]) -> list[pa.Field]:
     return [pa.field(name, _ARROW_TYPES[kind]) for name, kind in axes.items() if name not in identity]
 
 
-def metrics_schema(axes: dict[str, type], metrics: list[str]) -> pa.Schema:
-    return pa.schema(IDENTITY_COLUMNS + axis_fields(axes) + ROW_COLUMNS + [pa.field(m, pa.float64()) for m in metrics])
+def _identity_fields(axes: dict[str, type], lineage: bool) -> list[pa.Field]:
+    return IDENTITY_COLUMNS + axis_fields(axes) + (LINEAGE_COLUMNS if lineage else [])
 
 
-def samples_schema(axes: dict[str, type]) -> pa.Schema:
-    return pa.schema(IDENTITY_COLUMNS + axis_fields(axes) + SAMPLE_COLUMNS)
+def metrics_schema(axes: dict[str, type], metrics: list[str], lineage: bool = False) -> pa.Schema:
+    fields = _identity_fields(axes, lineage) + ROW_COLUMNS
+    return pa.schema(fields + [pa.field(m, pa.float64()) for m in metrics])
+
+
+def samples_schema(axes: dict[str, type], lineage: bool = False) -> pa.Schema:
+    return pa.schema(_identity_fields(axes, lineage) + SAMPLE_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -125,10 +145,12 @@ class TrialIdentity:
     node_id: str = ""
     tune_trial_id: str = ""
     hostname: str = socket.gethostname()
+    lineage: Lineage | None = None
+    """A member's generation under a checkpoint scheduler (``lineage``); None for a grid point's trial."""
 
     @property
     def trial_id(self) -> str:
-        return self.point.trial_id
+        return self.point.trial_id if self.lineage is None else self.lineage.trial_id
 
     @property
     def axes(self) -> dict:
@@ -144,6 +166,7 @@ class TrialIdentity:
             "unroll_steps": self.point.unroll_steps,
             "second_order": self.second_order,
             **self.axes,
+            **(self.lineage.columns() if self.lineage else {}),
         }
 
 
@@ -157,8 +180,8 @@ class ResultsWriter:
         self.identity, self.metric_names, self.config_json = identity, metrics, config_json
         self.artifacts_json = artifacts_json
         axis_types = {k: type(v) for k, v in identity.axes.items()}
-        self.metrics_schema = metrics_schema(axis_types, metrics)
-        self.samples_schema = samples_schema(axis_types)
+        self.metrics_schema = metrics_schema(axis_types, metrics, identity.lineage is not None)
+        self.samples_schema = samples_schema(axis_types, identity.lineage is not None)
         # The axis columns by name, so a reader never finds them by their place in the schema.
         self.axis_columns = json.dumps([f.name for f in axis_fields(axis_types)])
 
@@ -188,6 +211,17 @@ class ResultsWriter:
             self._write_samples(step, samples)
         # Metrics last: a metrics row on disk implies its samples are there too.
         write_table_atomically(self.fs, self._path("metrics", step), table)
+
+    def mark(self, step: int, status: str) -> bool:
+        """Rewrite the status of this trial's row at `step` (e.g. ``exploited``); False if there is no such row."""
+        path = self._path("metrics", step)
+        if self.fs.get_file_info(path).type != pafs.FileType.File:
+            return False
+        with self.fs.open_input_file(path) as source:
+            table = pq.read_table(source)
+        index = table.schema.get_field_index("status")
+        write_table_atomically(self.fs, path, table.set_column(index, "status", pa.array([status] * table.num_rows)))
+        return True
 
     def _write_samples(self, step: int, samples: dict[str, np.ndarray]) -> None:
         columns: dict[str, list] = {f.name: [] for f in self.samples_schema}
@@ -261,6 +295,7 @@ def load_metrics(path: str) -> pd.DataFrame:
 ENDED_EARLY = {
     "diverged": "diverged (losses or weights became non-finite)",
     "stopped": "stopped early by a Tune scheduler",
+    "paused": "paused by a Tune scheduler and never resumed",
     # A trial Tune ends while its worker waits for the next result cannot always record the stop
     # (the worker is ended before it runs any cleanup), so a last row that says "running" is never
     # taken for a finished trial.
@@ -269,11 +304,17 @@ ENDED_EARLY = {
 """Final statuses of trials whose last row is not the end of their schedule, and what they mean."""
 
 
+SUPERSEDED = "exploited"
+"""The last row of a generation a checkpoint scheduler replaced (``lineage``): its member goes on in the next."""
+
+
 def final_rows(metrics: pd.DataFrame, include_ended_early: bool = False) -> pd.DataFrame:
     """Each trial's last reported row. Trials that diverged or were stopped early are left out unless
     asked for: their last metrics are NaN or from an earlier step, and a mean must not quietly mix
-    them in or become one of fewer seeds (reports list them with ``ended_early``)."""
-    final = metrics.loc[metrics.groupby("trial_id")["step"].idxmax()].reset_index(drop=True)
+    them in or become one of fewer seeds (reports list them with ``ended_early``). A generation a
+    scheduler superseded is never a final row: its member's history goes on in a later generation."""
+    final = metrics.loc[metrics.groupby("trial_id")["step"].idxmax()]
+    final = final[final["status"] != SUPERSEDED].reset_index(drop=True)
     return final if include_ended_early else final[~final["status"].isin(ENDED_EARLY)].reset_index(drop=True)
 
 

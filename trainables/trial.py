@@ -21,6 +21,7 @@ from .artifacts import LOCAL, Assets
 from .config import GANConfig
 from .errors import ConfigError
 from .experiments import Experiment
+from .lineage import apply_optimiser_settings, changed_fields
 from .metrics.gradient_terms import GradientProbe
 from .packed import PackedTrainer, load_seed_into, load_seed_trainer_states, pack_parts, seed_trainer_state
 from .trainer import DIVERGENCE_CHECK_EVERY, GANTrainer
@@ -193,10 +194,15 @@ class Trial:
         done = state["trainer"]["iteration"] >= config.iterations or state.get("diverged_at") is not None
         return state["config"] == config.to_dict() and done
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state["config"] != self.config.to_dict():
+    def load_state_dict(self, state: dict[str, Any], mutable: tuple[str, ...] = ()) -> None:
+        """Resume from `state`, written by this config, or by one that differs only in `mutable` fields (a
+        checkpoint scheduler's exploit, ``lineage``): those are this config's again once the state is in."""
+        changed = changed_fields(state["config"], self.config.to_dict())
+        if set(changed) - set(mutable):
             raise ValueError("checkpoint was written by a different configuration")
         self.trainer.load_state_dict(state["trainer"])
+        if changed:
+            apply_optimiser_settings(self.run.parts.g_optimizer, self.run.parts.d_optimizer, self.config)
         self.elapsed_s = float(state["elapsed_s"])
         self.diverged_at = state.get("diverged_at")
         torch.set_rng_state(state["torch_rng"])
