@@ -8,20 +8,15 @@ every evaluation (every `report_every` iterations), which is ASHA's time axis. A
 last Parquet row says `stopped`; `python -m analysis report <storage>/<name>` lists them apart.
 """
 
-import argparse
-
 import pandas as pd
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
-from orchestrator.preflight import storage_uri  # Tune needs an absolute path or a URI
+from orchestrator.scripts import tune_script_parser
 from trainables import experiments
 from trainables.ray_adapter import trainable
 
-parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-parser.add_argument("--storage", default="./results", help="folder (relative is fine) or s3:// URI")
-parser.add_argument("--name", default="asha-smallest-k")
-parser.add_argument("--smoke-test", action="store_true", help="seconds: the smoke profile, 2 seeds, K in {0, 2}")
+parser = tune_script_parser(__doc__, "asha-smallest-k", "seconds: the smoke profile, 2 seeds, K in {0, 2}")
 args = parser.parse_args()
 
 if args.smoke_test:
@@ -36,7 +31,7 @@ tuner = tune.Tuner(
     tune_config=tune.TuneConfig(
         scheduler=ASHAScheduler(metric="modes", mode="max", max_t=reports, grace_period=2, reduction_factor=2),
     ),
-    run_config=tune.RunConfig(storage_path=storage_uri(args.storage), name=args.name, verbose=0),
+    run_config=tune.RunConfig(storage_path=args.storage, name=args.name, verbose=0),
 )
 results = tuner.fit()
 final = pd.DataFrame([{**r.config, "modes": r.metrics.get("modes"), "step": r.metrics.get("step"),

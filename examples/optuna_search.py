@@ -7,19 +7,14 @@ Optuna's sampler proposes (lr_G, lr_D, K); each trial trains the ring of 8 Gauss
 its high-quality share, which Optuna maximises. Every trial's rows land in Parquet like a sweep's.
 """
 
-import argparse
-
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
-from orchestrator.preflight import storage_uri  # Tune needs an absolute path or a URI
+from orchestrator.scripts import tune_script_parser
 from trainables.ray_adapter import trainable
 
-parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-parser.add_argument("--storage", default="./results", help="folder (relative is fine) or s3:// URI")
-parser.add_argument("--name", default="optuna-lr-k")
+parser = tune_script_parser(__doc__, "optuna-lr-k", "seconds: the smoke profile, 3 samples")
 parser.add_argument("--samples", type=int, default=20)
-parser.add_argument("--smoke-test", action="store_true", help="seconds: the smoke profile, 3 samples")
 args = parser.parse_args()
 
 tuner = tune.Tuner(
@@ -34,7 +29,7 @@ tuner = tune.Tuner(
         num_samples=3 if args.smoke_test else args.samples,
         max_concurrent_trials=2,
     ),
-    run_config=tune.RunConfig(storage_path=storage_uri(args.storage), name=args.name, verbose=0),
+    run_config=tune.RunConfig(storage_path=args.storage, name=args.name, verbose=0),
 )
 results = tuner.fit()
 best = results.get_best_result(metric="high_quality_pct", mode="max")

@@ -7,17 +7,12 @@ trial per (seed, K), results in Parquet under <storage>/<name>/, readable by
 `python -m analysis report <storage>/<name>`.
 """
 
-import argparse
-
 from ray import tune
 
-from orchestrator.preflight import storage_uri  # Tune needs an absolute path or a URI
+from orchestrator.scripts import tune_script_parser
 from trainables.ray_adapter import trainable
 
-parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-parser.add_argument("--storage", default="./results", help="folder (relative is fine) or s3:// URI")
-parser.add_argument("--name", default="paper-grid")
-parser.add_argument("--smoke-test", action="store_true", help="seconds: the smoke profile, 2 seeds, K in {0, 2}")
+parser = tune_script_parser(__doc__, "paper-grid", "seconds: the smoke profile, 2 seeds, K in {0, 2}")
 args = parser.parse_args()
 
 profile, seeds, unroll_steps = (
@@ -26,7 +21,7 @@ profile, seeds, unroll_steps = (
 tuner = tune.Tuner(
     trainable("mog", profile),
     param_space={"seed": tune.grid_search(seeds), "unroll_steps": tune.grid_search(unroll_steps)},
-    run_config=tune.RunConfig(storage_path=storage_uri(args.storage), name=args.name, verbose=0),
+    run_config=tune.RunConfig(storage_path=args.storage, name=args.name, verbose=0),
 )
 results = tuner.fit()
 for result in sorted(results, key=lambda r: (r.config["unroll_steps"], r.config["seed"])):

@@ -10,19 +10,15 @@ last row says `exploited`. `python -m analysis report <storage>/<name>` reads th
 member's lineage from the Parquet rows.
 """
 
-import argparse
 import json
 
 from ray import tune
 
 from analysis.results import load_metrics
-from orchestrator.preflight import storage_uri  # Tune needs an absolute path or a URI
+from orchestrator.scripts import tune_script_parser
 from trainables.ray_adapter import population_based_training, trainable
 
-parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-parser.add_argument("--storage", default="./results", help="folder (relative is fine) or s3:// URI")
-parser.add_argument("--name", default="pbt-ring")
-parser.add_argument("--smoke-test", action="store_true", help="seconds: the smoke profile, 4 members")
+parser = tune_script_parser(__doc__, "pbt-ring", "seconds: the smoke profile, 4 members")
 args = parser.parse_args()
 
 if args.smoke_test:
@@ -49,7 +45,7 @@ tuner = tune.Tuner(
     },
     tune_config=tune.TuneConfig(scheduler=scheduler),
     run_config=tune.RunConfig(
-        storage_path=storage_uri(args.storage), name=args.name, verbose=0,
+        storage_path=args.storage, name=args.name, verbose=0,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=4),
     ),
 )  # fmt: skip
@@ -57,7 +53,7 @@ results = tuner.fit()
 if results.num_errors:
     raise SystemExit(f"{results.num_errors} member(s) failed: {results.errors[0]}")
 
-metrics = load_metrics(f"{storage_uri(args.storage)}/{args.name}")
+metrics = load_metrics(f"{args.storage}/{args.name}")
 print("member generations (from the Parquet rows):")
 for trial_id, rows in metrics.groupby("trial_id", sort=True):
     first, last = rows.iloc[0], rows.iloc[-1]

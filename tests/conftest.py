@@ -69,6 +69,7 @@ TORCH_FREE = {
     "trainables.errors",
     "trainables.grid_point",
     "trainables.layout",
+    "trainables.lineage",
     "trainables.results",
     "trainables.storage",
 }
@@ -84,7 +85,13 @@ def build_report_without_torch(path, out) -> str:
 
     # Of trainables only its torch-free modules may load: the CLI parser, the sweep layout, the Parquet schema.
     code = (
-        "import sys; sys.modules['torch'] = None; sys.modules['ray'] = None\n"
+        # Imports of torch and Ray fail as on a machine without them; neither name enters sys.modules (a None
+        # entry there would look like an imported module to libraries that probe for torch, as scipy does).
+        "import sys\n"
+        "class Absent:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'ray'): raise ModuleNotFoundError(f'No module named {name!r}')\n"
+        "sys.meta_path.insert(0, Absent())\n"
         "from analysis.report import build_report\n"
         f"text = build_report({str(path)!r}, {str(out)!r}).text\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('trainables', 'orchestrator'))\n"
