@@ -162,12 +162,20 @@ def test_pbt_exploits_through_our_checkpoints_and_a_restore_adds_no_rows(tmp_pat
     )
     assert "exploit(s); best final modes:" in out
     files = sorted(p.name for p in (sweep / "parquet" / "metrics").rglob("*.parquet"))
+    import ray
     from ray import tune
 
     from trainables.ray_adapter import trainable
 
     overrides = {"report_every": 10, "snapshot_every": 40}
-    tune.Tuner.restore(str(sweep), trainable("mog", "smoke", overrides=overrides, tune_checkpoints=True)).fit()
+    # The restore starts Ray in this process; the module's ray_local fixture, set up by a later test, would then
+    # find it running, so it is shut down here unless a test before this one had started it.
+    ray_was_up = ray.is_initialized()
+    try:
+        tune.Tuner.restore(str(sweep), trainable("mog", "smoke", overrides=overrides, tune_checkpoints=True)).fit()
+    finally:
+        if not ray_was_up:
+            ray.shutdown()
     assert sorted(p.name for p in (sweep / "parquet" / "metrics").rglob("*.parquet")) == files
     report = build_report(str(sweep), tmp_path / "report")
     assert "## Population: 4 members" in report.text and (tmp_path / "report" / "lineages.png").exists()
