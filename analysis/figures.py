@@ -100,25 +100,39 @@ def panel_grid(cells: dict[tuple[str, str], object], width: float, height: float
 
 
 def seed_trajectories(
-    metrics: pd.DataFrame, column: str, panels: list[str], out: Path, title: str, marks: dict[int, float] | None = None
+    metrics: pd.DataFrame,
+    columns: list[str],
+    panels: list[str],
+    out: Path,
+    title: str,
+    marks: dict[str, dict[int, float]] | None = None,
 ) -> Path:
-    """`column` against training step, one line per seed, one colour per unroll setting, one panel per value of the
-    `panels` columns (a configuration); `marks` draws a reference value per K (e.g. the paper's) as a dashed line.
-    Every seed is drawn, so a mean never hides a seed that collapsed or one that took off."""
-    groups = list(metrics.groupby(panels, sort=True)) if panels else [((), metrics)]
+    """Each of `columns` against training step (a row of panels per column), one line per seed, one colour per
+    unroll setting, one panel per value of the `panels` columns (a configuration); `marks[column]` draws a reference
+    value per K (e.g. the paper's) as a dashed line. Every seed is drawn, so a mean never hides a seed that collapsed
+    or one that took off."""
+    # dropna=False: rows written before a field existed have no value for it and still get their panel.
+    groups = list(metrics.groupby(panels, sort=True, dropna=False)) if panels else [((), metrics)]
     unrolls = sorted(metrics["unroll_steps"].unique())
     colours = dict(zip(unrolls, sns.color_palette("deep", len(unrolls))))
-    fig, axes = plt.subplots(1, len(groups), figsize=(3.8 * len(groups), 3.2), squeeze=False, sharey=True)
-    for ax, (key, group) in zip(axes[0], groups):
-        key = key if isinstance(key, tuple) else (key,)
-        ax.set_title(", ".join(f"{name}={value}" for name, value in zip(panels, key)) or column, fontsize=9)
-        for (k, _), run in group.sort_values("step").groupby(["unroll_steps", "seed"]):
-            ax.plot(run["step"], run[column], color=colours[k], alpha=0.8, linewidth=1.2)
-        for k, value in (marks or {}).items():
-            if k in colours:
-                ax.axhline(value, color=colours[k], linestyle="--", linewidth=1)
+    fig, axes = plt.subplots(
+        len(columns), len(groups), figsize=(3.8 * len(groups), 0.4 + 2.8 * len(columns)), squeeze=False, sharey="row"
+    )
+    for r, (row, column) in enumerate(zip(axes, columns)):
+        for ax, (key, group) in zip(row, groups):
+            key = key if isinstance(key, tuple) else (key,)
+            if r == 0:
+                ax.set_title(", ".join(f"{name}={value}" for name, value in zip(panels, key)), fontsize=9)
+            for (k, _), run in group.sort_values("step").groupby(["unroll_steps", "seed"]):
+                # A metric measured only for some K (the gradient probe's, with K > 0) leaves the others unplotted.
+                if run[column].notna().any():
+                    ax.plot(run["step"], run[column], color=colours[k], alpha=0.8, linewidth=1.2)
+            for k, value in (marks or {}).get(column, {}).items():
+                if k in colours:
+                    ax.axhline(value, color=colours[k], linestyle="--", linewidth=1)
+        row[0].set_ylabel(column)
+    for ax in axes[-1]:
         ax.set_xlabel("iteration")
-    axes[0][0].set_ylabel(column)
     handles = [plt.Line2D([], [], color=colours[k], label=f"K={k}") for k in unrolls]
     if marks:
         handles.append(plt.Line2D([], [], color="0.3", linestyle="--", label="paper"))

@@ -83,7 +83,15 @@ def test_seed_trajectories_draw_a_panel_per_configuration(tmp_path):
     from analysis import figures
 
     rows = [
-        {"seed": s, "unroll_steps": k, "step": step, "modes": 10.0 * s + k + step / 1000, "weight_init": init}
+        {
+            "seed": s,
+            "unroll_steps": k,
+            "step": step,
+            "modes": 10.0 * s + k + step / 1000,
+            "weight_init": init,
+            "kl": 1.0 + s,
+            "grad_cosine": -0.9 if k else None,
+        }
         for s in (0, 1)
         for k in (0, 5)
         for step in (0, 1000, 2000)
@@ -91,13 +99,20 @@ def test_seed_trajectories_draw_a_panel_per_configuration(tmp_path):
     ]
     frame = pd.DataFrame(rows)
 
-    def width(path):
-        return struct.unpack(">I", path.read_bytes()[16:20])[0]  # the PNG header's image width
+    def size(path):
+        return struct.unpack(">II", path.read_bytes()[16:24])  # the PNG header's image width and height
 
-    one = figures.seed_trajectories(frame[frame.weight_init == "dcgan"], "modes", [], tmp_path / "a.png", "t")
-    two = figures.seed_trajectories(frame, "modes", ["weight_init"], tmp_path / "b.png", "t", {0: 30.6, 5: 236.4})
-    assert one.read_bytes()[:4] == b"\x89PNG" and two.read_bytes()[:4] == b"\x89PNG"
-    assert width(two) > 1.8 * width(one)
+    marks = {"modes": {0: 30.6, 5: 236.4}}
+    one = figures.seed_trajectories(frame[frame.weight_init == "dcgan"], ["modes"], [], tmp_path / "a.png", "t")
+    two = figures.seed_trajectories(frame, ["modes"], ["weight_init"], tmp_path / "b.png", "t", marks)
+    three = figures.seed_trajectories(frame, ["modes", "kl", "grad_cosine"], ["weight_init"], tmp_path / "c.png", "t")
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in (one, two, three))
+    assert size(two)[0] > 1.8 * size(one)[0]  # a panel per configuration
+    assert size(three)[0] == size(two)[0] and size(three)[1] > 2.5 * size(two)[1]  # a row per metric
+    # Rows written before a field existed (no value for it) get a panel of their own, not dropped.
+    older = frame.assign(weight_init=frame["weight_init"].where(frame["seed"] == 0))
+    four = figures.seed_trajectories(older, ["modes"], ["weight_init"], tmp_path / "d.png", "t")
+    assert size(four)[0] > 2.7 * size(one)[0]
 
 
 def test_the_batch_norm_note_names_every_setting_a_sweep_varies():

@@ -39,13 +39,20 @@ CLAIMS = {"modes": +1, "kl": -1}
 
 
 def per_seed_figure(metrics: pd.DataFrame, out: Path) -> Path:
-    """Modes of every seed along its run, a panel per configuration the sweep varied (D size and any other axis),
-    the paper's Table 1 values dashed where they apply (D = 1/4 or 1/2 alone)."""
+    """Modes and KL of every seed along its run (and, with the gradient probe, the cosine between the generator
+    gradient's two terms), a panel per configuration the sweep varied (D size and any other axis), the paper's
+    Table 1 values dashed where they apply (D = 1/4 or 1/2 alone)."""
     panels = varied_axes(metrics)
     sizes = set(metrics["d_size"])
-    marks = {k: v[0][0] for (d, k), v in PAPER_TABLE_1.items() if sizes == {d}}
-    title = "Modes of each seed during training; dashed: the paper's Table 1 at full length"
-    return seed_trajectories(metrics, "modes", panels, out / "modes_per_seed.png", title, marks)
+    table = {k: v for (d, k), v in PAPER_TABLE_1.items() if sizes == {d}}
+    marks = {"modes": {k: v[0][0] for k, v in table.items()}, "kl": {k: v[1][0] for k, v in table.items()}}
+    columns = ["modes", "kl"] + (["grad_cosine"] if metrics.get("grad_cosine", pd.Series()).notna().any() else [])
+    title = "Modes and KL of each seed during training; dashed: the paper's Table 1 at full length" + (
+        "; grad_cosine: the cosine between the generator gradient's two terms (-1: the second cancels the first)"
+        if "grad_cosine" in columns
+        else ""
+    )
+    return seed_trajectories(metrics, columns, panels, out / "modes_per_seed.png", title, marks)
 
 
 def report(path: str, metrics: pd.DataFrame, out: Path) -> tuple[str, list[Path]]:
