@@ -161,6 +161,9 @@ def test_pbt_exploits_through_our_checkpoints_and_a_restore_adds_no_rows(tmp_pat
         len(later) and (later.groupby("trial_id")["step"].min() > later.groupby("trial_id")["parent_step"].min()).all()
     )
     assert "exploit(s); best final modes:" in out
+    # Every member ends with a finished row, an exploit decided at the last step (40) included.
+    final = final_rows(metrics)
+    assert len(final) == 4 and set(final["status"]) == {"finished"}
     files = sorted(p.name for p in (sweep / "parquet" / "metrics").rglob("*.parquet"))
     import ray
     from ray import tune

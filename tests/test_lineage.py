@@ -80,6 +80,23 @@ def test_an_exploit_is_a_new_generation_from_the_donors_state_with_the_new_setti
     assert final == {"member=A,generation=0", "member=B,generation=1", "member=C,generation=1"}  # C: 1 exploit
 
 
+def test_an_exploit_after_the_last_step_leaves_the_finished_member_as_it_was(tmp_path):
+    # Synchronous PBT decides at every result, the last one too: found in a full examples/pbt.py run, where two of
+    # eight members were exploited at step 7,000 and so ended with no finished row at all.
+    donor, member = Reports(), Reports()
+    run_member(request(tmp_path, "A"), "cpu", donor)
+    run_member(request(tmp_path, "B", {**POINT, "seed": 1}), "cpu", member)
+    before = rows(tmp_path)
+    late = Reports()  # PBT's exploit hands B the donor's whole config, its seed included, mutated
+    run_member(request(tmp_path, "B", g_lr=2e-3), "cpu", late, checkpoint=donor.at(40))
+    assert late.summaries == []
+    after = rows(tmp_path)
+    assert after.keys() == before.keys()  # no new generation
+    assert after[("member=B,generation=0", 40)].status == "finished"
+    final = set(final_rows(load_metrics(str(tmp_path)))["trial_id"])
+    assert final == {"member=A,generation=0", "member=B,generation=0"}
+
+
 def test_a_member_resumes_its_own_checkpoint_and_a_finished_one_reports_nothing(tmp_path):
     paused = Reports(stop_after=20)
     with pytest.raises(SystemExit):

@@ -189,7 +189,13 @@ def run_member(
     own = state_file.load()
     own_lineage = Lineage.from_dict(own["lineage"]) if own else None
     start, lineage, superseded = None, own_lineage or Lineage(member), None
-    if checkpoint is not None and checkpoint["lineage"]["member"] != member:
+    donated = checkpoint is not None and checkpoint["lineage"]["member"] != member
+    if donated and own is not None and min(own["step"], checkpoint["step"]) >= config.iterations:
+        # A scheduler that decides at every result (synchronous PBT at the last report) may exploit after the end:
+        # with both at the end there is nothing left to train, so a new generation would have no rows and only
+        # supersede this member's finished ones (its config is now the donor's, seed included). It has ended.
+        return
+    if donated:
         donor = Lineage.from_dict(checkpoint["lineage"])
         lineage = (own_lineage or Lineage(member)).successor(member, donor, checkpoint["step"])
         start, superseded = checkpoint, own
