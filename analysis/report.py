@@ -18,6 +18,7 @@ from .results import (
     final_rows,
     load_metrics,
     mean_and_standard_error,
+    varied_axes,
 )
 from .stats import mann_whitney_u
 from .tables import summary_cells, to_markdown
@@ -135,6 +136,43 @@ def population_section(metrics, out: Path) -> tuple[str, list[Path]]:
     return text, [figure]
 
 
+PROGRESS_METRICS = 2
+"""Metrics drawn and tabled for a sweep still training: the experiment's first (headline) ones."""
+
+
+def progress_section(metrics, out: Path) -> tuple[str, list[Path]]:
+    """While trials are still training (last row ``running``): every trial along its run so far, a line per seed
+    (``progress.png``), and each setting at the last step that all its trials have reached, so a campaign of hours
+    can be read before it ends. '' when no trial is running."""
+    last = final_rows(metrics, include_ended_early=True)
+    running = last[last["status"] == "running"]
+    if running.empty:
+        return "", []
+    from .figures import seed_trajectories
+
+    shown = [m for m in metric_columns(metrics) if metrics[m].notna().any()][:PROGRESS_METRICS]
+    panels = varied_axes(metrics)
+    title = f"Each trial so far, a line per seed ({len(running)} of {len(last)} still training)"
+    figure = seed_trajectories(metrics, shown, panels, out / "progress.png", title)
+    setting = [*panels, "second_order", "unroll_steps"]
+    reached = last.groupby(setting, sort=True)["step"].min().rename("common_step").reset_index()
+    at_common = metrics.merge(reached, on=setting)
+    at_common = at_common[at_common["step"] == at_common["common_step"]]
+    summary = mean_and_standard_error(at_common, [*setting, "common_step"], shown)
+    table = summary[setting].copy()
+    table["at step"] = summary["common_step"]
+    for metric in shown:
+        table[metric] = summary_cells(summary, metric)
+    table["seeds"] = summary[f"{shown[0]}_n"] + summary[f"{shown[0]}_missing"]
+    text = (
+        f"## In progress: {len(running)} of {len(last)} trials with rows still training\n\n"
+        f"Interim, not a result: each setting at the last step all of its trials with rows have reached (mean ± "
+        f"standard error over seeds); trials not yet started have no rows and are not counted. Every trial along "
+        f"its run: `progress.png`.\n\n" + to_markdown(table)
+    )
+    return text, [figure]
+
+
 def build_report(path: str, out_dir: str | Path | None = None) -> ReportResult:
     metrics = load_metrics(path)
     names = sorted(metrics["experiment"].unique())
@@ -154,10 +192,10 @@ def build_report(path: str, out_dir: str | Path | None = None) -> ReportResult:
     if settings:
         text += "\n\n" + settings
         files.append(out / "by_setting.csv")
-    population, figures = population_section(metrics, out)
-    if population:
-        text += "\n\n" + population
-        files.extend(figures)
+    for section, figures in (population_section(metrics, out), progress_section(metrics, out)):
+        if section:
+            text += "\n\n" + section
+            files.extend(figures)
     sweep = metrics["sweep"].iloc[0]
     text = f"# Report for sweep `{sweep}`\n\n{text}\n\n{_ended_early_note(metrics)}{ITERATION_NOTE}\n"
     (out / "report.md").write_text(text)

@@ -208,3 +208,34 @@ def test_each_setting_gets_its_seeds_values_and_a_p_value_against_k0_at_that_set
     assert "| 7, 8, 9 | 0.1, 0.1 |" in rows["0.0001/5"]
     assert "| 2, 4, 8 | 1, 1 |" in rows["0.001/5"]
     assert rows["0.0001/0"].rstrip().endswith("| 1, 2, 3 |  |")  # the baseline row has no test of its own
+
+
+def test_a_sweep_still_training_gets_an_interim_table_at_the_step_all_its_trials_reached_and_a_figure(tmp_path):
+    """K = 0: two seeds finished at step 20. K = 5: seed 0 at step 20, seed 1 still at 10. The interim row for K = 5
+    is at step 10 (the last step both of its trials reached), so a trial ahead is never compared with one behind;
+    once nothing is running the section goes."""
+    from analysis.report import build_report
+    from trainables import experiments
+
+    root = tmp_path / "sweep" / "parquet"
+    # (k, seed): modes at steps 0, 10, 20 (None: not reached yet)
+    runs = {(0, 0): [0.0, 2.0, 3.0], (0, 1): [0.0, 4.0, 5.0], (5, 0): [0.0, 6.0, 7.0], (5, 1): [0.0, 8.0, None]}
+    writers = {}
+    for (k, seed), values in runs.items():
+        identity = TrialIdentity("s", "mog", "smoke", GridPoint((seed,), k, ()), True)
+        config = experiments.get("mog").config("smoke", {"seed": seed, "unroll_steps": k}).to_json()
+        writers[k, seed] = w = ResultsWriter(str(root), identity, ["modes", "high_quality_pct", "reverse_kl"], config)
+        for step, value in zip((0, 10, 20), values):
+            if value is not None:
+                status = "finished" if step == 20 else "running"
+                samples = {"model": np.zeros((4, 2)), **({"data": np.zeros((4, 2))} if step == 0 else {})}
+                w.write(step, 1.0, {"modes": value, "high_quality_pct": value, "reverse_kl": 0.1}, samples, status)
+    report = build_report(str(tmp_path / "sweep"), tmp_path / "report")
+    assert "## In progress: 1 of 4 trials with rows still training" in report.text
+    assert "| True | 0 | 20 | 4.00 ± 1.00 |" in report.text  # K = 0: both at the end
+    assert "| True | 5 | 10 | 7.00 ± 1.00 |" in report.text  # K = 5: seed 0's 7 at step 20 is not mixed in
+    figure = tmp_path / "report" / "progress.png"
+    assert figure in report.files and figure.stat().st_size > 10_000
+    final = {"modes": 9.0, "high_quality_pct": 9.0, "reverse_kl": 0.1}
+    writers[5, 1].write(20, 2.0, final, {"model": np.zeros((4, 2))}, "finished")
+    assert "In progress" not in build_report(str(tmp_path / "sweep"), tmp_path / "report2").text
