@@ -34,7 +34,8 @@ class SweepStatus:
     driver: str
     """'running on HOST (pid N) since ...', 'none', or 'stale lock (...)'."""
     trials: list[dict] = field(default_factory=list)
-    """Per trial with rows: trial_id, status, step, iterations."""
+    """Per trial with rows: trial_id, status, step, iterations, seconds_per_iteration (over its last report
+    interval, evaluation included; None with one row) and, while running, seconds_left at that rate."""
 
 
 def _grid_size(grid: dict) -> int:
@@ -53,6 +54,22 @@ def _driver(path: str) -> str:
         return f"stale lock: a driver on {record.get('host')} (pid {record.get('pid')}) is gone"
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.get("started_at", 0)))
     return f"running on {record.get('host')} (pid {record.get('pid')}) since {since}"
+
+
+def _seconds_per_iteration(metrics) -> dict[str, float]:
+    """Each trial's training seconds per iteration over its last two rows (``time_s`` counts its own time across
+    resumes, so a pause between sessions does not inflate it); trials with one row are left out."""
+    rates = {}
+    for trial_id, run in metrics.sort_values("step").groupby("trial_id"):
+        if len(run) >= 2:
+            (step0, time0), (step1, time1) = run[["step", "time_s"]].iloc[-2:].itertuples(index=False)
+            if step1 > step0:
+                rates[trial_id] = (time1 - time0) / (step1 - step0)
+    return rates
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
 
 
 def is_sweep(path: str) -> bool:
@@ -76,10 +93,13 @@ def sweep_status(path: str) -> SweepStatus:
         metrics = None
     trials, counts = [], {"finished": 0, "running": 0, "stopped": 0, "diverged": 0}
     if metrics is not None:
+        rates = _seconds_per_iteration(metrics)
         for row in final_rows(metrics, include_ended_early=True).itertuples():
             iterations = json.loads(row.config_json).get("iterations")
+            rate = rates.get(row.trial_id)
+            left = rate * (iterations - row.step) if rate is not None and row.status == "running" else None
             trials.append({"trial_id": row.trial_id, "status": row.status, "step": int(row.step),
-                           "iterations": iterations})  # fmt: skip
+                           "iterations": iterations, "seconds_per_iteration": rate, "seconds_left": left})  # fmt: skip
             counts[row.status] = counts.get(row.status, 0) + 1
     grid_trials = _grid_size(grid) if grid else 0
     counts["not started"] = max(0, grid_trials - len(trials))
@@ -109,7 +129,10 @@ def status_text(status: SweepStatus) -> str:
         width = max(len(t["trial_id"]) for t in status.trials)
         lines.append(f"  {'trial':<{width}}  {'status':<9} step")
         for t in status.trials:
-            lines.append(f"  {t['trial_id']:<{width}}  {t['status']:<9} {t['step']:,}/{t['iterations']:,}")
+            line = f"  {t['trial_id']:<{width}}  {t['status']:<9} {t['step']:,}/{t['iterations']:,}"
+            if t["seconds_left"] is not None:
+                line += f"  {t['seconds_per_iteration']:.3g} s/iteration, ~{_duration(t['seconds_left'])} left"
+            lines.append(line)
     return "\n".join(lines)
 
 

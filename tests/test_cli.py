@@ -181,6 +181,33 @@ def test_status_of_a_folder_without_sweeps_and_of_a_missing_one(capsys, tmp_path
     assert code == 2 and err == f"python -m orchestrator: error: no folder at {tmp_path / 'nope'}"
 
 
+def test_status_gives_a_running_trial_its_rate_over_the_last_report_and_the_time_left(capsys, tmp_path):
+    """Rows at steps 0, 100, 200 after 0, 10, 40 s of the trial's own time (iterations 1,000): the last interval's
+    0.3 s an iteration, so 800 x 0.3 = 240 s left; a finished trial has a rate and nothing left."""
+    import json
+
+    from trainables import experiments
+    from trainables.grid_point import GridPoint
+    from trainables.results import ResultsWriter, TrialIdentity
+
+    root = tmp_path / "sw" / "parquet"
+    for seed, times in ((0, (0.0, 10.0, 40.0)), (1, (0.0, 10.0, 20.0))):
+        identity = TrialIdentity("sw", "mog", "smoke", GridPoint((seed,), 0, ()), True)
+        config = experiments.get("mog").config("smoke", {"seed": seed, "unroll_steps": 0, "iterations": 1_000})
+        w = ResultsWriter(str(root), identity, ["modes"], config.to_json())
+        for step, time_s in zip((0, 100, 200), times):
+            w.write(step, time_s, {"modes": 1.0}, {}, "finished" if seed == 1 and step == 200 else "running")
+    assert orchestrator_main(["status", str(tmp_path / "sw"), "--json"]) == 0
+    trials = {t["trial_id"]: t for t in json.loads(capsys.readouterr().out)["trials"]}
+    running, finished = trials["seed=0,unroll_steps=0"], trials["seed=1,unroll_steps=0"]
+    assert running["seconds_per_iteration"] == pytest.approx(0.3) and running["seconds_left"] == pytest.approx(240)
+    assert finished["seconds_per_iteration"] == pytest.approx(0.1) and finished["seconds_left"] is None
+    assert orchestrator_main(["status", str(tmp_path / "sw")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].endswith("running   200/1,000  0.3 s/iteration, ~4 min left")
+    assert lines[3].endswith("finished  200/1,000")
+
+
 def test_a_sweep_prints_its_own_lines_and_keeps_tune_and_ray_behind_verbose(tmp_path):
     argv = [sys.executable, "-m", "orchestrator", "sweep", "mog", "--profile", "smoke", "--seeds", "0",
             "--unroll-steps", "0", "--storage", str(tmp_path), "--no-report"]  # fmt: skip
