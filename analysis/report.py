@@ -173,6 +173,52 @@ def progress_section(metrics, out: Path) -> tuple[str, list[Path]]:
     return text, [figure]
 
 
+PROBE_COLUMNS = 8
+"""Steps shown in the gradient probe's table, spread evenly over the run (the figure has them all)."""
+
+
+def probe_section(metrics) -> str:
+    """With ``gradient_probe``: the cosine between the generator gradient's two terms along training, per setting,
+    mean over seeds (min to max), so whether the second term keeps cancelling the first can be read at a glance;
+    '' without the probe."""
+    if "grad_cosine" not in metrics or metrics["grad_cosine"].notna().sum() == 0:
+        return ""
+    probed = metrics[metrics["grad_cosine"].notna() & (metrics["status"] != "exploited")]
+    setting = [*varied_axes(metrics), "second_order", "unroll_steps"]
+    steps = sorted(probed["step"].unique())
+    shown = sorted({steps[round(i * (len(steps) - 1) / max(1, PROBE_COLUMNS - 1))] for i in range(PROBE_COLUMNS)})
+    rows = []
+    for key, group in probed.groupby(setting, sort=True):
+        row = dict(zip(setting, key if isinstance(key, tuple) else (key,)))
+        row["seeds"] = group["seed"].nunique()
+        for step in shown:
+            values = group.loc[group["step"] == step, "grad_cosine"]
+            row[f"{step:,}"] = f"{values.mean():.2f} ({values.min():.2f} to {values.max():.2f})" if len(values) else ""
+        rows.append(row)
+    return (
+        "## The generator gradient's two terms along training (gradient probe)\n\n"
+        "Cosine between the first term (D held at its unrolled value) and the second (through the unrolled steps) "
+        "at each reported step, mean over seeds (min to max): near -1 the second cancels the first.\n\n"
+        + to_markdown(pd.DataFrame(rows))
+    )
+
+
+def cost_line(metrics) -> str:
+    """What the trials cost: their own recorded time (training and evaluation, summed over resumes)."""
+    last = final_rows(metrics, include_ended_early=True)
+    if last.empty:
+        return ""
+    per_k = last.groupby("unroll_steps")["time_s"].mean()
+    means = ", ".join(f"K={k} {seconds / 3600:.2f} h" for k, seconds in per_k.items())
+    running = int((last["status"] == "running").sum())
+    so_far = f" ({running} still training: their time so far)" if running else ""
+    return (
+        f"**Cost**: {len(last)} trials recorded {last['time_s'].sum() / 3600:.1f} h of their own time (training and "
+        f"evaluation, over every resume; the sweep's wall time is less with trials side by side){so_far}; mean per "
+        f"trial {means}.\n\n"
+    )
+
+
 def build_report(path: str, out_dir: str | Path | None = None) -> ReportResult:
     metrics = load_metrics(path)
     names = sorted(metrics["experiment"].unique())
@@ -196,7 +242,11 @@ def build_report(path: str, out_dir: str | Path | None = None) -> ReportResult:
         if section:
             text += "\n\n" + section
             files.extend(figures)
+    probe = probe_section(metrics)
+    if probe:
+        text += "\n\n" + probe
     sweep = metrics["sweep"].iloc[0]
-    text = f"# Report for sweep `{sweep}`\n\n{text}\n\n{_ended_early_note(metrics)}{ITERATION_NOTE}\n"
+    notes = f"{_ended_early_note(metrics)}{cost_line(metrics)}{ITERATION_NOTE}"
+    text = f"# Report for sweep `{sweep}`\n\n{text}\n\n{notes}\n"
     (out / "report.md").write_text(text)
     return ReportResult(out, text, [out / "report.md", *files])

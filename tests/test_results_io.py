@@ -239,3 +239,29 @@ def test_a_sweep_still_training_gets_an_interim_table_at_the_step_all_its_trials
     final = {"modes": 9.0, "high_quality_pct": 9.0, "reverse_kl": 0.1}
     writers[5, 1].write(20, 2.0, final, {"model": np.zeros((4, 2))}, "finished")
     assert "In progress" not in build_report(str(tmp_path / "sweep"), tmp_path / "report2").text
+
+
+def test_the_report_tables_the_gradient_probes_cosine_along_training_and_what_the_trials_cost(tmp_path):
+    """K = 5, two seeds probed at steps 0, 10, 20 (K = 0 has no second term: no row); trial times 3,600 s and
+    1,800 s at K = 5, 900 s at K = 0."""
+    from analysis.report import build_report
+    from trainables import experiments
+
+    root = tmp_path / "sweep" / "parquet"
+    cosines = {0: [0.5, -0.9, -1.0], 1: [0.1, -0.5, -0.8]}
+    names = ["modes", "high_quality_pct", "reverse_kl", "grad_cosine"]
+    for k, seed, total in ((5, 0, 3_600.0), (5, 1, 1_800.0), (0, 0, 900.0)):
+        identity = TrialIdentity("s", "mog", "smoke", GridPoint((seed,), k, ()), True)
+        config = experiments.get("mog").config("smoke", {"seed": seed, "unroll_steps": k}).to_json()
+        w = ResultsWriter(str(root), identity, names, config)
+        for i, step in enumerate((0, 10, 20)):
+            cosine = cosines[seed][i] if k else float("nan")
+            samples = {"model": np.zeros((4, 2)), **({"data": np.zeros((4, 2))} if step == 0 else {})}
+            values = {"modes": 1.0, "high_quality_pct": 1.0, "reverse_kl": 0.1, "grad_cosine": cosine}
+            w.write(step, total * i / 2, values, samples, "finished" if step == 20 else "running")
+    text = build_report(str(tmp_path / "sweep"), tmp_path / "report").text
+    assert "| second_order | unroll_steps | seeds | 0 | 10 | 20 |" in text
+    assert "| True | 5 | 2 | 0.30 (0.10 to 0.50) | -0.70 (-0.90 to -0.50) | -0.90 (-1.00 to -0.80) |" in text
+    assert "| True | 0 |" not in text.split("gradient probe")[1].split("**Cost**")[0]
+    assert "**Cost**: 3 trials recorded 1.8 h of their own time" in text
+    assert "mean per trial K=0 0.25 h, K=5 0.75 h." in text
