@@ -211,10 +211,10 @@ def cost_line(metrics) -> str:
     per_k = last.groupby("unroll_steps")["time_s"].mean()
     means = ", ".join(f"K={k} {seconds / 3600:.2f} h" for k, seconds in per_k.items())
     running = int((last["status"] == "running").sum())
-    so_far = f" ({running} still training: their time so far)" if running else ""
+    so_far = f"; {running} still training, their time so far" if running else ""
     return (
         f"**Cost**: {len(last)} trials recorded {last['time_s'].sum() / 3600:.1f} h of their own time (training and "
-        f"evaluation, over every resume; the sweep's wall time is less with trials side by side){so_far}; mean per "
+        f"evaluation, over every resume; the sweep's wall time is less with trials side by side{so_far}); mean per "
         f"trial {means}.\n\n"
     )
 
