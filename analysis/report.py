@@ -152,7 +152,7 @@ def progress_section(metrics, out: Path) -> tuple[str, list[Path]]:
 
     shown = [m for m in metric_columns(metrics) if metrics[m].notna().any()][:PROGRESS_METRICS]
     panels = varied_axes(metrics)
-    title = f"Each trial so far, a line per seed ({len(running)} of {len(last)} still training)"
+    title = f"Each trial so far, a line per seed ({len(running)} of {len(last)} not ended yet)"
     figure = seed_trajectories(metrics, shown, panels, out / "progress.png", title)
     setting = [*panels, "second_order", "unroll_steps"]
     reached = last.groupby(setting, sort=True)["step"].min().rename("common_step").reset_index()
@@ -165,10 +165,11 @@ def progress_section(metrics, out: Path) -> tuple[str, list[Path]]:
         table[metric] = summary_cells(summary, metric)
     table["seeds"] = summary[f"{shown[0]}_n"] + summary[f"{shown[0]}_missing"]
     text = (
-        f"## In progress: {len(running)} of {len(last)} trials with rows still training\n\n"
+        f"## In progress: {len(running)} of {len(last)} trials with rows have no end recorded yet\n\n"
         f"Interim, not a result: each setting at the last step all of its trials with rows have reached (mean ± "
-        f"standard error over seeds); trials not yet started have no rows and are not counted. Every trial along "
-        f"its run: `progress.png`.\n\n" + to_markdown(table)
+        f"standard error over seeds); trials not yet started have no rows and are not counted, and one whose worker "
+        f"was lost looks the same until the re-run trains it on. Every trial along its run: `progress.png`.\n\n"
+        + to_markdown(table)
     )
     return text, [figure]
 

@@ -231,7 +231,7 @@ def test_a_sweep_still_training_gets_an_interim_table_at_the_step_all_its_trials
                 samples = {"model": np.zeros((4, 2)), **({"data": np.zeros((4, 2))} if step == 0 else {})}
                 w.write(step, 1.0, {"modes": value, "high_quality_pct": value, "reverse_kl": 0.1}, samples, status)
     report = build_report(str(tmp_path / "sweep"), tmp_path / "report")
-    assert "## In progress: 1 of 4 trials with rows still training" in report.text
+    assert "## In progress: 1 of 4 trials with rows have no end recorded yet" in report.text
     assert "| True | 0 | 20 | 4.00 ± 1.00 |" in report.text  # K = 0: both at the end
     assert "| True | 5 | 10 | 7.00 ± 1.00 |" in report.text  # K = 5: seed 0's 7 at step 20 is not mixed in
     figure = tmp_path / "report" / "progress.png"
