@@ -136,6 +136,11 @@ def population_section(metrics, out: Path) -> tuple[str, list[Path]]:
     return text, [figure]
 
 
+def setting_columns(metrics) -> list[str]:
+    """What tells one setting of these rows from another: the axes that vary, then the unroll (seeds pooled)."""
+    return [*varied_axes(metrics), "second_order", "unroll_steps"]
+
+
 PROGRESS_METRICS = 2
 """Metrics drawn and tabled for a sweep still training: the experiment's first (headline) ones."""
 
@@ -151,10 +156,9 @@ def progress_section(metrics, out: Path) -> tuple[str, list[Path]]:
     from .figures import seed_trajectories
 
     shown = [m for m in metric_columns(metrics) if metrics[m].notna().any()][:PROGRESS_METRICS]
-    panels = varied_axes(metrics)
+    setting = setting_columns(metrics)
     title = f"Each trial so far, a line per seed ({len(running)} of {len(last)} not ended yet)"
-    figure = seed_trajectories(metrics, shown, panels, out / "progress.png", title)
-    setting = [*panels, "second_order", "unroll_steps"]
+    figure = seed_trajectories(metrics, shown, setting[:-2], out / "progress.png", title)
     reached = last.groupby(setting, sort=True)["step"].min().rename("common_step").reset_index()
     at_common = metrics.merge(reached, on=setting)
     at_common = at_common[at_common["step"] == at_common["common_step"]]
@@ -185,7 +189,7 @@ def probe_section(metrics) -> str:
     if "grad_cosine" not in metrics or metrics["grad_cosine"].notna().sum() == 0:
         return ""
     probed = metrics[metrics["grad_cosine"].notna() & (metrics["status"] != "exploited")]
-    setting = [*varied_axes(metrics), "second_order", "unroll_steps"]
+    setting = setting_columns(metrics)
     steps = sorted(probed["step"].unique())
     shown = sorted({steps[round(i * (len(steps) - 1) / max(1, PROBE_COLUMNS - 1))] for i in range(PROBE_COLUMNS)})
     rows = []

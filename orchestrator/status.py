@@ -57,8 +57,9 @@ def _driver(path: str) -> str:
 
 
 def _seconds_per_iteration(metrics) -> dict[str, float]:
-    """Each trial's training seconds per iteration over its last two rows (``time_s`` counts its own time across
-    resumes, so a pause between sessions does not inflate it); trials with one row are left out."""
+    """Each trial's own seconds (training and evaluation) per iteration over its last two rows (``time_s`` counts
+    its own time across resumes, so a pause between sessions does not inflate it); trials with one row are left
+    out."""
     rates = {}
     for trial_id, run in metrics.sort_values("step").groupby("trial_id"):
         if len(run) >= 2:
