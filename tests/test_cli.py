@@ -1,5 +1,6 @@
 """Bad input on the command line: one clear line, a non-zero exit, no Ray started, no results touched."""
 
+import shlex
 import subprocess
 import sys
 
@@ -27,51 +28,48 @@ def run(argv, capsys):
 
 
 @pytest.mark.parametrize(
-    "argv, expected",
+    "command, expected",
     [
-        (["sweep", "gan9000"], "unknown experiment 'gan9000'"),
-        (["sweep", "mog", "--unroll-steps", "0", "-3"], "--unroll-steps values must be a non-negative integer, got -3"),
-        (["sweep", "mog", "--unroll-steps", "1000000000"], "unroll_steps must be at most 100, got 1,000,000,000"),
-        (["sweep", "mog", "--set", "d_lr=inf"], "d_lr must be a finite number, got inf"),
-        (["sweep", "mog", "--set", "g_lr=nan"], "g_lr must be a finite number, got nan"),
-        (["sweep", "mog", "--gpus-per-trial", "-1"], "--gpus-per-trial must be a finite number >= 0"),
-        (["sweep", "mog", "--unroll-steps", "2.5"], "'2.5' is not an integer"),
-        (["sweep", "mog", "--seeds"], "--seeds: expected at least one argument"),
-        (["sweep", "mog", "--seeds", "1", "1"], "--seeds has repeated values"),
-        (["sweep", "mog", "--profile", "huge"], "unknown profile 'huge'"),
-        (["sweep", "mog", "--set", "iterations=-5"], "iterations must be a positive integer"),
-        (["sweep", "mog", "--set", "seed=3"], "sweep axes"),
-        (["sweep", "mog", "--address", "127.0.0.1:9"], "no Ray cluster reachable"),
-        (["sweep", "mog", "--address", "nonsense"], "not of the form host:port"),
-        (["sweep", "stacked_mnist", "--axis", "d_size=0.25,0.3"], "d_size must be one of 0.25, 0.5, 1.0, got 0.3"),
-        (["sweep", "stacked_mnist", "--mnist-dir", "/nonexistent/mnist"], "MNIST folder not found: /nonexistent/mnist"),
-        (["sweep", "mog", "--mnist-dir", "/tmp"], "--mnist-dir: mog has no such setting"),
-        (["sweep", "image", "--profile", "paper"], "dataset cifar10 needs --cifar-dir"),
-        (["sweep", "image", "--dataset", "cifar10", "--cifar-dir", "/nonexistent"], "CIFAR-10 folder not found"),
-        (["sweep", "image", "--dataset", "svhn"], "dataset must be one of cifar10, mnist"),
-        (["sweep", "mog", "--variant", "second_order=true", "--variant", "generator_steps=5"], "the same fields"),
-        (["sweep", "mog", "--variant", "seed=1", "--variant", "seed=2"], "variant field(s) seed"),
-        (["sweep", "mog", "--variant", "colour=red"], "mog has no config field 'colour'"),
-        (["sweep", "mog", "--variant", "second_order=true", "--variant", "second_order=yes"], "repeated entries"),
+        ("sweep gan9000", "unknown experiment 'gan9000'"),
+        ("sweep mog --unroll-steps 0 -3", "--unroll-steps values must be a non-negative integer, got -3"),
+        ("sweep mog --unroll-steps 1000000000", "unroll_steps must be at most 100, got 1,000,000,000"),
+        ("sweep mog --set d_lr=inf", "d_lr must be a finite number, got inf"),
+        ("sweep mog --set g_lr=nan", "g_lr must be a finite number, got nan"),
+        ("sweep mog --gpus-per-trial -1", "--gpus-per-trial must be a finite number >= 0"),
+        ("sweep mog --unroll-steps 2.5", "'2.5' is not an integer"),
+        ("sweep mog --seeds", "--seeds: expected at least one argument"),
+        ("sweep mog --seeds 1 1", "--seeds has repeated values"),
+        ("sweep mog --profile huge", "unknown profile 'huge'"),
+        ("sweep mog --set iterations=-5", "iterations must be a positive integer"),
+        ("sweep mog --set seed=3", "sweep axes"),
+        ("sweep mog --address 127.0.0.1:9", "no Ray cluster reachable"),
+        ("sweep mog --address nonsense", "not of the form host:port"),
+        ("sweep stacked_mnist --axis d_size=0.25,0.3", "d_size must be one of 0.25, 0.5, 1.0, got 0.3"),
+        ("sweep stacked_mnist --mnist-dir /nonexistent/mnist", "MNIST folder not found: /nonexistent/mnist"),
+        ("sweep mog --mnist-dir /tmp", "--mnist-dir: mog has no such setting"),
+        ("sweep image --profile paper", "dataset cifar10 needs --cifar-dir"),
+        ("sweep image --dataset cifar10 --cifar-dir /nonexistent", "CIFAR-10 folder not found"),
+        ("sweep image --dataset svhn", "dataset must be one of cifar10, mnist"),
+        ("sweep mog --variant second_order=true --variant generator_steps=5", "the same fields"),
+        ("sweep mog --variant seed=1 --variant seed=2", "variant field(s) seed"),
+        ("sweep mog --variant colour=red", "mog has no config field 'colour'"),
+        ("sweep mog --variant second_order=true --variant second_order=yes", "repeated entries"),
         # A variant that is not a valid config in the grid fails before anything starts.
-        (["sweep", "mog", "--variant", "second_order=true,average_over_unroll=true"], "set second_order=false"),
-        (["sweep", "mog", "--unroll-steps", "5", "--variant", "d_ensemble_size=3"], "use unroll_steps 0"),
-        (["sweep", "mog", "--seeds-per-trial", "0"], "--seeds-per-trial must be a positive integer, got 0"),
-        (["sweep", "mog", "--max-concurrent", "0"], "--max-concurrent must be a positive integer, got 0"),
+        ("sweep mog --variant second_order=true,average_over_unroll=true", "set second_order=false"),
+        ("sweep mog --unroll-steps 5 --variant d_ensemble_size=3", "use unroll_steps 0"),
+        ("sweep mog --seeds-per-trial 0", "--seeds-per-trial must be a positive integer, got 0"),
+        ("sweep mog --max-concurrent 0", "--max-concurrent must be a positive integer, got 0"),
         # Once accepted, and trained (seed -1) or silently replaced (the default name) or ignored (CIFAR-10 dir).
-        (["sweep", "mog", "--seeds", "0", "-1"], "--seeds values must be a non-negative integer, got -1"),
-        (["sweep", "mog", "--name", ""], "sweep name '' is not allowed"),
-        (
-            ["sweep", "image", "--profile", "smoke", "--cifar-dir", "/tmp"],
-            "cifar_dir is only read with dataset cifar10",
-        ),
+        ("sweep mog --seeds 0 -1", "--seeds values must be a non-negative integer, got -1"),
+        ("sweep mog --name ''", "sweep name '' is not allowed"),
+        ("sweep image --profile smoke --cifar-dir /tmp", "cifar_dir is only read with dataset cifar10"),
     ],
 )
-def test_bad_sweep_arguments(argv, expected, capsys, existing_results, monkeypatch):
+def test_bad_sweep_arguments(command, expected, capsys, existing_results, monkeypatch):
     monkeypatch.chdir(existing_results)
     import ray
 
-    code, err = run(argv + ["--storage", str(existing_results)], capsys)
+    code, err = run(shlex.split(command) + ["--storage", str(existing_results)], capsys)
     assert code == 2
     assert expected in err and len(err.splitlines()) == 1, err
     assert not ray.is_initialized()

@@ -8,46 +8,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def _inside(parent: str, name: str, doc: str) -> property:
+    """The path ``name`` inside the one the attribute ``parent`` holds, as a read-only property."""
+    return property(lambda layout: f"{getattr(layout, parent)}/{name}", doc=doc)
+
+
 @dataclass(frozen=True)
 class SweepLayout:
     """The files of the sweep at ``root`` (a local path or a URI such as s3://bucket/prefix/name)."""
 
     root: str
 
+    spec_file = _inside("root", "sweep.json", "The sweep's grid on record (the orchestrator's ``sweep.json``).")
+    lock_file = _inside("root", "driver.lock", "The one-driver lease (``orchestrator.lock``).")
+    parquet = _inside("root", "parquet", "The results datasets, metrics/ and samples/ (``trainables.results``).")
+    metrics = _inside("parquet", "metrics", "The metric rows, a file per trial and report step.")
+    trial_state = _inside("root", "trial_state", "Each trial's resumable state, <trial_id>.pt.")
+    corrupt_state = _inside("trial_state", "corrupt", "Where an unreadable trial state is set aside (never deleted).")
+    artifacts = _inside("root", "artifacts", "The sweep's published data and metric models (``trainables.artifacts``).")
+
     @property
     def name(self) -> str:
         return self.root.rstrip("/").rsplit("/", 1)[-1]
-
-    @property
-    def spec_file(self) -> str:
-        """The sweep's grid on record (the orchestrator's ``sweep.json``)."""
-        return f"{self.root}/sweep.json"
-
-    @property
-    def lock_file(self) -> str:
-        """The one-driver lease (``orchestrator.lock``)."""
-        return f"{self.root}/driver.lock"
-
-    @property
-    def parquet(self) -> str:
-        """The results datasets, ``metrics/`` and ``samples/`` (``trainables.results``)."""
-        return f"{self.root}/parquet"
-
-    @property
-    def metrics(self) -> str:
-        return f"{self.parquet}/metrics"
-
-    @property
-    def trial_state(self) -> str:
-        """Each trial's resumable state, ``<trial_id>.pt`` (``trainables.trial_state``)."""
-        return f"{self.root}/trial_state"
-
-    @property
-    def corrupt_state(self) -> str:
-        """Where an unreadable trial state is set aside (kept, never deleted)."""
-        return f"{self.trial_state}/corrupt"
-
-    @property
-    def artifacts(self) -> str:
-        """The sweep's published data and metric models (``trainables.artifacts``)."""
-        return f"{self.root}/artifacts"

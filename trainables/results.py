@@ -80,44 +80,36 @@ from .layout import SweepLayout
 from .lineage import Lineage
 from .storage import filesystem_and_path, write_table_atomically
 
-IDENTITY_COLUMNS: list[pa.Field] = [
-    pa.field("sweep", pa.string()),
-    pa.field("trial_id", pa.string()),
-    pa.field("profile", pa.string()),
-    pa.field("seed", pa.int64()),
-    pa.field("unroll_steps", pa.int64()),
-    pa.field("second_order", pa.bool_()),
-]
-ROW_COLUMNS: list[pa.Field] = [
-    pa.field("step", pa.int64()),
-    pa.field("status", pa.string()),
-    pa.field("time_s", pa.float64()),
-    pa.field("node_id", pa.string()),
-    pa.field("tune_trial_id", pa.string()),
-    pa.field("hostname", pa.string()),
-    pa.field("axis_columns", pa.string()),
-    pa.field("config_json", pa.string()),
-    pa.field("artifacts_json", pa.string()),
-]
-SAMPLE_COLUMNS: list[pa.Field] = [
-    pa.field("step", pa.int64()),
-    pa.field("kind", pa.string()),
-    pa.field("sample_index", pa.int32()),
-    pa.field("shape", pa.list_(pa.int32())),
-    pa.field("values", pa.list_(pa.float32())),
-]
-LINEAGE_COLUMNS: list[pa.Field] = [
-    pa.field("generation", pa.int64()),
-    pa.field("parent", pa.string()),
-    pa.field("parent_step", pa.int64()),
-]
 _ARROW_TYPES = {int: pa.int64(), float: pa.float64(), bool: pa.bool_(), str: pa.string()}
+
+
+def _fields(**types) -> list[pa.Field]:
+    """Columns by name, each typed by its Python type (int is int64, float float64) or by an Arrow type."""
+    return [pa.field(name, _ARROW_TYPES.get(kind, kind)) for name, kind in types.items()]
+
+
+IDENTITY_COLUMNS = _fields(sweep=str, trial_id=str, profile=str, seed=int, unroll_steps=int, second_order=bool)
+ROW_COLUMNS = _fields(
+    step=int,
+    status=str,
+    time_s=float,
+    node_id=str,
+    tune_trial_id=str,
+    hostname=str,
+    axis_columns=str,
+    config_json=str,
+    artifacts_json=str,
+)
+SAMPLE_COLUMNS = _fields(
+    step=int, kind=str, sample_index=pa.int32(), shape=pa.list_(pa.int32()), values=pa.list_(pa.float32())
+)
+LINEAGE_COLUMNS = _fields(generation=int, parent=str, parent_step=int)
 
 
 def axis_fields(axes: dict[str, type]) -> list[pa.Field]:
     # An axis that is an identity column already (second_order) keeps that one column.
     identity = {f.name for f in IDENTITY_COLUMNS}
-    return [pa.field(name, _ARROW_TYPES[kind]) for name, kind in axes.items() if name not in identity]
+    return _fields(**{name: kind for name, kind in axes.items() if name not in identity})
 
 
 def _identity_fields(axes: dict[str, type], lineage: bool) -> list[pa.Field]:
