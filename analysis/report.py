@@ -209,7 +209,8 @@ def probe_section(metrics) -> str:
 
 
 def cost_line(metrics) -> str:
-    """What the trials cost: their own recorded time (training and evaluation, summed over resumes)."""
+    """What the trials cost: their own recorded training time (``time_s``: evaluation excluded, summed over
+    resumes)."""
     last = final_rows(metrics, include_ended_early=True)
     if last.empty:
         return ""
@@ -218,9 +219,9 @@ def cost_line(metrics) -> str:
     running = int((last["status"] == "running").sum())
     so_far = f"; {running} still training, their time so far" if running else ""
     return (
-        f"**Cost**: {len(last)} trials recorded {last['time_s'].sum() / 3600:.1f} h of their own time (training and "
-        f"evaluation, over every resume; the sweep's wall time is less with trials side by side{so_far}); mean per "
-        f"trial {means}.\n\n"
+        f"**Cost**: {len(last)} trials recorded {last['time_s'].sum() / 3600:.1f} h of their own training time "
+        f"(evaluation excluded, over every resume; trials side by side share the sweep's wall time{so_far}); "
+        f"mean per trial {means}.\n\n"
     )
 
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 import pyarrow.fs as pafs
 
 from trainables.layout import SweepLayout
-from trainables.results import ResultsError, final_rows, load_metrics
+from trainables.results import ResultsError, final_rows, load_metrics, row_file
 from trainables.storage import filesystem_and_path, read_file
 
 from .lock import holder, is_stale
@@ -34,8 +34,11 @@ class SweepStatus:
     driver: str
     """'running on HOST (pid N) since ...', 'none', or 'stale lock (...)'."""
     trials: list[dict] = field(default_factory=list)
-    """Per trial with rows: trial_id, status, step, iterations, seconds_per_iteration (over its last report
-    interval, evaluation included; None with one row) and, while running, seconds_left at that rate."""
+    """Per trial with rows: trial_id, status, step, iterations; seconds_per_iteration, its own training time per
+    iteration over its last report interval (``time_s``: evaluation excluded; None with one row). While running
+    also: wall_seconds_per_iteration over the same interval, from when its two rows were written (evaluation and
+    machine sharing included), seconds_left at the wall rate (the training rate where there is none),
+    seconds_since_report, and a note: '' while it reports on time, else why it may not be running."""
 
 
 def _grid_size(grid: dict) -> int:
@@ -57,9 +60,8 @@ def _driver(path: str) -> str:
 
 
 def _seconds_per_iteration(metrics) -> dict[str, float]:
-    """Each trial's own seconds (training and evaluation) per iteration over its last two rows (``time_s`` counts
-    its own time across resumes, so a pause between sessions does not inflate it); trials with one row are left
-    out."""
+    """Each trial's own training seconds per iteration over its last two rows (``time_s`` counts its own time
+    across resumes, so a pause between sessions does not inflate it); trials with one row are left out."""
     rates = {}
     for trial_id, run in metrics.sort_values("step").groupby("trial_id"):
         if len(run) >= 2:
@@ -67,6 +69,44 @@ def _seconds_per_iteration(metrics) -> dict[str, float]:
             if step1 > step0:
                 rates[trial_id] = (time1 - time0) / (step1 - step0)
     return rates
+
+
+def _written_at(parquet: str, experiment: str, trial_id: str, steps: list[int]) -> list[float | None]:
+    """When each of a trial's rows was written (its file's modification time, seconds since the epoch)."""
+    fs, root = filesystem_and_path(parquet)
+    infos = fs.get_file_info([row_file(root, "metrics", experiment, trial_id, step) for step in steps])
+    return [info.mtime.timestamp() if info.mtime is not None else None for info in infos]
+
+
+def _running_trial(parquet: str, run, iterations: int, training_rate: float | None, driver_gone: bool) -> dict:
+    """The wall-clock side of a trial whose last row says running: its rate, time left, and whether it reports."""
+    last = run.iloc[-1]
+    steps = [int(s) for s in run["step"].iloc[-2:]]
+    times = _written_at(parquet, str(last["experiment"]), str(last["trial_id"]), steps)
+    wall_rate = None
+    if len(steps) == 2 and None not in times and steps[1] > steps[0]:
+        wall_rate = (times[1] - times[0]) / (steps[1] - steps[0])
+    rate = wall_rate or training_rate
+    since = time.time() - times[-1] if times[-1] is not None else None
+    note = ""
+    if driver_gone:
+        note = "not running: the sweep's driver is gone; re-run its command to train on from this row"
+    elif wall_rate and since is not None and since > 2 * wall_rate * (steps[1] - steps[0]) + 300:
+        # Ray can lose a trial's worker (a node gone, a process held too long) while the driver goes on; the
+        # trial's rows then simply stop. Twice its usual interval, plus slack for a slow evaluation, says so.
+        note = (
+            f"overdue: no report for {_duration(since)} (one every ~{_duration(wall_rate * (steps[1] - steps[0]))}); "
+            "its worker may be lost: the next run of the sweep's command trains it on from this row"
+        )
+    left = rate * (iterations - int(last["step"])) if rate is not None else None
+    if left is not None and wall_rate and since is not None:
+        left = max(0.0, left - since)  # from now, not from its last row
+    return {
+        "wall_seconds_per_iteration": wall_rate,
+        "seconds_left": left,
+        "seconds_since_report": since,
+        "note": note,
+    }
 
 
 def _duration(seconds: float) -> str:
@@ -93,20 +133,26 @@ def sweep_status(path: str) -> SweepStatus:
     except ResultsError:
         metrics = None
     trials, counts = [], {"finished": 0, "running": 0, "stopped": 0, "diverged": 0}
+    driver = _driver(path)
     if metrics is not None:
         rates = _seconds_per_iteration(metrics)
+        runs = dict(iter(metrics.sort_values("step").groupby("trial_id")))
         for row in final_rows(metrics, include_ended_early=True).itertuples():
             iterations = json.loads(row.config_json).get("iterations")
             rate = rates.get(row.trial_id)
-            left = rate * (iterations - row.step) if rate is not None and row.status == "running" else None
-            trials.append({"trial_id": row.trial_id, "status": row.status, "step": int(row.step),
-                           "iterations": iterations, "seconds_per_iteration": rate, "seconds_left": left})  # fmt: skip
+            trial = {"trial_id": row.trial_id, "status": row.status, "step": int(row.step),
+                     "iterations": iterations, "seconds_per_iteration": rate, "seconds_left": None}  # fmt: skip
+            if row.status == "running":
+                # A Tune script of one's own holds no lock, so only a lock left behind says no driver runs.
+                gone = driver.startswith("stale lock")
+                trial.update(_running_trial(layout.parquet, runs[row.trial_id], iterations, rate, gone))
+            trials.append(trial)
             counts[row.status] = counts.get(row.status, 0) + 1
     grid_trials = _grid_size(grid) if grid else 0
     counts["not started"] = max(0, grid_trials - len(trials))
     experiment = grid.get("experiment") or (str(metrics["experiment"].iloc[0]) if metrics is not None else "?")
     profile = grid.get("profile") or (str(metrics["profile"].iloc[0]) if metrics is not None else "?")
-    return SweepStatus(name, path, experiment, profile, grid_trials, counts, _driver(path), trials)
+    return SweepStatus(name, path, experiment, profile, grid_trials, counts, driver, trials)
 
 
 def sweeps_in(storage: str) -> list[str]:
@@ -132,7 +178,11 @@ def status_text(status: SweepStatus) -> str:
         for t in status.trials:
             line = f"  {t['trial_id']:<{width}}  {t['status']:<9} {t['step']:,}/{t['iterations']:,}"
             if t["seconds_left"] is not None:
-                line += f"  {t['seconds_per_iteration']:.3g} s/iteration, ~{_duration(t['seconds_left'])} left"
+                wall = t.get("wall_seconds_per_iteration")
+                rate = f"{wall:.3g} s/iteration" if wall else f"{t['seconds_per_iteration']:.3g} s/iteration training"
+                line += f"  {rate}, ~{_duration(t['seconds_left'])} left"
+            if t.get("note"):
+                line += f"  [{t['note']}]"
             lines.append(line)
     return "\n".join(lines)
 

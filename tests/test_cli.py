@@ -179,14 +179,16 @@ def test_status_of_a_folder_without_sweeps_and_of_a_missing_one(capsys, tmp_path
     assert code == 2 and err == f"python -m orchestrator: error: no folder at {tmp_path / 'nope'}"
 
 
-def test_status_gives_a_running_trial_its_rate_over_the_last_report_and_the_time_left(capsys, tmp_path):
-    """Rows at steps 0, 100, 200 after 0, 10, 40 s of the trial's own time (iterations 1,000): the last interval's
-    0.3 s an iteration, so 800 x 0.3 = 240 s left; a finished trial has a rate and nothing left."""
-    import json
+def _status_sweep(tmp_path, written_ago: tuple[float, float, float]):
+    """A sweep folder with two trials' rows at steps 0, 100, 200 after 0, 10, 40 s (seed 0, still running) and
+    0, 10, 20 s (seed 1, finished) of their own time, of 1,000 iterations; seed 0's rows written the given
+    seconds ago."""
+    import os
+    import time
 
     from trainables import experiments
     from trainables.grid_point import GridPoint
-    from trainables.results import ResultsWriter, TrialIdentity
+    from trainables.results import ResultsWriter, TrialIdentity, row_file
 
     root = tmp_path / "sw" / "parquet"
     for seed, times in ((0, (0.0, 10.0, 40.0)), (1, (0.0, 10.0, 20.0))):
@@ -195,15 +197,63 @@ def test_status_gives_a_running_trial_its_rate_over_the_last_report_and_the_time
         w = ResultsWriter(str(root), identity, ["modes"], config.to_json())
         for step, time_s in zip((0, 100, 200), times):
             w.write(step, time_s, {"modes": 1.0}, {}, "finished" if seed == 1 and step == 200 else "running")
-    assert orchestrator_main(["status", str(tmp_path / "sw"), "--json"]) == 0
-    trials = {t["trial_id"]: t for t in json.loads(capsys.readouterr().out)["trials"]}
+    now = time.time()
+    for step, ago in zip((0, 100, 200), written_ago):
+        os.utime(row_file(str(root), "metrics", "mog", "seed=0,unroll_steps=0", step), (now - ago, now - ago))
+    return tmp_path / "sw"
+
+
+def _status(sweep, capsys, *flags):
+    import json
+
+    assert orchestrator_main(["status", str(sweep), *flags]) == 0
+    out = capsys.readouterr().out
+    return {t["trial_id"]: t for t in json.loads(out)["trials"]} if flags else out.splitlines()
+
+
+def test_status_gives_a_running_trial_its_rates_over_the_last_report_and_the_time_left(capsys, tmp_path):
+    """Seed 0's last interval: 30 s of training for 100 iterations (0.3 s each), its rows written 300 s apart
+    (3 s each on the wall: evaluation and sharing the machine count there), the last 400 s ago: 800 x 3 - 400 =
+    2,000 s left. A finished trial has a rate and nothing left. A live driver holds the sweep."""
+    from orchestrator.lock import SweepLock
+
+    sweep = _status_sweep(tmp_path, (1000, 700, 400))
+    with SweepLock(str(sweep), "sw"):
+        trials = _status(sweep, capsys, "--json")
+        lines = _status(sweep, capsys)
     running, finished = trials["seed=0,unroll_steps=0"], trials["seed=1,unroll_steps=0"]
-    assert running["seconds_per_iteration"] == pytest.approx(0.3) and running["seconds_left"] == pytest.approx(240)
+    assert running["seconds_per_iteration"] == pytest.approx(0.3)
+    assert running["wall_seconds_per_iteration"] == pytest.approx(3.0, abs=0.01)
+    assert running["seconds_left"] == pytest.approx(2000, abs=5) and running["note"] == ""
+    assert running["seconds_since_report"] == pytest.approx(400, abs=5)
     assert finished["seconds_per_iteration"] == pytest.approx(0.1) and finished["seconds_left"] is None
-    assert orchestrator_main(["status", str(tmp_path / "sw")]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[2].endswith("running   200/1,000  0.3 s/iteration, ~4 min left")
+    assert lines[2].endswith("running   200/1,000  3 s/iteration, ~33 min left")
     assert lines[3].endswith("finished  200/1,000")
+
+
+def test_status_says_when_a_running_trial_is_not_reporting(capsys, tmp_path):
+    """Rows 300 s apart, the last 1,000 s ago: past twice the interval plus 300 s of slack, under a live driver
+    (or none: a Tune script of one's own takes no lock) it is overdue, a lost worker; when the sweep's driver
+    left its lock and is gone, it is not running, whatever its last row says."""
+    import json
+    import socket
+
+    from orchestrator.lock import SweepLock
+    from trainables.layout import SweepLayout
+
+    sweep = _status_sweep(tmp_path, (1600, 1300, 1000))
+    with SweepLock(str(sweep), "sw"):
+        overdue = _status(sweep, capsys, "--json")["seed=0,unroll_steps=0"]
+    assert overdue["note"].startswith("overdue: no report for 17 min (one every ~5 min)")
+    assert overdue["seconds_left"] == pytest.approx(1400, abs=5)
+    assert _status(sweep, capsys, "--json")["seed=0,unroll_steps=0"]["note"].startswith("overdue")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    record = {"host": socket.gethostname(), "pid": int(gone.stdout), "started_at": 0, "heartbeat_at": 0}
+    with open(SweepLayout(str(sweep)).lock_file, "w") as lock:
+        json.dump(record, lock)
+    stopped = _status(sweep, capsys, "--json")["seed=0,unroll_steps=0"]
+    assert stopped["note"].startswith("not running: the sweep's driver is gone")
+    assert "[not running: the sweep's driver is gone" in _status(sweep, capsys)[2]
 
 
 def test_a_sweep_prints_its_own_lines_and_keeps_tune_and_ray_behind_verbose(tmp_path):

@@ -263,5 +263,5 @@ def test_the_report_tables_the_gradient_probes_cosine_along_training_and_what_th
     assert "| second_order | unroll_steps | seeds | 0 | 10 | 20 |" in text
     assert "| True | 5 | 2 | 0.30 (0.10 to 0.50) | -0.70 (-0.90 to -0.50) | -0.90 (-1.00 to -0.80) |" in text
     assert "| True | 0 |" not in text.split("gradient probe")[1].split("**Cost**")[0]
-    assert "**Cost**: 3 trials recorded 1.8 h of their own time" in text
+    assert "**Cost**: 3 trials recorded 1.8 h of their own training time" in text
     assert "mean per trial K=0 0.25 h, K=5 0.75 h." in text

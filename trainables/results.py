@@ -162,6 +162,12 @@ class TrialIdentity:
         }
 
 
+def row_file(root: str, table: str, experiment: str, trial_id: str, step: int) -> str:
+    """The file holding one report of one trial: ``root`` is the sweep's parquet folder, ``table`` metrics or
+    samples."""
+    return f"{root}/{table}/experiment={experiment}/{trial_id}-{step:09d}.parquet"
+
+
 class ResultsWriter:
     """Writes one trial's reports under ``root`` (a sweep's ``parquet`` folder, local path or URI)."""
 
@@ -178,7 +184,7 @@ class ResultsWriter:
         self.axis_columns = json.dumps([f.name for f in axis_fields(axis_types)])
 
     def _path(self, table: str, step: int) -> str:
-        return f"{self.root}/{table}/experiment={self.identity.experiment}/{self.identity.trial_id}-{step:09d}.parquet"
+        return row_file(self.root, table, self.identity.experiment, self.identity.trial_id, step)
 
     def write(
         self, step: int, time_s: float, metrics: dict[str, float], samples: dict[str, np.ndarray],
