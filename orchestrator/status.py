@@ -96,7 +96,7 @@ def _running_trial(parquet: str, run, iterations: int, training_rate: float | No
         # trial's rows then simply stop. Twice its usual interval, plus slack for a slow evaluation, says so.
         note = (
             f"overdue: no report for {_duration(since)} (one every ~{_duration(wall_rate * (steps[1] - steps[0]))}); "
-            "its worker may be lost: the next run of the sweep's command trains it on from this row"
+            "its worker may be lost or its driver stopped; the next run of the sweep's command trains it on from here"
         )
     left = rate * (iterations - int(last["step"])) if rate is not None else None
     if left is not None and wall_rate and since is not None:
