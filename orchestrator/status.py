@@ -59,11 +59,11 @@ def _driver(path: str) -> str:
     return f"running on {record.get('host')} (pid {record.get('pid')}) since {since}"
 
 
-def _seconds_per_iteration(metrics) -> dict[str, float]:
+def _seconds_per_iteration(runs: dict) -> dict[str, float]:
     """Each trial's own training seconds per iteration over its last two rows (``time_s`` counts its own time
     across resumes, so a pause between sessions does not inflate it); trials with one row are left out."""
     rates = {}
-    for trial_id, run in metrics.sort_values("step").groupby("trial_id"):
+    for trial_id, run in runs.items():
         if len(run) >= 2:
             (step0, time0), (step1, time1) = run[["step", "time_s"]].iloc[-2:].itertuples(index=False)
             if step1 > step0:
@@ -135,8 +135,8 @@ def sweep_status(path: str) -> SweepStatus:
     trials, counts = [], {"finished": 0, "running": 0, "stopped": 0, "diverged": 0}
     driver = _driver(path)
     if metrics is not None:
-        rates = _seconds_per_iteration(metrics)
-        runs = dict(iter(metrics.sort_values("step").groupby("trial_id")))
+        runs = dict(iter(metrics.sort_values("step").groupby("trial_id")))  # each trial's rows, in step order
+        rates = _seconds_per_iteration(runs)
         for row in final_rows(metrics, include_ended_early=True).itertuples():
             iterations = json.loads(row.config_json).get("iterations")
             rate = rates.get(row.trial_id)
