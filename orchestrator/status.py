@@ -47,8 +47,7 @@ def _grid_size(grid: dict) -> int:
     return math.prod(sizes) * max(1, len(grid.get("variants", ())))
 
 
-def _driver(path: str) -> str:
-    record = holder(path)
+def _driver(record: dict | None) -> str:
     if record is None:
         return "none"
     if not record:
@@ -78,8 +77,11 @@ def _written_at(parquet: str, experiment: str, trial_id: str, steps: list[int]) 
     return [info.mtime.timestamp() if info.mtime is not None else None for info in infos]
 
 
-def _running_trial(parquet: str, run, iterations: int, training_rate: float | None, driver_gone: bool) -> dict:
-    """The wall-clock side of a trial whose last row says running: its rate, time left, and whether it reports."""
+def _running_trial(
+    parquet: str, run, iterations: int, training_rate: float | None, driver_gone: bool, driver_since: float | None
+) -> dict:
+    """The wall-clock side of a trial whose last row says running: its rate, time left, and whether it reports.
+    A driver started after the trial's last row (a resumed sweep) restarts the wait for its next report."""
     last = run.iloc[-1]
     steps = [int(s) for s in run["step"].iloc[-2:]]
     times = _written_at(parquet, str(last["experiment"]), str(last["trial_id"]), steps)
@@ -87,7 +89,8 @@ def _running_trial(parquet: str, run, iterations: int, training_rate: float | No
     if len(steps) == 2 and None not in times and steps[1] > steps[0]:
         wall_rate = (times[1] - times[0]) / (steps[1] - steps[0])
     rate = wall_rate or training_rate
-    since = time.time() - times[-1] if times[-1] is not None else None
+    waiting_from = max((t for t in (times[-1], driver_since) if t is not None), default=None)
+    since = time.time() - waiting_from if waiting_from is not None else None
     note = ""
     if driver_gone:
         note = "not running: the sweep's driver is gone; re-run its command to train on from this row"
@@ -133,7 +136,10 @@ def sweep_status(path: str) -> SweepStatus:
     except ResultsError:
         metrics = None
     trials, counts = [], {"finished": 0, "running": 0, "stopped": 0, "diverged": 0}
-    driver = _driver(path)
+    record = holder(path)
+    driver = _driver(record)
+    gone = bool(record) and is_stale(record)
+    driver_since = record.get("started_at") if record and not gone else None
     if metrics is not None:
         runs = dict(iter(metrics.sort_values("step").groupby("trial_id")))  # each trial's rows, in step order
         rates = _seconds_per_iteration(runs)
@@ -144,8 +150,8 @@ def sweep_status(path: str) -> SweepStatus:
                      "iterations": iterations, "seconds_per_iteration": rate, "seconds_left": None}  # fmt: skip
             if row.status == "running":
                 # A Tune script of one's own holds no lock, so only a lock left behind says no driver runs.
-                gone = driver.startswith("stale lock")
-                trial.update(_running_trial(layout.parquet, runs[row.trial_id], iterations, rate, gone))
+                side = _running_trial(layout.parquet, runs[row.trial_id], iterations, rate, gone, driver_since)
+                trial.update(side)
             trials.append(trial)
             counts[row.status] = counts.get(row.status, 0) + 1
     grid_trials = _grid_size(grid) if grid else 0

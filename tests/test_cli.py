@@ -1,5 +1,6 @@
 """Bad input on the command line: one clear line, a non-zero exit, no Ray started, no results touched."""
 
+import functools
 import shlex
 import subprocess
 import sys
@@ -203,6 +204,21 @@ def _status_sweep(tmp_path, written_ago: tuple[float, float, float]):
     return tmp_path / "sw"
 
 
+def _lock(sweep, pid: int, started_ago: float) -> None:
+    """The sweep's driver lock as a driver of pid on this host, started `started_ago` seconds ago, renewed now."""
+    import json
+    import socket
+    import time
+
+    from trainables.layout import SweepLayout
+
+    now = time.time()
+    with open(SweepLayout(str(sweep)).lock_file, "w") as file:
+        json.dump(
+            {"host": socket.gethostname(), "pid": pid, "started_at": now - started_ago, "heartbeat_at": now}, file
+        )
+
+
 def _status(sweep, capsys, *flags):
     import json
 
@@ -215,12 +231,12 @@ def test_status_gives_a_running_trial_its_rates_over_the_last_report_and_the_tim
     """Seed 0's last interval: 30 s of training for 100 iterations (0.3 s each), its rows written 300 s apart
     (3 s each on the wall: evaluation and sharing the machine count there), the last 400 s ago: 800 x 3 - 400 =
     2,000 s left. A finished trial has a rate and nothing left. A live driver holds the sweep."""
-    from orchestrator.lock import SweepLock
+    import os
 
     sweep = _status_sweep(tmp_path, (1000, 700, 400))
-    with SweepLock(str(sweep), "sw"):
-        trials = _status(sweep, capsys, "--json")
-        lines = _status(sweep, capsys)
+    _lock(sweep, os.getpid(), 2000)
+    trials = _status(sweep, capsys, "--json")
+    lines = _status(sweep, capsys)
     running, finished = trials["seed=0,unroll_steps=0"], trials["seed=1,unroll_steps=0"]
     assert running["seconds_per_iteration"] == pytest.approx(0.3)
     assert running["wall_seconds_per_iteration"] == pytest.approx(3.0, abs=0.01)
@@ -233,24 +249,28 @@ def test_status_gives_a_running_trial_its_rates_over_the_last_report_and_the_tim
 
 def test_status_says_when_a_running_trial_is_not_reporting(capsys, tmp_path):
     """Rows 300 s apart, the last 1,000 s ago: past twice the interval plus 300 s of slack, under a live driver
-    (or none: a Tune script of one's own takes no lock) it is overdue, a lost worker; when the sweep's driver
-    left its lock and is gone, it is not running, whatever its last row says."""
-    import json
-    import socket
+    (or none: a Tune script of one's own takes no lock) it is overdue, a lost worker; a driver started since
+    (a resumed sweep) restarts the wait; when the sweep's driver left its lock and is gone, it is not running,
+    whatever its last row says."""
+    import os
 
-    from orchestrator.lock import SweepLock
     from trainables.layout import SweepLayout
 
     sweep = _status_sweep(tmp_path, (1600, 1300, 1000))
-    with SweepLock(str(sweep), "sw"):
-        overdue = _status(sweep, capsys, "--json")["seed=0,unroll_steps=0"]
+    lock_file = SweepLayout(str(sweep)).lock_file
+    lock = functools.partial(_lock, sweep)
+    lock(os.getpid(), 2000)  # a live driver, running since before the trial's last row
+    overdue = _status(sweep, capsys, "--json")["seed=0,unroll_steps=0"]
     assert overdue["note"].startswith("overdue: no report for 17 min (one every ~5 min)")
     assert overdue["seconds_left"] == pytest.approx(1400, abs=5)
+    lock(os.getpid(), 60)  # a driver resumed the sweep a minute ago: the trial is training again
+    resumed = _status(sweep, capsys, "--json")["seed=0,unroll_steps=0"]
+    assert resumed["note"] == "" and resumed["seconds_since_report"] == pytest.approx(60, abs=5)
+    assert resumed["seconds_left"] == pytest.approx(2340, abs=5)
+    os.remove(lock_file)
     assert _status(sweep, capsys, "--json")["seed=0,unroll_steps=0"]["note"].startswith("overdue")
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    record = {"host": socket.gethostname(), "pid": int(gone.stdout), "started_at": 0, "heartbeat_at": 0}
-    with open(SweepLayout(str(sweep)).lock_file, "w") as lock:
-        json.dump(record, lock)
+    lock(int(gone.stdout), 2000)
     stopped = _status(sweep, capsys, "--json")["seed=0,unroll_steps=0"]
     assert stopped["note"].startswith("not running: the sweep's driver is gone")
     assert "[not running: the sweep's driver is gone" in _status(sweep, capsys)[2]
