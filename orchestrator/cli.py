@@ -139,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="set an unreadable trial_state/*.pt aside (into trial_state/corrupt/) and train that trial again "
         "from step 0; without it such a file stops the sweep with one line naming it",
     )  # fmt: skip
+    sweep.add_argument(
+        "--cheapest-first", action="store_true",
+        help="start the cheapest trials first (K = 0 before K = 5), so comparable results come early; default: "
+        "most expensive first (the shortest wall). Order only: a re-run with or without it resumes the sweep",
+    )  # fmt: skip
     sweep.add_argument("--no-report", action="store_true", help="skip building the report at the end")
     sweep.add_argument("--quiet", action="store_true", help="no progress lines")
     sweep.add_argument(
@@ -214,6 +219,7 @@ def cmd_sweep(args) -> int:
         gpus_per_trial=args.gpus_per_trial,
         max_concurrent_trials=args.max_concurrent,
         max_failures=args.max_failures,
+        cheapest_first=args.cheapest_first,
     ).resolved()
     if args.dry_run:
         print(dry_run(spec))

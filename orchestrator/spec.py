@@ -47,6 +47,10 @@ class SweepSpec:
     max_concurrent_trials: int | None = None
     max_failures: int = 2
     """Retries per trial, each from its last saved state (worker loss, preemption)."""
+    cheapest_first: bool = False
+    """Start the cheapest trials first (K = 0 before K = 5): the first comparisons come early, and a campaign
+    that spans sessions finishes whole trials first. Off: most expensive first, the shortest wall. Only the
+    order: not part of the grid, so a re-run with or without it resumes the same sweep."""
 
     grid: tuple[GridPoint, ...] = field(default=(), compare=False, repr=False)
     """Every trial's grid point, one seed each, in grid order; filled in by ``resolved``."""

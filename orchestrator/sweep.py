@@ -256,8 +256,7 @@ def _run_tune(
     # Always a new Tune run, never Tuner.restore: each trial's own state file says how far
     # it got (a finished one returns at once), so Tune's record of an earlier run is not
     # needed, and nothing depends on the layout of Tune's private state files.
-    # Most expensive first (GridPoint.cost_order), so no long trial runs alone at the end.
-    param_space = ray_adapter.grid_config(sorted(spec.tune_points(), key=GridPoint.cost_order))
+    param_space = ray_adapter.grid_config(start_order(spec.tune_points(), spec.cheapest_first))
     tuner = _new_tuner(trainable, param_space, spec, storage, experiment, progress, progress_every_s, verbose)
     slots = _slots(spec)
     start = time.monotonic()
@@ -270,6 +269,14 @@ def _run_tune(
     return SweepResult(
         spec, path, SweepLayout(path).parquet, resumed, finished, errors, diverged, wall_s, trial_s, slots
     )  # fmt: skip
+
+
+def start_order(points: list[GridPoint], cheapest_first: bool = False) -> list[GridPoint]:
+    """The order Tune starts the trials in: most expensive first (``GridPoint.cost_order``), so no long trial
+    runs alone at the end; or, on request, cheapest first. Seeds stay ascending within a cost either way."""
+    if cheapest_first:
+        return sorted(points, key=lambda point: [-cost for cost in point.cost_order()[:-1]])
+    return sorted(points, key=GridPoint.cost_order)
 
 
 def _start_ray(address: str | None, trial_env: dict[str, str], verbose: bool = False) -> None:

@@ -19,6 +19,7 @@ def test_rows_cover_the_profile_grid_and_the_projection_sums_them():
     assert projection == {"trials": 2, "iterations_per_trial": 40, "hours": pytest.approx(expected)}
 
 
+@pytest.mark.slow  # three bench runs in subprocesses: ~75 s
 def test_further_axes_become_columns_and_bad_profiles_one_line():
     out = subprocess.run(
         [
@@ -91,7 +92,10 @@ def test_benches_refuse_cuda_without_it_in_one_line(module):
     assert "--device cuda: torch" in done.stderr.splitlines()[-1] and "sees no CUDA device" in done.stderr
 
 
-@pytest.mark.parametrize("experiment", ["mog", "stacked_mnist"])  # stacked_mnist: batch norm's running statistics
+@pytest.mark.parametrize(
+    "experiment",
+    ["mog", pytest.param("stacked_mnist", marks=pytest.mark.slow)],  # batch norm's running statistics: ~1 min
+)
 def test_second_gradient_bench_measures_both_terms_and_leaves_the_run_as_it_was(experiment):
     import torch
 

@@ -119,8 +119,25 @@ def test_help_documents_every_option():
         "--max-failures",
         "--variant",
         "--seeds-per-trial",
+        "--cheapest-first",
     ):
         assert option in out
+
+
+@pytest.mark.parametrize("flag, cheapest_first", [([], False), (["--cheapest-first"], True)])
+def test_cheapest_first_reaches_the_sweep_it_orders(flag, cheapest_first, capsys, monkeypatch, tmp_path):
+    import orchestrator.cli as cli
+
+    class Handed(Exception):
+        pass
+
+    def run_sweep(spec, **_):
+        raise Handed(spec)
+
+    monkeypatch.setattr(cli, "run_sweep", run_sweep)
+    with pytest.raises(Handed) as handed:
+        cli.main(["sweep", "mog", "--profile", "smoke", "--storage", str(tmp_path), "--no-report", *flag])
+    assert handed.value.args[0].cheapest_first is cheapest_first  # start_order reads it (tests/test_progress.py)
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,7 @@ def test_monte_carlo_js_of_exact_gaussians_matches_quadrature(shift):
     assert abs(estimate - js_by_quadrature(0.0, shift)) < 3e-3
 
 
+@pytest.mark.slow  # 20,000 Monte Carlo points on 4,000-point KDEs: ~35 s
 def test_kde_js_tends_to_the_true_value():
     g = torch.Generator().manual_seed(1)
     a = torch.randn(4_000, 1, generator=g)

@@ -28,6 +28,7 @@ def paper_grid(tmp_path_factory):
     return folder / "results", out
 
 
+@pytest.mark.slow  # the script's smoke sweep: ~40 s
 def test_the_paper_grid_script_writes_a_sweep_the_report_reads(paper_grid, tmp_path):
     storage, out = paper_grid
     assert out.count("modes") == 4
@@ -42,12 +43,14 @@ def test_the_paper_grid_script_writes_a_sweep_the_report_reads(paper_grid, tmp_p
     assert (tmp_path / "report" / "figure1_samples.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow  # reads the paper-grid script's sweep
 def test_the_analysis_script_draws_its_figure(paper_grid, tmp_path):
     storage, _ = paper_grid
     out = run_example("analyse_sweep.py", str(storage / "paper-grid"), "--out", str(tmp_path / "hq.png"))
     assert "high_quality_pct" in out and (tmp_path / "hq.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow  # a scheduler sweep in a fresh Ray: ~40 s
 def test_the_asha_script_labels_the_trials_it_stops_and_the_report_reads_them(tmp_path):
     out = run_example("asha_smallest_k.py", "--smoke-test", cwd=tmp_path)  # its default ./results
     tmp_path = tmp_path / "results"
@@ -60,6 +63,7 @@ def test_the_asha_script_labels_the_trials_it_stops_and_the_report_reads_them(tm
     assert ("**Trials stopped early by a Tune scheduler**, left out" in report.text) == (len(stopped) > 0)
 
 
+@pytest.mark.slow  # a searcher sweep in a fresh Ray: ~40 s
 def test_the_optuna_script_searches_learning_rates_and_k(tmp_path):
     out = run_example("optuna_search.py", "--smoke-test", cwd=tmp_path)  # its default ./results
     tmp_path = tmp_path / "results"
@@ -128,6 +132,7 @@ def test_a_trial_stopped_at_its_last_report_is_finished_not_stopped(ray_local, t
     assert load_metrics(str(tmp_path / "ends"))["status"].tolist() == ["running", "running", "finished"]
 
 
+@pytest.mark.slow  # a smoke Tune run in a fresh interpreter: ~1 min
 def test_the_readme_tune_snippet_runs_as_printed_on_the_smoke_profile(tmp_path):
     """The README's "From your own Tune script" block, run in a fresh working directory; only its profile is
     swapped for the smoke one (the printed quick one takes minutes)."""

@@ -28,7 +28,8 @@ def sweep_command(storage: Path) -> list[str]:
     return [*COMMAND, "--storage", str(storage), "--name", "cut"]
 
 
-@pytest.mark.parametrize("signal_name, code", [("SIGINT", 130), pytest.param("SIGTERM", 143, marks=pytest.mark.slow)])
+@pytest.mark.slow  # two real sweeps interrupted and resumed: ~2 min each
+@pytest.mark.parametrize("signal_name, code", [("SIGINT", 130), ("SIGTERM", 143)])
 def test_an_interrupted_sweep_says_so_exits_non_zero_and_resumes(signal_name, code, tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     driver = subprocess.Popen(

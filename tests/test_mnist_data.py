@@ -119,6 +119,7 @@ def test_gan_range_round_trip():
     assert torch.allclose(crop_to_digits(to_gan_range(x)), x.float() / 255, atol=1e-6)
 
 
+@pytest.mark.slow  # trains the 'quick' classifier: ~1 min
 def test_the_classifier_says_it_trains_once_with_progress_and_where_it_is_cached_leaving_the_global_rng(
     tmp_path, capsys, monkeypatch
 ):
@@ -150,6 +151,7 @@ def test_the_classifier_says_it_trains_once_with_progress_and_where_it_is_cached
     assert torch.equal(torch.rand(3), trained_then)
 
 
+@pytest.mark.slow  # trains a classifier twice: ~70 s
 def test_the_classifier_is_the_same_whichever_thread_count_its_first_caller_runs(tmp_path, monkeypatch):
     import trainables.mnist_classifier as classifier
     from trainables.data.mnist import load_mnist

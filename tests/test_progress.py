@@ -27,17 +27,29 @@ def test_progress_lines_name_trials_by_grid_point(capsys):
     assert lines[2].endswith("0/3 done, 1 running, 1 errored | ERROR in seed=0,unroll_steps=10,d_size=0.5")
 
 
-def test_trials_start_longest_first_in_the_order_tune_generates_them():
+def test_trials_start_longest_first_or_on_request_cheapest_first_in_the_order_tune_generates_them():
     from ray.tune.search.variant_generator import generate_variants
 
     from orchestrator import SweepSpec
-    from trainables.grid_point import GridPoint
+    from orchestrator.sweep import start_order
     from trainables.ray_adapter import grid_config, trial_id_of
 
     spec = SweepSpec("stacked_mnist", "smoke", seeds=(0, 1), unroll_steps=(0, 10, 1), axes={"d_size": (0.25, 0.5)})
-    points = sorted(spec.resolved().grid_points(), key=GridPoint.cost_order)
-    assert [(p.unroll_steps, p.axis_values["d_size"]) for p in points[:3]] == [(10, 0.5), (10, 0.5), (10, 0.25)]
+    grid = spec.resolved().grid_points()
+    points = start_order(grid)
+    assert [(p.unroll_steps, p.axis_values["d_size"], p.seed) for p in points[:3]] == [
+        (10, 0.5, 0),
+        (10, 0.5, 1),
+        (10, 0.25, 0),
+    ]
     assert [p.unroll_steps for p in points] == [10] * 4 + [1] * 4 + [0] * 4
     generated = [trial_id_of(config) for _, config in generate_variants(grid_config(points))]
     assert generated == [p.trial_id for p in points]  # Tune keeps the list's order
     assert len(set(generated)) == 12
+    cheapest = start_order(grid, cheapest_first=True)
+    assert [(p.unroll_steps, p.axis_values["d_size"], p.seed) for p in cheapest[:3]] == [
+        (0, 0.25, 0),
+        (0, 0.25, 1),
+        (0, 0.5, 0),
+    ]
+    assert [p.unroll_steps for p in cheapest] == [0] * 4 + [1] * 4 + [10] * 4

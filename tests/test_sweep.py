@@ -281,6 +281,7 @@ def test_image_smoke_sweep_on_mnist_to_table_3(ray_local, tmp_path):
         assert (tmp_path / "report" / name).read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow  # two sweeps, one with a trial made to fail: ~40 s
 def test_an_errored_trial_is_retried_by_the_rerun_and_finished_ones_are_not(ray_local, tmp_path):
     # A fault only the environment causes: a folder where one trial's step-20 file must go.
     partition = tmp_path / "mog-smoke" / "parquet" / "metrics" / "experiment=mog"
