@@ -137,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument(
         "--discard-corrupt-state", action="store_true",
         help="set an unreadable trial_state/*.pt aside (into trial_state/corrupt/) and train that trial again "
-        "from step 0; without it such a file stops the sweep with one line naming it",
+        "from step 0 (one whose last row already says finished stays done); without it such a file stops the "
+        "sweep with one line naming it",
     )  # fmt: skip
     sweep.add_argument(
         "--cheapest-first", action="store_true",

@@ -2,6 +2,7 @@
 marking and divergence, each as the Tune adapter relies on it."""
 
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -61,6 +62,21 @@ def test_a_trial_that_crashed_resumes_from_its_state_into_the_uninterrupted_rows
     assert [r[1:3] for r in rows(tmp_path)] == [(0, "running"), (20, "running")]  # a crash is not a stop
     run_trial(request(tmp_path), "cpu", lambda summary: None)
     assert same(rows(tmp_path), rows(straight))  # each (trial, step) once, the numbers of a run straight through
+
+
+def test_a_finished_trial_whose_state_is_gone_is_done_by_its_rows_unless_another_config_wrote_them(tmp_path):
+    req = request(tmp_path)
+    run_trial(req, "cpu", lambda summary: None)
+    state = TrialStateFile(req.layout, GridPoint.from_tune(POINT).trial_id)
+    written = {p: p.stat().st_mtime_ns for p in (tmp_path / "s" / "parquet").rglob("*.parquet")}
+    Path(state.path).unlink()  # a sweep's rows kept (copied elsewhere, committed), its trial states not
+    calls = []
+    run_trial(req, "cpu", calls.append)
+    assert calls == [] and all(p.stat().st_mtime_ns == mtime for p, mtime in written.items())
+    assert state.load() is None
+    changed = request(tmp_path, g_lr=3e-4)  # the same grid point and trial id, another config: trained afresh
+    run_trial(changed, "cpu", calls.append)
+    assert [c["step"] for c in calls] == [0, 20, 40] and state.load()["config"]["g_lr"] == 3e-4
 
 
 def test_a_stop_raised_in_the_report_marks_the_last_rows_stopped(tmp_path):

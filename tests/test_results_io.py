@@ -95,6 +95,18 @@ def test_rewriting_a_step_replaces_it_and_temporary_files_are_ignored(tmp_path):
     assert metrics[["step", "modes"]].values.tolist() == [[10, 3.0]]
 
 
+def test_a_trial_is_finished_by_its_rows_only_at_a_finished_row_its_own_config_wrote(tmp_path):
+    w = writer(tmp_path)
+    assert not w.finished_at(20)  # no row
+    w.write(20, 1.0, {"modes": 1.0}, {}, status="running")
+    assert not w.finished_at(20)
+    w.write(20, 1.0, {"modes": 1.0}, {}, status="finished")
+    assert w.finished_at(20) and not w.finished_at(10)
+    other = writer(tmp_path)
+    other.config_json = json.dumps({"seed": 0, "iterations": 40})  # the same grid point, a config changed since
+    assert not other.finished_at(20)
+
+
 def test_a_trial_started_over_under_a_new_tune_id_overwrites_its_rows(tmp_path):
     writer(tmp_path, tune_trial_id="old_00000").write(10, 1.0, {"modes": 1.0, "reverse_kl": 0.1}, {})
     writer(tmp_path, tune_trial_id="new_00003").write(10, 1.0, {"modes": 1.0, "reverse_kl": 0.1}, {})

@@ -3,7 +3,9 @@
 For every report of a trial (or of seeds packed into one): write its Parquet rows, save its state,
 then hand a summary to `report` (``tune.report`` under Tune), in that order, so that rows for a step
 exist before the state that lets a retry skip it (``trainables.results``). A trial whose every state
-says it is finished (or diverged) returns at once: that is how a re-run sweep skips what is done.
+says it is finished (or diverged) returns at once: that is how a re-run sweep skips what is done. So
+does one whose state file is gone but whose last row, written by the same config, says finished:
+a sweep's rows alone (copied elsewhere, its trial states not) keep its finished trials done.
 The Ray adapter (``trainables.ray_adapter``) is the Tune glue around ``run_trial``; the tests drive
 it directly.
 """
@@ -134,18 +136,21 @@ def run_trial(
     ]
     state_files = [TrialStateFile(request.layout, identity.trial_id) for identity in identities]
     states = [state_file.load() for state_file in state_files]
-    if all(s is not None and Trial.finished_state(s, c) for s, c in zip(states, configs)):
-        return  # its rows and final models are written; nothing to do
-    if point.packed:
-        trial = PackedTrial(experiment, configs, device, request.assets)
-    else:
-        trial = Trial(experiment, configs[0], device, request.assets)
-    trial.load_states(states)  # packed seeds whose states do not fit together start afresh
     hashes = json.dumps(request.assets.hashes())
     writers = [
         ResultsWriter(request.layout.parquet, identity, list(experiment.metrics), cfg.to_json(), hashes)
         for identity, cfg in zip(identities, configs)
     ]
+    if all(
+        Trial.finished_state(state, cfg) if state is not None else writer.finished_at(cfg.iterations)
+        for state, cfg, writer in zip(states, configs, writers)
+    ):
+        return  # its rows (and, where its state is kept, its final models) are written; nothing to do
+    if point.packed:
+        trial = PackedTrial(experiment, configs, device, request.assets)
+    else:
+        trial = Trial(experiment, configs[0], device, request.assets)
+    trial.load_states(states)  # packed seeds whose states do not fit together start afresh
     marker = marker or StopMarker()
 
     def save_states() -> None:

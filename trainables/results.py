@@ -210,6 +210,16 @@ class ResultsWriter:
         # Metrics last: a metrics row on disk implies its samples are there too.
         write_table_atomically(self.fs, self._path("metrics", step), table)
 
+    def finished_at(self, step: int) -> bool:
+        """Whether this trial's row at `step` is written, says 'finished', and was written by this config: then the
+        trial is done even where its state file is gone (a sweep's rows kept, its trial states not)."""
+        path = self._path("metrics", step)
+        if self.fs.get_file_info(path).type != pafs.FileType.File:
+            return False
+        with self.fs.open_input_file(path) as source:
+            row = pq.read_table(source, columns=["status", "config_json"]).to_pylist()
+        return row == [{"status": "finished", "config_json": self.config_json}]
+
     def mark(self, step: int, status: str) -> bool:
         """Rewrite the status of this trial's row at `step` (e.g. ``exploited``); False if there is no such row."""
         path = self._path("metrics", step)
