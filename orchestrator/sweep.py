@@ -279,12 +279,21 @@ def start_order(points: list[GridPoint], cheapest_first: bool = False) -> list[G
     return sorted(points, key=GridPoint.cost_order)
 
 
+QUIET_UNLESS_VERBOSE = {
+    # "Token authentication is enabled for this Ray cluster": true, and said in the README; not a warning a
+    # sweep's user needs at every start. Authentication itself stays on.
+    "ray._private.authentication.authentication_token_setup": "authentication",
+    # On an interrupt Tune says "Resume experiment with: Tuner.restore(...)", which does not resume a sweep (the
+    # same command does, from the trial states), and lists every trial it found no result file for.
+    "ray.tune.tune": "interrupt",
+    "ray.tune.analysis.experiment_analysis": "interrupt",
+}
+"""Ray's and Tune's loggers whose warnings a sweep holds back unless --verbose, and what they are about."""
+
+
 def _start_ray(address: str | None, trial_env: dict[str, str], verbose: bool = False) -> None:
-    # "Token authentication is enabled for this Ray cluster": true, and said in the README; not a warning
-    # a sweep's user needs at every start. Authentication itself stays on.
-    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
-        logging.INFO if verbose else logging.ERROR
-    )
+    for name in QUIET_UNLESS_VERBOSE:
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.ERROR)
 
     # Refused by a cluster, Ray's C++ client logs a warning a second for about 20 s before
     # giving up, straight to file descriptor 2; hold that back to name the cause in one line.
