@@ -186,3 +186,13 @@ def test_the_gpu_check_saves_its_json_after_every_section(monkeypatch):
         "cuda_graphs", "float64_agreement", "mog_iteration", "packed_seeds", "resume", "stacked_packed_seeds"
     ]  # fmt: skip
     assert len(saved) == 6
+
+
+def test_the_labelling_bench_times_both_paths_and_counts_agreeing_labels():
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.labelling", "--variant", "quick", "--digits", "600", "--repeats", "1", "--json"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    rows = json.loads(out)  # alone on stdout: the classifier's training lines go to stderr
+    assert [r["path"] for r in rows] == ["as trained", "labeller"] and rows[0]["speedup"] == 1.0
+    assert all(r["same_labels"] == r["digits"] == 600 and r["ms_per_1000_digits"] > 0 for r in rows)

@@ -170,3 +170,27 @@ def test_the_classifier_is_the_same_whichever_thread_count_its_first_caller_runs
             torch.set_num_threads(threads)
         states.append(model.state_dict())
     assert all(torch.equal(states[0][name], states[1][name]) for name in states[0])
+
+
+def test_the_labeller_gives_the_classifiers_own_labels_and_leaves_it_as_it_was():
+    from torch import nn
+
+    from trainables.mnist_classifier import MnistClassifier, as_input, labeller, predict
+
+    torch.manual_seed(0)
+    model = MnistClassifier()
+    for module in model.modules():  # batch norm of its own, so that folding it into the convolutions is no no-op
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5), module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5), module.bias.data.uniform_(-0.2, 0.2)
+    model.train()
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    images = torch.cat(
+        [torch.from_numpy(load_mnist(None).test_images[:1_500]).float() / 255, torch.rand(1_500, 28, 28)]
+    )
+    with torch.no_grad():
+        plain = model.eval()(as_input(images))
+        folded = labeller(model)(as_input(images).contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(folded, plain, rtol=1e-4, atol=1e-4)
+    assert torch.equal(predict(model.train(), images, batch=700), plain.argmax(1))
+    assert all(torch.equal(value, before[name]) for name, value in model.state_dict().items())

@@ -10,6 +10,7 @@ real 10,000-digit test split; later calls load the cache. The last line printed 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 import time
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .data.mnist import Mnist, default_cache_dir, load_mnist
 
@@ -67,12 +69,30 @@ def as_input(images: np.ndarray | Tensor) -> Tensor:
     return x.reshape(-1, 1, 28, 28)
 
 
+def labeller(model: MnistClassifier) -> nn.Module:
+    """A copy of `model` for labelling only: batch norm folded into the convolutions before it and the
+    activations channels-last. Labelling a Stacked MNIST evaluation's 76,800 digits was 60 % of a K = 0
+    trial's wall time; this copy takes about 0.55x as long on one CPU thread (oneDNN's channels-last kernels,
+    three fewer passes over memory) and gives the same labels (tests/test_mnist_data.py)."""
+    model.eval()
+    layers, features = [], list(model.features)
+    for i, layer in enumerate(features):
+        if isinstance(layer, nn.BatchNorm2d):
+            continue  # folded into the convolution before it
+        if isinstance(layer, nn.Conv2d) and isinstance(features[i + 1], nn.BatchNorm2d):
+            layer = fuse_conv_bn_eval(layer, features[i + 1])  # a new convolution: `model` is left as it was
+        layers.append(layer)
+    fast = copy.copy(model)  # the same forward (input normalisation, head), over the folded features
+    fast._modules = {**model._modules, "features": nn.Sequential(*layers)}
+    return fast.to(memory_format=torch.channels_last)
+
+
 @torch.no_grad()
 def predict(model: MnistClassifier, images: Tensor, batch: int = 2_000) -> Tensor:
     """Labels of [N, 28, 28] (or [N, 1, 28, 28]) images with values in [0, 1]."""
-    model.eval()
+    fast, device = labeller(model), next(model.parameters()).device
     out = [
-        model(as_input(images[i : i + batch]).to(next(model.parameters()).device)).argmax(1).cpu()
+        fast(as_input(images[i : i + batch]).to(device).contiguous(memory_format=torch.channels_last)).argmax(1).cpu()
         for i in range(0, len(images), batch)
     ]
     return torch.cat(out)
