@@ -279,16 +279,16 @@ def start_order(points: list[GridPoint], cheapest_first: bool = False) -> list[G
     return sorted(points, key=GridPoint.cost_order)
 
 
-QUIET_UNLESS_VERBOSE = {
+QUIET_UNLESS_VERBOSE = (
     # "Token authentication is enabled for this Ray cluster": true, and said in the README; not a warning a
     # sweep's user needs at every start. Authentication itself stays on.
-    "ray._private.authentication.authentication_token_setup": "authentication",
+    "ray._private.authentication.authentication_token_setup",
     # On an interrupt Tune says "Resume experiment with: Tuner.restore(...)", which does not resume a sweep (the
     # same command does, from the trial states), and lists every trial it found no result file for.
-    "ray.tune.tune": "interrupt",
-    "ray.tune.analysis.experiment_analysis": "interrupt",
-}
-"""Ray's and Tune's loggers whose warnings a sweep holds back unless --verbose, and what they are about."""
+    "ray.tune.tune",
+    "ray.tune.analysis.experiment_analysis",
+)
+"""Ray's and Tune's loggers whose warnings a sweep holds back unless --verbose."""
 
 
 def _start_ray(address: str | None, trial_env: dict[str, str], verbose: bool = False) -> None:
