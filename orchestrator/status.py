@@ -88,6 +88,9 @@ def _running_trial(
     wall_rate = None
     if len(steps) == 2 and None not in times and steps[1] > steps[0]:
         wall_rate = (times[1] - times[0]) / (steps[1] - steps[0])
+        # Rows copied or checked out carry the copy's times; the wall is never faster than the training it held.
+        if wall_rate <= 0 or (training_rate is not None and wall_rate < training_rate):
+            wall_rate = None
     rate = wall_rate or training_rate
     waiting_from = max((t for t in (times[-1], driver_since) if t is not None), default=None)
     since = time.time() - waiting_from if waiting_from is not None else None

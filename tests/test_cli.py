@@ -264,6 +264,15 @@ def test_status_gives_a_running_trial_its_rates_over_the_last_report_and_the_tim
     assert lines[3].endswith("finished  200/1,000")
 
 
+def test_status_of_rows_copied_elsewhere_falls_back_to_the_training_rate(capsys, tmp_path):
+    """Files copied or checked out from git carry the copy's times, seconds apart or equal: no wall rate then,
+    the time left at the training rate (800 x 0.3 s), never a rate of 1e-7 s or a negative one."""
+    for written_ago in ((5, 5, 5), (5, 5, 6), (100, 95, 90)):  # the last: 0.05 s/iteration, under its 0.3 s training
+        running = _status(_status_sweep(tmp_path / str(written_ago), written_ago), capsys, "--json")
+        running = running["seed=0,unroll_steps=0"]
+        assert running["wall_seconds_per_iteration"] is None and running["seconds_left"] == pytest.approx(240)
+
+
 def test_status_says_when_a_running_trial_is_not_reporting(capsys, tmp_path):
     """Rows 300 s apart, the last 1,000 s ago: past twice the interval plus 300 s of slack, under a live driver
     (or none: a Tune script of one's own takes no lock) it is overdue, a lost worker; a driver started since
