@@ -5,8 +5,9 @@
 Stacked MNIST counts modes by labelling every channel of its evaluation samples (25,600 x 3 digits in the
 `paper` profile), which took more of a K = 0 trial's wall time than its training. This labels the real MNIST
 test digits, on one torch thread (a trial's), with the classifier's own forward (batch norm from its running
-statistics) and with ``trainables.mnist_classifier.labeller`` (batch norm folded into the convolutions,
-channels-last), interleaved, and prints the median milliseconds per 1,000 digits and whether the labels agree.
+statistics) and with ``trainables.mnist_classifier.predict``, which labels through ``labeller`` (batch norm
+folded into the convolutions, channels-last), interleaved, and prints the median milliseconds per 1,000 digits
+and whether the labels agree.
 The classifier is the cached one (trained first, once, if the cache has none).
 """
 
@@ -21,23 +22,23 @@ import torch
 
 from bench.devices import describe
 from trainables.data.mnist import load_mnist
-from trainables.mnist_classifier import CLASSIFIERS, as_input, labeller, load_or_train
+from trainables.mnist_classifier import CLASSIFIERS, as_input, load_or_train, predict
 
 
 def measure(digits: int, repeats: int, variant: str, batch: int = 2_000) -> list[dict]:
     torch.set_num_threads(1)
     model, _ = load_or_train(variant=variant)
     images = as_input(load_mnist(None).test_images[:digits])
-    paths = {
-        "as trained": (model.eval(), torch.contiguous_format),
-        "labeller": (labeller(model), torch.channels_last),
-    }
+
+    @torch.no_grad()
+    def as_trained() -> torch.Tensor:
+        return torch.cat([model.eval()(images[i : i + batch]).argmax(1) for i in range(0, len(images), batch)])
+
+    # The labeller as a trial pays for it: through predict, its folded copy built at every call.
+    paths = {"as trained": as_trained, "labeller": lambda: predict(model, images, batch)}
 
     def labels(name: str) -> torch.Tensor:
-        net, layout = paths[name]
-        with torch.no_grad():
-            parts = [net(images[i : i + batch].contiguous(memory_format=layout)) for i in range(0, len(images), batch)]
-        return torch.cat(parts).argmax(1)
+        return paths[name]()
 
     seconds = {name: [] for name in paths}
     reference = labels("as trained")  # and a warm-up

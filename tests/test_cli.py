@@ -125,11 +125,11 @@ def test_help_documents_every_option():
 
 
 @pytest.mark.parametrize("flag, cheapest_first", [([], False), (["--cheapest-first"], True)])
-def test_cheapest_first_reaches_the_sweep_it_orders(flag, cheapest_first, capsys, monkeypatch, tmp_path):
+def test_cheapest_first_reaches_the_sweep_it_orders(flag, cheapest_first, monkeypatch, tmp_path):
     import orchestrator.cli as cli
 
     class Handed(Exception):
-        pass
+        """Raised with the spec the CLI hands to run_sweep, so that no sweep runs."""
 
     def run_sweep(spec, **_):
         raise Handed(spec)
